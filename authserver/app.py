@@ -1,0 +1,79 @@
+"""``create_app(settings)``: the Starlette application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from authlib.oauth2.base import OAuth2Error
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from authserver import errors
+from authserver.context import TEMPLATES_DIR, Context
+from authserver.endpoints import discovery, health, introspect, jwks, revoke, token, userinfo
+from authserver.logging import configure_logging
+from authserver.middleware import RequestContextMiddleware
+from authserver.oauth.server import Server
+from authserver.settings import Settings
+
+
+def create_app(settings: Settings, *, context: Context | None = None) -> Starlette:
+    """Build the app. Keys must exist (``ensure_key``) and the schema be migrated."""
+    configure_logging(settings.log_format, settings.log_level)
+    ctx = context or Context(settings)
+    ctx.keys.check_permissions()
+    ctx.oauth = Server(ctx)  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Authlib runs in worker threads; size the limiter with the DB pool
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        yield
+        ctx.close()
+
+    routes: list[Any] = [
+        *discovery.routes, *jwks.routes, *token.routes, *introspect.routes, *revoke.routes,
+        *userinfo.routes, *health.routes,
+    ]
+    routes += _interaction_routes()
+    routes.append(Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContextMiddleware, settings=settings)],
+        exception_handlers={
+            errors.AppError: errors.handle_app_error,
+            OAuth2Error: errors.handle_oauth_error,
+            HTTPException: errors.handle_http_exception,
+        },
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    app.state.discovery = discovery.render(settings)
+    return app
+
+
+def _interaction_routes() -> list[Any]:
+    try:
+        from authserver.endpoints import authorize, logout
+        from authserver.interaction import routes as interaction
+    except ImportError:  # pragma: no cover - during bring-up only
+        return []
+    return [*authorize.routes, *logout.routes, *interaction.routes]
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (and ``authserver serve`` workers)."""
+    settings = Settings.from_env()
+    ctx = Context(settings)
+    if settings.is_sqlite:
+        from authserver.db import migrate
+
+        migrate(ctx.engine)
+    ctx.keys.ensure_key()
+    return create_app(settings, context=ctx)

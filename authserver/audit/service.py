@@ -1,0 +1,42 @@
+"""Record security events in the audit table and in the log, with the request id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from authserver.audit.models import AuditEvent
+
+log = structlog.get_logger("authserver.audit")
+
+EVENTS = frozenset({
+    "login_succeeded", "login_failed", "account_locked", "account_unlocked", "logout",
+    "mfa_enrolled", "mfa_disabled", "mfa_succeeded", "mfa_failed", "backup_code_used",
+    "token_reuse_detected", "code_replay_detected", "password_grant_failed",
+    "consent_granted", "consent_revoked", "client_created", "client_updated",
+    "client_secret_rotated", "client_deleted", "key_rotated", "deny_list_hit",
+    "deny_list_changed", "user_created", "user_disabled", "password_changed",
+    "password_reset", "session_revoked", "signup_completed", "rate_limited",
+})
+
+
+def record(
+    db: Session,
+    event: str,
+    *,
+    user_id: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = None,
+    **detail: Any,
+) -> None:
+    """Add an audit row (committed with the caller's transaction) and log it.
+
+    ``detail`` must never hold a secret: pass masked identifiers only.
+    """
+    assert event in EVENTS, event
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    db.add(AuditEvent(event=event, user_id=user_id, client_id=client_id, ip=ip,
+                      request_id=request_id, detail=detail))
+    log.info(event, audit=True, user_id=user_id, client_id=client_id, ip=ip, **detail)

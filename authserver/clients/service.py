@@ -1,0 +1,127 @@
+"""Client registration and lookup. Secrets are returned once and stored as keyed hashes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authserver.clients.errors import ClientError
+from authserver.clients.models import Client
+from authserver.db import utcnow
+from authserver.security.crypto import SecretBox
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "password", "client_credentials")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 §3.3 scope-token
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client: Client
+    client_secret: str | None
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """RFC 6749 §3.1.2: absolute, no fragment; https unless loopback or a private-use scheme."""
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or "#" in uri:
+        raise ClientError(f"redirect URI must be absolute and have no fragment: {uri}")
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ClientError(f"redirect URI has no host: {uri}")
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ClientError(f"redirect URI must use https unless it is a loopback address: {uri}")
+    elif parts.scheme in ("javascript", "data", "file", "vbscript"):
+        raise ClientError(f"redirect URI scheme is not allowed: {uri}")
+    return uri
+
+
+def create_client(
+    db: Session,
+    box: SecretBox,
+    *,
+    client_name: str,
+    redirect_uris: list[str],
+    grant_types: list[str],
+    scope: str,
+    token_endpoint_auth_method: str = "client_secret_basic",
+    post_logout_redirect_uris: list[str] | None = None,
+    skip_consent: bool = False,
+    require_mfa: bool = False,
+    introspect_any: bool = False,
+    audience: list[str] | None = None,
+) -> NewClient:
+    """Validate and store a client; returns the plaintext secret once (None for public)."""
+    if not client_name.strip():
+        raise ClientError("client name must not be empty")
+    for g in grant_types:
+        if g not in GRANT_TYPES:
+            raise ClientError(f"unsupported grant type: {g} (one of {', '.join(GRANT_TYPES)})")
+    if not grant_types:
+        raise ClientError("at least one grant type is required")
+    if token_endpoint_auth_method not in AUTH_METHODS:
+        raise ClientError(f"unsupported auth method: {token_endpoint_auth_method}")
+    public = token_endpoint_auth_method == "none"
+    if public and ("client_credentials" in grant_types or "password" in grant_types):
+        raise ClientError("public clients cannot use client_credentials or password grants")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("authorization_code clients need at least one redirect URI")
+    for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
+        validate_redirect_uri(uri)
+    scopes = scope.split()
+    for s in scopes:
+        if not SCOPE_TOKEN.match(s):
+            raise ClientError(f"invalid scope: {s!r}")
+    secret = None if public else secrets.token_urlsafe(32)
+    client = Client(
+        client_id=secrets.token_urlsafe(16),
+        client_secret_hash=box.keyed_hash(secret) if secret else None,
+        client_name=client_name.strip(),
+        redirect_uris=list(dict.fromkeys(redirect_uris)),
+        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris or [])),
+        grant_types=list(dict.fromkeys(grant_types)),
+        response_types=["code"] if "authorization_code" in grant_types else [],
+        scope=" ".join(dict.fromkeys(scopes)),
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        skip_consent=skip_consent,
+        require_mfa=require_mfa,
+        introspect_any=introspect_any,
+        audience=list(audience or []),
+    )
+    db.add(client)
+    db.flush()
+    return NewClient(client, secret)
+
+
+def get_client(db: Session, client_id: str) -> Client | None:
+    if not client_id or len(client_id) > 64:
+        return None
+    return db.get(Client, client_id)
+
+
+def list_clients(db: Session) -> list[Client]:
+    return list(db.scalars(select(Client).order_by(Client.created_at, Client.client_id)))
+
+
+def rotate_secret(db: Session, box: SecretBox, client_id: str) -> str:
+    client = get_client(db, client_id)
+    if client is None:
+        raise ClientError(f"no such client: {client_id}")
+    if client.is_public:
+        raise ClientError("public clients have no secret")
+    secret = secrets.token_urlsafe(32)
+    client.client_secret_hash = box.keyed_hash(secret)
+    client.secret_rotated_at = utcnow()
+    return secret
+
+
+def delete_client(db: Session, client_id: str) -> None:
+    client = get_client(db, client_id)
+    if client is None:
+        raise ClientError(f"no such client: {client_id}")
+    db.delete(client)

@@ -1,0 +1,100 @@
+"""The running server's shared objects, built once by ``create_app(settings)``.
+
+Handlers reach it as ``request.app.state.context``; the CLI builds one too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import redis
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from authserver.db import create_engine, session_factory
+from authserver.keys.service import KeyStore
+from authserver.security.crypto import SecretBox
+from authserver.settings import Settings
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+log = structlog.get_logger("authserver")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine = field(init=False)
+    sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.engine = create_engine(s.database_url, pool_size=s.db_pool_size)
+        self.sessions = session_factory(self.engine)
+
+    @cached_property
+    def box(self) -> SecretBox:
+        s = self.settings
+        return SecretBox(s.secret_key.get(), tuple(k.get() for k in s.previous_secret_keys))
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        s = self.settings
+        return KeyStore(
+            s.keys_dir,
+            activation_delay=s.key_activation_delay,
+            retain_seconds=max(s.access_token_ttl, s.id_token_ttl),
+        )
+
+    @cached_property
+    def redis(self) -> redis.Redis | None:
+        url = self.settings.redis_url
+        if not url:
+            return None
+        return redis.Redis.from_url(
+            url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
+        )
+
+    @cached_property
+    def counters(self) -> Any:
+        """Lockout and rate-limit counters: Redis with an in-process fallback,
+        or in-process only on the embedded default."""
+        from authserver.security.throttle import FallbackStore, MemoryStore, RedisStore
+
+        if self.redis is None:
+            return MemoryStore()
+        return FallbackStore(RedisStore(self.redis, self.settings.redis_prefix), MemoryStore(), log)
+
+    @cached_property
+    def lockout(self) -> Any:
+        from authserver.security.throttle import Lockout
+
+        return Lockout(self.settings, self.counters)
+
+    @cached_property
+    def rate_limiter(self) -> Any:
+        from authserver.security.throttle import RateLimiter
+
+        return RateLimiter(self.settings, self.counters)
+
+    @cached_property
+    def passwords(self) -> Any:
+        from authserver.security.passwords import PasswordHasher
+
+        return PasswordHasher.from_settings(self.settings)
+
+    @cached_property
+    def templates(self) -> Any:
+        from starlette.templating import Jinja2Templates
+
+        templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+        templates.env.globals["issuer"] = self.settings.issuer
+        return templates
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.__dict__.get("redis") is not None:
+            self.redis.close()  # type: ignore[union-attr]

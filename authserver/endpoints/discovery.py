@@ -1,0 +1,71 @@
+"""OpenID Provider metadata (OIDC Discovery §3) and RFC 8414 metadata.
+
+Built once per process; names only what works at this commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authserver.oauth.server import SCOPES
+
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
+          "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified", "roles"]
+
+
+def metadata(settings: Any) -> dict[str, Any]:
+    base = settings.issuer
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "jwks_uri": f"{base}/jwks.json",
+        "revocation_endpoint": f"{base}/revoke",
+        "introspection_endpoint": f"{base}/introspect",
+        "end_session_endpoint": f"{base}/logout",
+        "scopes_supported": SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "password", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                           "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS,
+        "claims_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": ["urn:authserver:acr:pwd", "urn:authserver:acr:mfa"],
+        "authorization_response_iss_parameter_supported": True,
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": False,
+        "claims_locales_supported": ["en"],
+        "ui_locales_supported": ["en"],
+        "service_documentation": f"{base}/",
+    }
+
+
+async def openid_configuration(request: Request) -> Response:
+    return Response(request.app.state.discovery, media_type="application/json",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+def render(settings: Any) -> bytes:
+    return json.dumps(metadata(settings), separators=(",", ":")).encode()
+
+
+routes = [
+    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
+    Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
+]

@@ -1,0 +1,166 @@
+"""Pure ASGI middleware: request id and access log, last-resort error page,
+body size limit, security headers and CORS. Pure ASGI keeps the hot paths cheap.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authserver.security.network import client_ip
+from authserver.settings import Settings
+
+log = structlog.get_logger("authserver.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+# CORS only where a browser-based client needs it (DESIGN.md "Headers").
+CORS_PATHS = frozenset({
+    "/token", "/jwks.json", "/userinfo", "/revoke", "/introspect",
+    "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
+})
+
+
+def _security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-security-policy",
+         b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
+         b"frame-ancestors 'none'; base-uri 'none'"),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if settings.is_https:
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
+
+
+class RequestContextMiddleware:
+    """Binds a request id, logs one access line (path only, never the query),
+    adds security headers, enforces the body limit and turns any unexpected
+    exception into a plain 500 without a trace."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.headers = _security_headers(settings)
+        self.cors_origins = frozenset(settings.cors_origins)
+        self.trusted_proxies = settings.trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        peer = scope.get("client")
+        ip = client_ip(peer[0] if peer else None, headers, self.trusted_proxies)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_ip"] = ip
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder = [0]
+        response_started = [False]
+        path = scope["path"]
+        origin = headers.get("origin")
+        cors = origin if (origin in self.cors_origins and path in CORS_PATHS) else None
+
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await _plain(send, 413 if length.isdigit() else 400, request_id, self.headers)
+            return
+
+        if cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await _preflight(send, cors, request_id)
+            return
+
+        received = [0]
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_started[0] = True
+                status_holder[0] = message["status"]
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                raw.append((b"x-request-id", request_id.encode()))
+                present = {k.lower() for k, _ in raw}
+                raw.extend(h for h in self.headers if h[0] not in present)
+                if cors:
+                    raw.append((b"access-control-allow-origin", cors.encode()))
+                    raw.append((b"vary", b"Origin"))
+                message["headers"] = raw
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLarge:
+            if not response_started[0]:
+                await _plain(send, 413, request_id, self.headers)
+            status_holder[0] = 413
+        except Exception as exc:
+            log.exception("unhandled_error", exc_type=type(exc).__name__, path=path)
+            if not response_started[0]:
+                await _plain(send, 500, request_id, self.headers)
+            status_holder[0] = 500
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=path,
+                status=status_holder[0],
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _plain(send: Send, status: int, request_id: str, extra: list[tuple[bytes, bytes]]) -> None:
+    bodies = {
+        400: b'{"error":"invalid_request","error_description":"The request is malformed."}',
+        413: b'{"error":"invalid_request","error_description":"The request body is too large."}',
+        500: b'{"error":"server_error","error_description":"The server could not handle the request."}',
+    }
+    body = bodies[status]
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"x-request-id", request_id.encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _preflight(send: Send, origin: str, request_id: str) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": 204,
+        "headers": [
+            (b"access-control-allow-origin", origin.encode()),
+            (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+            (b"access-control-allow-headers", b"Authorization, Content-Type, DPoP"),
+            (b"access-control-max-age", b"600"),
+            (b"vary", b"Origin"),
+            (b"x-request-id", request_id.encode()),
+        ],
+    })
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,149 @@
+"""The one bridge between Starlette and Authlib's synchronous server.
+
+* :class:`FrozenRequest` — an ``OAuth2Request`` built from a body read once in
+  the event loop (form parameters only on the token, introspection and
+  revocation endpoints; the query string as well only where the spec allows).
+* :func:`call` — runs an Authlib call plus a sync SQLAlchemy session in a
+  worker thread and commits, even when Authlib *returned* an error response:
+  a reuse-detection revocation must survive the ``invalid_grant`` it causes.
+* :func:`to_response` — Authlib's ``(status, body, headers)`` to a Starlette
+  ``Response``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.requests import JsonPayload, JsonRequest
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+T = TypeVar("T")
+
+#: The database session of the request being handled in this worker thread.
+current_db: contextvars.ContextVar[Session] = contextvars.ContextVar("current_db")
+
+
+class FrozenPayload(OAuth2Payload):
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._data: dict[str, str] = {}
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in items:
+            self._data.setdefault(key, value)
+            self._datalist[key].append(value)
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class FrozenRequest(OAuth2Request):
+    """An ``OAuth2Request`` over parameters that were already read."""
+
+    def __init__(self, method: str, uri: str, headers: Any, form: list[tuple[str, str]],
+                 args: list[tuple[str, str]], *, include_args: bool, ip: str) -> None:
+        super().__init__(method, uri, headers=headers)
+        self._form = FrozenPayload(form)
+        self._args = FrozenPayload(args)
+        self.payload = FrozenPayload([*args, *form] if include_args else form)
+        self.ip = ip
+        self.principal: Any = None  # set by the authorization endpoint
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args.data
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form.data
+
+
+class FrozenJsonRequest(JsonRequest):
+    def __init__(self, method: str, uri: str, headers: Any, body: Any, ip: str) -> None:
+        super().__init__(method, uri, headers)
+        self.payload = _JsonPayload(body)
+        self.ip = ip
+
+
+class _JsonPayload(JsonPayload):
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    @property
+    def data(self) -> Any:
+        return self._body
+
+
+async def read_form(request: Request) -> list[tuple[str, str]]:
+    """The urlencoded body as a list of pairs; any other content type gives none."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method != "POST" or ctype != "application/x-www-form-urlencoded":
+        return []
+    form = await request.form(max_files=0, max_fields=100)
+    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+
+
+async def freeze(request: Request, *, include_args: bool = False) -> FrozenRequest:
+    form = await read_form(request)
+    return FrozenRequest(
+        request.method,
+        _canonical_url(request),
+        request.headers,
+        form,
+        list(request.query_params.multi_items()),
+        include_args=include_args,
+        ip=request.state.client_ip,
+    )
+
+
+async def freeze_json(request: Request) -> FrozenJsonRequest:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = None
+    return FrozenJsonRequest(request.method, _canonical_url(request), request.headers, body,
+                             request.state.client_ip)
+
+
+def _canonical_url(request: Request) -> str:
+    """The URL under the configured issuer: behind a TLS proxy the socket sees
+    ``http://`` and Authlib would refuse it as insecure transport."""
+    url = request.app.state.context.settings.issuer + request.url.path
+    return f"{url}?{request.url.query}" if request.url.query else url
+
+
+def _run_in_session(ctx: Any, fn: Callable[[], T]) -> T:
+    session = ctx.sessions()
+    token = current_db.set(session)
+    try:
+        with session.begin():
+            return fn()
+    finally:
+        current_db.reset(token)
+        session.close()
+
+
+async def call(ctx: Any, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a worker thread inside one committed database transaction."""
+    return await run_in_threadpool(_run_in_session, ctx, fn)
+
+
+def to_response(result: tuple[int, Any, Any]) -> Response:
+    status, body, headers = result
+    headers = dict(headers or [])
+    if isinstance(body, dict | list):
+        body = json.dumps(body, separators=(",", ":"))
+        headers["Content-Type"] = "application/json"
+    return Response(body or b"", status_code=status, headers=headers)

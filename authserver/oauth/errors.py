@@ -1,0 +1,44 @@
+"""Protocol errors Authlib does not define; each cites its specification."""
+
+from __future__ import annotations
+
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported for endpoints)
+    AccessDeniedError,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+    UnsupportedResponseTypeError,
+)
+from authlib.oidc.core.errors import (  # noqa: F401
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+)
+
+
+class RequestNotSupportedError(OAuth2Error):
+    """OIDC Core §6.1: the ``request`` parameter is not supported."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(OAuth2Error):
+    """OIDC Core §6.2: the ``request_uri`` parameter is not supported."""
+
+    error = "request_uri_not_supported"
+
+
+class RegistrationNotSupportedError(OAuth2Error):
+    """OIDC Core §3.1.2.6: the ``registration`` parameter is not supported."""
+
+    error = "registration_not_supported"
+
+
+class TemporarilyUnavailableError(OAuth2Error):
+    """RFC 6749 §4.1.2.1 / used with 429 when a rate limit is hit."""
+
+    error = "temporarily_unavailable"
+    status_code = 503

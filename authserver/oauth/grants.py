@@ -1,0 +1,275 @@
+"""Authlib grants configured for our storage and rules.
+
+Each class documents the trap of Authlib 1.9 it closes (see AUTHLIB_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import base64
+import re
+import time
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy import select
+
+from authserver.accounts import service as accounts
+from authserver.audit import service as audit
+from authserver.db import utcnow
+from authserver.oauth.bridge import current_db
+from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
+from authserver.tokens import service as tokens
+from authserver.tokens.models import AuthorizationCode, RefreshToken
+
+PKCE_PATTERN = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class IssueMixin:
+    """Hands token generation to our issuer together with the request, so the
+    issued ``jti`` and the principal's login context are known to ``save_token``."""
+
+    request: Any
+    server: Any
+    GRANT_TYPE: str
+
+    def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
+                       expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        return self.server.issue_tokens(self.request, grant_type or self.GRANT_TYPE, user, scope,
+                                        include_refresh_token)
+
+    def validate_requested_scope(self) -> None:
+        """RFC 6749 §3.3: every requested scope must be allowed for the client;
+        none requested means the client's registered scopes."""
+        requested = scope_to_list(self.request.payload.scope) or []
+        allowed = self.request.client.row.scope.split()
+        if self.GRANT_TYPE == "authorization_code":
+            # OIDC Core §3.1.2.1: scope values not understood are ignored
+            requested = [s for s in requested if s in allowed]
+        if any(s not in allowed for s in requested):
+            raise InvalidScopeError("The requested scope is not allowed for this client.")
+        scope = requested or allowed
+        if self.GRANT_TYPE == "client_credentials":
+            # no end user: user-facing scopes mean nothing here
+            scope = [s for s in scope if s not in ("openid", "offline_access")]
+        self.request.scope = " ".join(dict.fromkeys(scope))
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+class S256CodeChallenge:
+    """PKCE (RFC 7636) with ``S256`` only, required for public clients and, by
+    default, for all (RFC 9700 §2.1.1). Authlib's ``CodeChallenge`` accepts a
+    request without a challenge and defaults to ``plain``: not this one."""
+
+    def __init__(self, required_for_all: bool) -> None:
+        self.required_for_all = required_for_all
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.validate_code_challenge)
+        grant.register_hook("after_validate_token_request", self.validate_code_verifier)
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        payload = grant.request.payload
+        challenge = payload.data.get("code_challenge")
+        method = payload.data.get("code_challenge_method")
+        for name in ("code_challenge", "code_challenge_method"):
+            if len(payload.datalist.get(name, [])) > 1:
+                raise InvalidRequestError(f"Multiple '{name}' in request.")
+        if not challenge:
+            if method or self.required_for_all or grant.request.client.is_public:
+                raise InvalidRequestError("'code_challenge' (PKCE, S256) is required.")
+            return
+        if method != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        if not PKCE_PATTERN.match(challenge):
+            raise InvalidRequestError("Invalid 'code_challenge'.")
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        verifier = grant.request.form.get("code_verifier")
+        code = grant.request.authorization_code
+        if not code.code_challenge:
+            if verifier:
+                raise InvalidRequestError("No 'code_challenge' was sent for this code.")
+            return
+        if not verifier:
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        if not PKCE_PATTERN.match(verifier):
+            raise InvalidRequestError("Invalid 'code_verifier'.")
+        if _s256(verifier) != code.code_challenge:
+            raise InvalidGrantError("The 'code_verifier' does not match the 'code_challenge'.")
+
+
+class IDTokenExtension:
+    """Adds an ID token when ``openid`` was granted (OIDC Core §3.1.3.3, §12.2)."""
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_create_token_response", self.add_id_token)
+
+    def add_id_token(self, grant: Any, result: Any) -> None:
+        _status, token, _headers = result
+        if "openid" not in (token.get("scope") or "").split():
+            return
+        request = grant.request
+        principal: Principal = request.user
+        code = request.authorization_code
+        token["id_token"] = grant.server.token_issuer.id_token(
+            request.client, principal, scope=token["scope"],
+            access_token=token.get("access_token"),
+            nonce=code.get_nonce() if code is not None else None,
+        )
+
+
+class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
+    """RFC 6749 §4.1. Codes are claimed atomically at lookup (Authlib deletes them
+    only after ``save_token``, and a replay revokes nothing: authlib #757)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        db = current_db.get()
+        principal: Principal = request.user
+        payload = request.payload.data
+        db.add(AuthorizationCode(
+            code_hash=self.server.ctx.box.keyed_hash(code),
+            client_id=request.client.client_id,
+            user_id=principal.user.id,
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=request.scope,
+            nonce=payload.get("nonce"),
+            code_challenge=payload.get("code_challenge"),
+            code_challenge_method=payload.get("code_challenge_method"),
+            claims=principal.claims,
+            auth_time=principal.auth_time or int(time.time()),
+            amr=principal.amr,
+            acr=principal.acr,
+            sid=principal.sid,
+            expires_at=utcnow() + dt.timedelta(seconds=self.server.ctx.settings.authorization_code_ttl),
+        ))
+
+    def query_authorization_code(self, code: str, client: Any) -> AuthorizationCodeAdapter | None:
+        db = current_db.get()
+        ctx = self.server.ctx
+        code_hash = ctx.box.keyed_hash(code)
+        row = tokens.claim_code(db, code_hash, client.client_id)
+        if row is not None:
+            return AuthorizationCodeAdapter(row)
+        used = db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash))
+        if used is not None and used.used_at is not None and used.client_id == client.client_id:
+            tokens.revoke_code_issue(db, self.server.revoked, used)
+            audit.record(db, "code_replay_detected", user_id=used.user_id, client_id=used.client_id,
+                         ip=self.request.ip)
+        return None
+
+    def delete_authorization_code(self, authorization_code: Any) -> None:
+        """Nothing to do: the code was marked used when it was claimed."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCodeAdapter) -> Principal | None:
+        row = authorization_code.row
+        user = accounts.get_user(current_db.get(), row.user_id)
+        if user is None or user.disabled:
+            return None
+        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims)
+
+
+class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
+    """RFC 6749 §6 with rotation (RFC 9700 §4.14.2). A replayed or raced old
+    token revokes its whole family; rotation is an atomic conditional update."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenAdapter | None:
+        db = current_db.get()
+        if len(refresh_token) > 512:
+            return None
+        row = db.scalar(select(RefreshToken).where(
+            RefreshToken.token_hash == self.server.ctx.box.keyed_hash(refresh_token)))
+        if row is None or row.client_id != self.request.client.client_id:
+            return None
+        if row.rotated_at is not None or row.revoked_at is not None:
+            if row.rotated_at is not None:
+                self._reuse_detected(row)
+            return None
+        now = utcnow()
+        if row.expires_at <= now or row.family_expires_at <= now:
+            return None
+        return RefreshTokenAdapter(row)
+
+    def _reuse_detected(self, row: RefreshToken) -> None:
+        db = current_db.get()
+        revoked = tokens.revoke_family(db, self.server.revoked, row.family_id)
+        audit.record(db, "token_reuse_detected", user_id=row.user_id, client_id=row.client_id,
+                     ip=self.request.ip, family_revoked=revoked)
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        token: RefreshTokenAdapter = self.request.refresh_token
+        user = accounts.get_user(current_db.get(), token.row.user_id)
+        if user is None or user.disabled:
+            raise InvalidGrantError()
+        if not tokens.claim_refresh_token(current_db.get(), token.row.id):
+            # lost a race with a concurrent refresh: treat as reuse
+            self._reuse_detected(token.row)
+            raise InvalidGrantError()
+
+    def authenticate_user(self, refresh_token: RefreshTokenAdapter) -> Principal | None:
+        row = refresh_token.row
+        user = accounts.get_user(current_db.get(), row.user_id)
+        if user is None:
+            return None
+        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid)
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        """Nothing to do: the old token was marked rotated in ``validate_token_request``."""
+
+
+class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
+    """RFC 6749 §4.3, for confidential clients explicitly allowed it. Bad
+    credentials are ``invalid_grant`` (§5.2), with lockout; accounts with MFA
+    never get a token this way."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def authenticate_user(self, username: str, password: str) -> Principal:
+        db = current_db.get()
+        ctx = self.server.ctx
+        result = accounts.authenticate(db, ctx, username, password, self.request.ip,
+                                       channel="password_grant")
+        if result.user is None:
+            raise InvalidGrantError("Invalid username or password.")
+        if accounts.has_mfa(db, result.user.id) or self.request.client.row.require_mfa:
+            raise InvalidGrantError(
+                "This account requires multi-factor authentication; use the authorization code flow."
+            )
+        audit.record(db, "login_succeeded", user_id=result.user.id, client_id=self.request.client.client_id,
+                     ip=self.request.ip, channel="password_grant")
+        return Principal(result.user, int(time.time()), ["pwd"], "urn:authserver:acr:pwd")
+
+    def validate_token_request(self) -> None:
+        # the client must be known before the scope check that needs it
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            from authserver.oauth.errors import UnauthorizedClientError
+
+            raise UnauthorizedClientError("The client is not allowed the password grant.")
+        self.request.client = client
+        self.validate_requested_scope()
+        params = self.request.form
+        if not params.get("username") or "password" not in params:
+            raise InvalidRequestError("Missing 'username' or 'password'.")
+        self.request.user = self.authenticate_user(params["username"], params["password"])
+
+
+class ClientCredentialsGrant(IssueMixin, grants.ClientCredentialsGrant):
+    """RFC 6749 §4.4; the token's ``sub`` is the ``client_id`` (RFC 9068 §2.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS

@@ -1,0 +1,211 @@
+"""Our ``AuthorizationServer``: Authlib's engine wired to our storage and keys.
+
+Endpoints call :meth:`Server.token_response`, :meth:`introspect`,
+:meth:`revoke` or the authorization helpers inside :func:`bridge.call`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from authlib.oauth2 import rfc6749
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from sqlalchemy import select
+
+from authserver.clients import service as clients
+from authserver.db import utcnow
+from authserver.oauth import grants
+from authserver.oauth.bridge import FrozenRequest, current_db
+from authserver.oauth.models import OAuthClient, Principal
+from authserver.oauth.tokens import TokenIssuer
+from authserver.tokens import service as tokens
+from authserver.tokens.models import AuthorizationCode, RefreshToken
+
+SCOPES = ["openid", "profile", "email", "offline_access", "roles"]
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+class Server(rfc6749.AuthorizationServer):
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(scopes_supported=SCOPES)
+        self.ctx = ctx
+        self.revoked = tokens.RevokedJtiList(ctx.redis, ctx.settings.redis_prefix)
+        self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
+        id_token = grants.IDTokenExtension()
+        self.register_grant(grants.AuthorizationCodeGrant,
+                            [grants.S256CodeChallenge(ctx.settings.require_pkce), id_token])
+        self.register_grant(grants.RefreshTokenGrant, [id_token])
+        self.register_grant(grants.PasswordGrant, [id_token])
+        self.register_grant(grants.ClientCredentialsGrant)
+
+    # -- Authlib's abstract methods ----------------------------------------
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        row = clients.get_client(current_db.get(), client_id)
+        return OAuthClient(row, self.ctx.box) if row is not None else None
+
+    def create_oauth2_request(self, request: Any) -> Any:
+        assert isinstance(request, FrozenRequest)
+        return request
+
+    def create_json_request(self, request: Any) -> Any:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[Any]]:
+        return status, body, list(headers or [])
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Authlib's hook bus; we audit at the call sites instead."""
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> tuple[int, Any, list[Any]]:
+        if isinstance(error, InvalidClientError):
+            # RFC 6749 §5.2: 401 and a challenge for the scheme we support
+            error.status_code = 401
+            status, body, _ = error(None)
+            return 401, body, [*NO_STORE, ("Content-Type", "application/json"),
+                               ("WWW-Authenticate", 'Basic realm="authserver", error="invalid_client"')]
+        status, body, headers = error(None)
+        if status == 302:
+            return status, body, list(headers)
+        return status, body, [*NO_STORE, *headers]
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        """Store the refresh token (hashed) and remember what was issued, so a
+        code replay or a refresh reuse can revoke it."""
+        db = current_db.get()
+        issued = request.issued
+        access_exp = dt.datetime.fromtimestamp(issued["exp"], dt.UTC)
+        family_id = None
+        if token.get("refresh_token"):
+            now = utcnow()
+            settings = self.ctx.settings
+            old = request.refresh_token.row if request.refresh_token is not None else None
+            family_id = old.family_id if old else str(uuid.uuid4())
+            family_expires = old.family_expires_at if old else now + dt.timedelta(
+                seconds=settings.refresh_token_max_ttl)
+            principal: Principal | None = request.user
+            db.add(RefreshToken(
+                token_hash=self.ctx.box.keyed_hash(token["refresh_token"]),
+                family_id=family_id,
+                client_id=request.client.client_id,
+                user_id=principal.user.id if principal else None,
+                scope=token["scope"],
+                auth_time=principal.auth_time if principal else None,
+                amr=principal.amr if principal else [],
+                acr=principal.acr if principal else None,
+                sid=principal.sid if principal else None,
+                expires_at=min(now + dt.timedelta(seconds=settings.refresh_token_idle_ttl), family_expires),
+                family_expires_at=family_expires,
+                access_token_jti=issued["jti"],
+                access_token_expires_at=access_exp,
+            ))
+        code = request.authorization_code
+        if code is not None:
+            code.row.family_id = family_id
+            code.row.access_token_jti = issued["jti"]
+            code.row.access_token_expires_at = access_exp
+
+    # -- token issuance ----------------------------------------------------
+
+    def issue_tokens(self, request: Any, grant_type: str, user: Principal | None, scope: str | None,
+                     include_refresh_token: bool) -> dict[str, Any]:
+        """Build the token response (RFC 6749 §5.1). A refresh token is issued only
+        to clients allowed the ``refresh_token`` grant, for an end user, and when
+        ``offline_access`` was granted or the client is confidential."""
+        client: OAuthClient = request.client
+        scope = scope or request.scope or ""
+        access_token, claims = self.token_issuer.access_token(client, user, scope)
+        request.issued = {"jti": claims["jti"], "exp": claims["exp"]}
+        token: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": claims["exp"] - claims["iat"],
+            "scope": scope,
+        }
+        if (include_refresh_token and user is not None and client.check_grant_type("refresh_token")
+                and ("offline_access" in scope.split() or not client.is_public)):
+            token["refresh_token"] = self.token_issuer.new_refresh_token()
+        return token
+
+    def token_response(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+        status, body, headers = self.create_token_response(request)
+        return status, body, [*NO_STORE, *[h for h in headers if h[0].lower() not in ("cache-control", "pragma")]]
+
+    # -- RFC 7662 / RFC 7009 -------------------------------------------------
+
+    def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
+        return self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
+
+    def introspect(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+        """RFC 7662 §2. Inactive, foreign or unknown tokens are just ``{"active": false}``;
+        a client sees its own tokens only unless it is a resource server (``introspect_any``)."""
+        try:
+            client = self._endpoint_client(request, "introspection")
+            token = request.form.get("token")
+            if not token:
+                raise rfc6749.InvalidRequestError("Missing 'token'.")
+            body = self._introspection_body(client, token, request.form.get("token_type_hint"))
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
+        return 200, body, [*NO_STORE, ("Content-Type", "application/json")]
+
+    def _introspection_body(self, client: OAuthClient, token: str, hint: str | None) -> dict[str, Any]:
+        inactive = {"active": False}
+        if token.count(".") == 2:
+            claims = self.token_issuer.verify_access_token(token)
+            if claims is None:
+                return inactive
+            if claims.get("client_id") != client.client_id and not client.row.introspect_any:
+                return inactive
+            body = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
+                                            "jti", "auth_time", "acr", "amr") if k in claims}
+            return {"active": True, "token_type": "Bearer", **body}
+        row = self._live_refresh_token(token)
+        if row is None or (row.client_id != client.client_id and not client.row.introspect_any):
+            return inactive
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": row.scope,
+            "client_id": row.client_id,
+            "sub": row.user_id,
+            "iss": self.ctx.settings.issuer,
+            "exp": int(row.expires_at.timestamp()),
+            "iat": int(row.created_at.timestamp()),
+        }
+
+    def _live_refresh_token(self, token: str) -> RefreshToken | None:
+        if len(token) > 512:
+            return None
+        row = current_db.get().scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == self.ctx.box.keyed_hash(token)))
+        now = utcnow()
+        if (row is None or row.revoked_at or row.rotated_at or row.expires_at <= now
+                or row.family_expires_at <= now):
+            return None
+        return row
+
+    def revoke(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+        """RFC 7009 §2. A refresh token revokes its family; an access token's ``jti``
+        goes on the revoked list. Unknown or foreign tokens get 200 too (§2.2)."""
+        try:
+            client = self._endpoint_client(request, "revocation")
+            token = request.form.get("token")
+            if not token:
+                raise rfc6749.InvalidRequestError("Missing 'token'.")
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
+        db = current_db.get()
+        if token.count(".") == 2:
+            claims = self.token_issuer.verify_access_token(token)
+            if claims and claims.get("client_id") == client.client_id:
+                self.revoked.revoke(claims["jti"], claims["exp"])
+        else:
+            row = self._live_refresh_token(token)
+            if row is not None and row.client_id == client.client_id:
+                tokens.revoke_family(db, self.revoked, row.family_id)
+        return 200, "", list(NO_STORE)
+

@@ -1,0 +1,161 @@
+"""Access tokens (RFC 9068), ID tokens (OIDC Core §2, §3.1.3.6) and their checks.
+
+Both are RS256 JWTs signed by the active key only, with its ``kid`` in the
+header. Refresh tokens are opaque 256-bit random strings (stored hashed by
+``save_token``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from authserver.oauth.models import OAuthClient, Principal
+from authserver.security.crypto import new_token
+
+CLOCK_SKEW = 30
+
+
+def half_hash(value: str) -> str:
+    """``at_hash``: base64url of the left half of SHA-256 (OIDC Core §3.1.3.6)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def user_claims(user: Any, scope: str) -> dict[str, Any]:
+    """Standard claims released for the granted scopes (OIDC Core §5.4)."""
+    scopes = set(scope.split())
+    claims: dict[str, Any] = {"sub": user.id}
+    if "profile" in scopes:
+        claims["preferred_username"] = user.username
+        if user.name:
+            claims["name"] = user.name
+        claims["updated_at"] = int(user.updated_at.timestamp())
+    if "email" in scopes:
+        claims["email"] = user.email
+        claims["email_verified"] = bool(user.email_verified)
+    if "roles" in scopes:
+        claims["roles"] = user.role_names
+    return claims
+
+
+def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | None,
+                     member: str) -> dict[str, Any]:
+    """Claims named in the ``claims`` request parameter's ``member``
+    (``userinfo`` or ``id_token``), OIDC Core §5.5; only standard claims we hold."""
+    if not claims_request or not isinstance(claims_request.get(member), dict):
+        return {}
+    available = user_claims(user, "profile email roles")
+    return {name: available[name] for name in claims_request[member] if name in available}
+
+
+class TokenIssuer:
+    def __init__(self, settings: Any, keys: Any, revoked: Any) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.revoked = revoked
+        self.issuer = settings.issuer
+
+    def _sign(self, header: dict[str, Any], claims: dict[str, Any]) -> str:
+        active = self.keys.active
+        header = {**header, "alg": "RS256", "kid": active.kid}
+        return jwt.encode(header, claims, active.key, algorithms=["RS256"], default_type=None)
+
+    def access_token(self, client: OAuthClient, principal: Principal | None, scope: str,
+                     ttl: int | None = None) -> tuple[str, dict[str, Any]]:
+        """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2)."""
+        now = int(time.time())
+        ttl = ttl or self.settings.access_token_ttl
+        aud = client.audience
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": principal.user.id if principal else client.client_id,
+            "aud": aud[0] if len(aud) == 1 else aud,
+            "exp": now + ttl,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "client_id": client.client_id,
+            "scope": scope,
+        }
+        if principal is not None:
+            if principal.auth_time:
+                claims["auth_time"] = principal.auth_time
+            if principal.amr:
+                claims["amr"] = principal.amr
+            if principal.acr:
+                claims["acr"] = principal.acr
+            if "roles" in scope.split():
+                claims["roles"] = principal.user.role_names
+            wanted = (principal.claims or {}).get("userinfo")
+            if isinstance(wanted, dict) and wanted:
+                # OIDC Core §5.5: remembered for the UserInfo endpoint
+                claims["claims_request"] = {"userinfo": {str(k): None for k in list(wanted)[:20]}}
+        return self._sign({"typ": "at+jwt"}, claims), claims
+
+    def id_token(self, client: OAuthClient, principal: Principal, *, scope: str,
+                 access_token: str | None, nonce: str | None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": principal.user.id,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": now + self.settings.id_token_ttl,
+            "iat": now,
+            "auth_time": principal.auth_time or now,
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        if access_token:
+            claims["at_hash"] = half_hash(access_token)
+        if principal.sid:
+            claims["sid"] = principal.sid
+        if principal.amr:
+            claims["amr"] = principal.amr
+        if principal.acr:
+            claims["acr"] = principal.acr
+        claims.update(requested_claims(principal.user, scope, principal.claims, "id_token"))
+        return self._sign({"typ": "JWT"}, claims)
+
+    def new_refresh_token(self) -> str:
+        return new_token(32)
+
+    def verify_access_token(self, token: str) -> dict[str, Any] | None:
+        """Claims of a valid, unexpired, unrevoked access token we issued; else None."""
+        data = self._decode(token, expect_typ="at+jwt")
+        if data is None:
+            return None
+        if not isinstance(data.get("exp"), int) or data["exp"] + CLOCK_SKEW < time.time():
+            return None
+        jti = data.get("jti")
+        if not isinstance(jti, str) or self.revoked.is_revoked(jti):
+            return None
+        return data
+
+    def verify_id_token_hint(self, token: str) -> dict[str, Any] | None:
+        """Claims of an ID token we issued; an expired one is accepted as a hint
+        (OIDC Core §3.1.2.1, RP-Initiated Logout §2)."""
+        return self._decode(token, expect_typ=None)
+
+    def _decode(self, token: str, expect_typ: str | None) -> dict[str, Any] | None:
+        if not isinstance(token, str) or len(token) > 8192 or token.count(".") != 2:
+            return None
+        try:
+            decoded = jwt.decode(token, self.keys.verify_set, algorithms=["RS256"])
+        except (JoseError, ValueError, TypeError, KeyError):
+            return None
+        typ = decoded.header.get("typ")
+        if expect_typ and (not isinstance(typ, str) or typ.lower() not in (expect_typ, f"application/{expect_typ}")):
+            return None
+        if expect_typ is None and typ == "at+jwt":
+            return None
+        claims = decoded.claims
+        if claims.get("iss") != self.issuer or not isinstance(claims.get("sub"), str):
+            return None
+        return claims
