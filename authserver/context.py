@@ -54,9 +54,9 @@ class Context:
         url = self.settings.redis_url
         if not url:
             return None
-        return redis.Redis.from_url(
-            url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
-        )
+        from authserver.security.throttle import connect_redis
+
+        return connect_redis(url)
 
     @cached_property
     def counters(self) -> Any:

@@ -114,6 +114,9 @@ class AuthResult:
 def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
                  channel: str = "login") -> AuthResult:
     """Check a password with lockout; same work and answer for every failure."""
+    from authserver.security.passwords import normalize
+
+    password = normalize(password)
     login = normalize_login(login)
     user = find_by_login(db, login) if login else None
     # one counter per account whichever identifier is typed; unknown names get their own

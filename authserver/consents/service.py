@@ -1,0 +1,36 @@
+"""Remembered consent per user and client (asked again only for new scopes)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authserver.audit import service as audit
+from authserver.consents.models import Consent
+
+
+def granted_scopes(db: Session, user_id: str, client_id: str) -> set[str]:
+    row = db.scalar(select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id))
+    return set(row.scope.split()) if row else set()
+
+
+def grant(db: Session, user_id: str, client_id: str, scopes: list[str], ip: str | None = None) -> None:
+    row = db.scalar(select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id))
+    if row is None:
+        db.add(Consent(user_id=user_id, client_id=client_id, scope=" ".join(scopes)))
+    else:
+        row.scope = " ".join(dict.fromkeys([*row.scope.split(), *scopes]))
+    audit.record(db, "consent_granted", user_id=user_id, client_id=client_id, ip=ip, scope=" ".join(scopes))
+
+
+def revoke(db: Session, user_id: str, client_id: str, ip: str | None = None) -> bool:
+    row = db.scalar(select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id))
+    if row is None:
+        return False
+    db.delete(row)
+    audit.record(db, "consent_revoked", user_id=user_id, client_id=client_id, ip=ip)
+    return True
+
+
+def for_user(db: Session, user_id: str) -> list[Consent]:
+    return list(db.scalars(select(Consent).where(Consent.user_id == user_id).order_by(Consent.created_at)))

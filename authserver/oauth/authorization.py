@@ -1,0 +1,308 @@
+"""The authorization request pipeline (RFC 6749 §4.1.1, OIDC Core §3.1.2).
+
+Authlib validates the client, ``redirect_uri``, ``response_type``, scope and
+PKCE (``get_consent_grant``); then the checks in :data:`CHECKS` run in order,
+each either passing, raising a protocol error (sent to the redirect URI), or
+asking for an interaction (login, MFA, consent). With ``prompt=none`` an
+interaction becomes ``login_required`` / ``consent_required`` /
+``interaction_required`` instead. When every check passes the code is issued.
+Every redirect carries ``iss`` (RFC 9207 §2), errors included.
+
+A pending request is kept in the browser session under a random ``rid`` while
+the user logs in or consents, then resumed with :func:`run` again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.base import OAuth2Error
+
+from authserver.accounts import service as accounts
+from authserver.consents import service as consents
+from authserver.oauth.bridge import FrozenRequest, current_db
+from authserver.oauth.errors import (
+    AccessDeniedError,
+    ConsentRequiredError,
+    InteractionRequiredError,
+    InvalidRequestError,
+    LoginRequiredError,
+    RegistrationNotSupportedError,
+    RequestNotSupportedError,
+    RequestUriNotSupportedError,
+)
+from authserver.oauth.models import Principal
+from authserver.sessions import service as sessions
+from authserver.sessions.models import BrowserSession
+
+ACR_MFA = "urn:authserver:acr:mfa"
+ACR_PWD = "urn:authserver:acr:pwd"
+PENDING_TTL = 1800
+MAX_PENDING = 10
+
+
+@dataclass
+class Outcome:
+    """What the endpoint should send: a redirect, or an HTML error page."""
+
+    location: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+    status: int = 302
+    cookie: str | None = None  # a new session cookie value to set
+
+
+@dataclass
+class Interaction(Exception):
+    """A check needs the user: ``kind`` is ``login``, ``mfa`` or ``consent``."""
+
+    kind: str
+
+
+@dataclass
+class State:
+    """Everything the checks look at."""
+
+    ctx: Any
+    request: FrozenRequest
+    grant: Any
+    session: BrowserSession | None
+    pending: dict[str, Any] | None
+    params: dict[str, str] = field(default_factory=dict)
+    prompts: set[str] = field(default_factory=set)
+    claims: dict[str, Any] | None = None
+    hint_sub: str | None = None
+
+    @property
+    def user(self) -> Any:
+        if self.session is None or not self.session.user_id:
+            return None
+        return accounts.get_user(current_db.get(), self.session.user_id)
+
+    @property
+    def just_authenticated(self) -> bool:
+        """The session logged in after this request arrived (ends the prompt=login loop)."""
+        return bool(self.pending and self.session and self.session.auth_time
+                    and self.session.auth_time >= self.pending["created"])
+
+
+# -- checks, in order ----------------------------------------------------------
+
+
+def check_request_objects(s: State) -> None:
+    """OIDC Core §6: request objects are not supported, and say so (never ignored)."""
+    if "request" in s.params:
+        raise RequestNotSupportedError("The 'request' parameter is not supported.")
+    if "request_uri" in s.params:
+        raise RequestUriNotSupportedError("The 'request_uri' parameter is not supported.")
+    if "registration" in s.params:
+        raise RegistrationNotSupportedError("The 'registration' parameter is not supported.")
+
+
+def check_prompt(s: State) -> None:
+    """OIDC Core §3.1.2.1: ``none`` must stand alone."""
+    s.prompts = set(s.params.get("prompt", "").split())
+    if "none" in s.prompts and len(s.prompts) > 1:
+        raise InvalidRequestError("'prompt=none' cannot be combined with other values.")
+
+
+def check_max_age(s: State) -> None:
+    raw = s.params.get("max_age")
+    if raw is not None and (not raw.isdigit() or len(raw) > 10):
+        raise InvalidRequestError("'max_age' must be a non-negative integer.")
+
+
+def check_claims(s: State) -> None:
+    """OIDC Core §5.5: the ``claims`` parameter is a JSON object."""
+    raw = s.params.get("claims")
+    if not raw:
+        return
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidRequestError("'claims' is not valid JSON.") from None
+    if not isinstance(value, dict) or len(raw) > 4000:
+        raise InvalidRequestError("'claims' must be a JSON object.")
+    s.claims = {k: v for k, v in value.items() if k in ("userinfo", "id_token") and isinstance(v, dict)}
+
+
+def check_id_token_hint(s: State) -> None:
+    """OIDC Core §3.1.2.1: an ID token we issued (expired is fine) naming the user."""
+    hint = s.params.get("id_token_hint")
+    if not hint:
+        return
+    claims = s.ctx.oauth.token_issuer.verify_id_token_hint(hint)
+    if claims is None:
+        raise InvalidRequestError("'id_token_hint' is not an ID token issued by this server.")
+    s.hint_sub = claims["sub"]
+
+
+def check_login(s: State) -> None:
+    """Log in when there is no session user, when ``prompt=login``, when the
+    session is older than ``max_age``, or when ``id_token_hint`` names someone else."""
+    user = s.user
+    if user is None or user.disabled:
+        raise Interaction("login")
+    if s.just_authenticated:
+        return
+    if "login" in s.prompts:
+        raise Interaction("login")
+    max_age = s.params.get("max_age")
+    if max_age is not None and time.time() - (s.session.auth_time or 0) > int(max_age):  # type: ignore[union-attr]
+        raise Interaction("login")
+    if s.hint_sub is not None and s.hint_sub != user.id:
+        raise Interaction("login")
+
+
+def mfa_required(s: State) -> bool:
+    acr_values = s.params.get("acr_values", "").split()
+    return bool(s.grant.request.client.row.require_mfa or ACR_MFA in acr_values
+                or accounts.has_mfa(current_db.get(), s.session.user_id))  # type: ignore[union-attr]
+
+
+def check_mfa(s: State) -> None:
+    """A second factor when the user enrolled one, the client requires it, or
+    ``acr_values`` asks for it."""
+    if mfa_required(s) and "otp" not in (s.session.amr or []):  # type: ignore[union-attr]
+        raise Interaction("mfa")
+
+
+def check_consent(s: State) -> None:
+    client = s.grant.request.client
+    if client.row.skip_consent:
+        return
+    if s.pending and s.pending.get("consented"):
+        return
+    if "consent" in s.prompts:
+        raise Interaction("consent")
+    granted = consents.granted_scopes(current_db.get(), s.session.user_id, client.client_id)  # type: ignore[union-attr]
+    if not set(s.grant.request.scope.split()) <= granted:
+        raise Interaction("consent")
+
+
+def check_denied(s: State) -> None:
+    if s.pending and s.pending.get("denied"):
+        raise AccessDeniedError("The user denied the request.")
+
+
+CHECKS: list[tuple[str, Callable[[State], None]]] = [
+    ("request objects are refused", check_request_objects),
+    ("prompt is well formed", check_prompt),
+    ("max_age is well formed", check_max_age),
+    ("claims is well formed", check_claims),
+    ("id_token_hint is ours", check_id_token_hint),
+    ("the user denied", check_denied),
+    ("the user is logged in", check_login),
+    ("the second factor is done", check_mfa),
+    ("the user consented", check_consent),
+]
+
+PROMPT_NONE_ERRORS = {"login": LoginRequiredError, "mfa": InteractionRequiredError,
+                      "consent": ConsentRequiredError}
+
+
+# -- running the pipeline ------------------------------------------------------
+
+
+def with_iss(location: str, issuer: str) -> str:
+    return add_params_to_uri(location, [("iss", issuer)])
+
+
+def _error_outcome(ctx: Any, error: OAuth2Error, state: str | None) -> Outcome:
+    if error.redirect_uri:
+        error.state = state
+        _status, _body, headers = error()
+        return Outcome(location=with_iss(dict(headers)["Location"], ctx.settings.issuer))
+    return Outcome(error=error.error, error_description=error.get_error_description(), status=400)
+
+
+def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None = None) -> Outcome:
+    """Validate, check, and either issue a code or hand over to an interaction page."""
+    pending = _pending(session, rid)
+    if rid and pending is None:
+        return Outcome(error="invalid_request", status=400,
+                       error_description="This sign-in request has expired. Start again from the application.")
+    state_param = request.payload.state
+    try:
+        grant = ctx.oauth.get_consent_grant(request)
+    except OAuth2Error as error:
+        return _error_outcome(ctx, error, state_param)
+    s = State(ctx, request, grant, session, pending, params=request.payload.data)
+    try:
+        for _name, check in CHECKS:
+            check(s)
+    except OAuth2Error as error:
+        error.redirect_uri = grant.redirect_uri
+        _forget(session, rid)
+        return _error_outcome(ctx, error, state_param)
+    except Interaction as needed:
+        if "none" in s.prompts:
+            _forget(session, rid)
+            return _error_outcome(ctx, PROMPT_NONE_ERRORS[needed.kind](redirect_uri=grant.redirect_uri),
+                                  state_param)
+        return _interact(ctx, request, session, rid, needed.kind)
+    assert session is not None
+    principal = Principal(
+        s.user, session.auth_time, list(session.amr or []), session.acr, session.sid,
+        claims=s.claims,
+    )
+    status, _body, headers = ctx.oauth.create_authorization_response(request, grant_user=principal, grant=grant)
+    _forget(session, rid)
+    location = dict(headers).get("Location")
+    if status != 302 or not location:
+        return Outcome(error="server_error", status=500, error_description="Could not issue the code.")
+    return Outcome(location=with_iss(location, ctx.settings.issuer))
+
+
+def _pending(session: BrowserSession | None, rid: str | None) -> dict[str, Any] | None:
+    if not rid or session is None:
+        return None
+    item = (session.data or {}).get("authz", {}).get(rid)
+    if not item or item["created"] + PENDING_TTL < time.time():
+        return None
+    return item
+
+
+def pending_params(session: BrowserSession | None, rid: str | None) -> list[tuple[str, str]] | None:
+    item = _pending(session, rid)
+    return [tuple(p) for p in item["params"]] if item else None  # type: ignore[misc]
+
+
+def update_pending(session: BrowserSession, rid: str, **changes: Any) -> None:
+    authz = dict((session.data or {}).get("authz", {}))
+    if rid in authz:
+        authz[rid] = {**authz[rid], **changes}
+        sessions.set_data(session, "authz", authz)
+
+
+def _forget(session: BrowserSession | None, rid: str | None) -> None:
+    if session is not None and rid and rid in (session.data or {}).get("authz", {}):
+        authz = dict(session.data["authz"])
+        authz.pop(rid)
+        sessions.set_data(session, "authz", authz)
+
+
+def _interact(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
+              kind: str) -> Outcome:
+    cookie = None
+    db = current_db.get()
+    if session is None:
+        session, cookie = sessions.create(db, ctx.box, ctx.settings, ip=request.ip,
+                                          user_agent=request.headers.get("user-agent"))
+    if rid is None or rid not in (session.data or {}).get("authz", {}):
+        rid = secrets.token_urlsafe(16)
+        authz = {k: v for k, v in (session.data or {}).get("authz", {}).items()
+                 if v["created"] + PENDING_TTL > time.time()}
+        while len(authz) >= MAX_PENDING:
+            authz.pop(min(authz, key=lambda k: authz[k]["created"]))
+        params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
+        authz[rid] = {"params": params, "created": int(time.time())}
+        sessions.set_data(session, "authz", authz)
+    path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
+    return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie)
