@@ -1,0 +1,4 @@
+-- GET /jwks.json
+wrk.method = "GET"
+wrk.path = "/jwks.json"
+wrk.headers["Accept"] = "application/json"
