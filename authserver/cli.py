@@ -105,23 +105,28 @@ def describe_error(exc: BaseException) -> str | None:
     return None
 
 
-def _settings() -> Any:
+def _settings(*, serving: bool = False) -> Any:
+    """Settings from the environment; a command other than ``serve`` logs warnings and
+    errors only (its audit events still reach the audit table), unless at debug level."""
     from authserver.logging import configure_logging
     from authserver.settings import Settings
 
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    level = settings.log_level
+    if not serving and level == "info":
+        level = "warning"
+    configure_logging(settings.log_format, level)
     return settings
 
 
 @contextmanager
-def _context(*, need_database: bool = True) -> Iterator[Context]:
+def _context(*, need_database: bool = True, serving: bool = False) -> Iterator[Context]:
     """Settings and a :class:`Context`; refuses a SQLite file that does not exist yet
     (a command run from the wrong directory would otherwise make an empty one)."""
     from authserver.context import Context
     from authserver.db import import_models
 
-    settings = _settings()
+    settings = _settings(serving=serving)
     if need_database:
         _require_sqlite_file(settings.database_url)
     import_models()
@@ -187,7 +192,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
     # Settings first: an unset SECRET_KEY is generated here once, not raced by N workers.
-    with _context(need_database=False) as ctx:
+    with _context(need_database=False, serving=True) as ctx:
         settings = ctx.settings
         if settings.is_sqlite:
             migrate(ctx.engine)
