@@ -20,6 +20,7 @@ from authserver.endpoints import discovery, health, introspect, jwks, revoke, to
 from authserver.logging import configure_logging
 from authserver.middleware import RequestContextMiddleware
 from authserver.oauth.server import Server
+from authserver.security.denylist_middleware import DenyListMiddleware
 from authserver.settings import Settings
 
 
@@ -45,7 +46,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     routes.append(Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware, settings=settings)],
+        middleware=[Middleware(RequestContextMiddleware, settings=settings),
+                    Middleware(DenyListMiddleware, context=ctx)],
         exception_handlers={
             errors.AppError: errors.handle_app_error,
             OAuth2Error: errors.handle_oauth_error,

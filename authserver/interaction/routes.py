@@ -1,14 +1,36 @@
-"""Routes of the browser pages (login, consent; MFA, account and sign-up add theirs here)."""
+"""Routes of the browser pages: login, MFA, consent, account, sign-up, password reset."""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from authserver.interaction import consent, login
+from authserver.interaction import account, consent, login, mfa, reset, signup
 
 routes = [
     Route("/login", login.login_form, methods=["GET"]),
     Route("/login", login.login_submit, methods=["POST"]),
+    Route("/login/mfa", mfa.mfa_form, methods=["GET"]),
+    Route("/login/mfa", mfa.mfa_submit, methods=["POST"]),
     Route("/consent", consent.consent_form, methods=["GET"]),
     Route("/consent", consent.consent_submit, methods=["POST"]),
+    Route("/account", account.account_page, methods=["GET"]),
+    Route("/account/sessions/revoke", account.post(account.revoke_session), methods=["POST"]),
+    Route("/account/sessions/revoke-others", account.post(account.revoke_other_sessions), methods=["POST"]),
+    Route("/account/consents/revoke", account.post(account.revoke_consent), methods=["POST"]),
+    Route("/account/mfa/enrol", account.enrol_page, methods=["GET"]),
+    Route("/account/mfa/enrol", account.post(account.start_enrolment), methods=["POST"]),
+    Route("/account/mfa/confirm", account.post(account.confirm_enrolment), methods=["POST"]),
+    Route("/account/mfa/disable", account.post(account.disable_mfa), methods=["POST"]),
+    Route("/account/mfa/backup-codes", account.backup_codes_page, methods=["GET"]),
+    Route("/account/mfa/backup-codes", account.post(account.regenerate_backup_codes), methods=["POST"]),
+    Route("/account/password", account.post(account.change_password), methods=["POST"]),
+    Route("/signup", signup.signup_form, methods=["GET"]),
+    Route("/signup", signup.signup_submit, methods=["POST"]),
+    Route("/signup/verify", signup.verify_form, methods=["GET"]),
+    Route("/signup/verify", signup.verify_submit, methods=["POST"]),
+    Route("/password/reset", reset.reset_form, methods=["GET"]),
+    Route("/password/reset", reset.reset_submit, methods=["POST"]),
+    Route("/password/reset/confirm", reset.confirm_form, methods=["GET"]),
+    Route("/password/reset/confirm", reset.confirm_submit, methods=["POST"]),
+    Route("/password/reset/done", reset.done_page, methods=["GET"]),
 ]

@@ -1,0 +1,77 @@
+"""Outgoing mail (sign-up and password-reset codes).
+
+With ``AUTHSERVER_SMTP_URL`` set (``smtp://[user:pass@]host[:port]`` with
+STARTTLS when the server offers it, or ``smtps://...`` for implicit TLS) mail
+goes through :mod:`smtplib`. Without it (development) every message is written
+as an ``.eml`` file, mode 0600, to ``AUTHSERVER_DATA_DIR/outbox``. The
+message body is never logged; the recipient only masked.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+
+from authserver.logging import mask_email
+
+log = structlog.get_logger("authserver.mail")
+SMTP_TIMEOUT = 10
+
+
+def outbox(settings: Any) -> Path:
+    return Path(settings.data_dir) / "outbox"
+
+
+def send(settings: Any, to: str, subject: str, body: str) -> None:
+    """Send (or, without SMTP, store) one plain-text message. Raises ``OSError``/``smtplib.SMTPException``."""
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    if settings.smtp_url is not None and settings.smtp_url.get():
+        _smtp(settings.smtp_url.get(), message)
+        transport = "smtp"
+    else:
+        _file(outbox(settings), message)
+        transport = "outbox"
+    log.info("mail_sent", to=mask_email(to), subject=subject, transport=transport)
+
+
+def _smtp(url: str, message: EmailMessage) -> None:
+    parts = urlsplit(url)
+    context = ssl.create_default_context()
+    host = parts.hostname or "localhost"
+    server: smtplib.SMTP
+    if parts.scheme == "smtps":
+        server = smtplib.SMTP_SSL(host, parts.port or 465, timeout=SMTP_TIMEOUT, context=context)
+    elif parts.scheme == "smtp":
+        server = smtplib.SMTP(host, parts.port or 587, timeout=SMTP_TIMEOUT)
+    else:
+        raise ValueError("AUTHSERVER_SMTP_URL must start with smtp:// or smtps://")
+    with server:
+        if parts.scheme == "smtp":
+            server.ehlo()
+            if server.has_extn("starttls"):
+                server.starttls(context=context)
+                server.ehlo()
+        if parts.username:
+            server.login(unquote(parts.username), unquote(parts.password or ""))
+        server.send_message(message)
+
+
+def _file(directory: Path, message: EmailMessage) -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = f"{time.time_ns()}-{secrets.token_hex(4)}.eml"
+    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(message.as_bytes())

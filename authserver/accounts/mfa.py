@@ -1,0 +1,129 @@
+"""Second factors: TOTP enrolment and verification, single-use backup codes.
+
+The TOTP seed is sealed with :class:`SecretBox` (associated data: the user id,
+so a sealed seed cannot be moved to another account); backup codes are stored
+as keyed hashes only. Acceptance is an atomic conditional ``UPDATE`` so two
+concurrent requests cannot both spend the same TOTP step or backup code
+(RFC 6238 §5.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from authserver.accounts.models import BackupCode, TotpFactor
+from authserver.db import utcnow
+from authserver.security import totp
+
+BACKUP_CODES = 10
+
+
+def _aad(user_id: str) -> bytes:
+    return f"totp:{user_id}".encode()
+
+
+def confirmed_factor(db: Session, user_id: str) -> TotpFactor | None:
+    factor = db.get(TotpFactor, user_id)
+    return factor if factor is not None and factor.confirmed_at is not None else None
+
+
+def start_enrolment(db: Session, box: Any, user_id: str) -> str:
+    """Create (or replace) an unconfirmed TOTP factor; return its base32 secret.
+
+    Raises ``ValueError`` when a confirmed factor already exists.
+    """
+    factor = db.get(TotpFactor, user_id)
+    if factor is not None and factor.confirmed_at is not None:
+        raise ValueError("a confirmed factor exists")
+    secret = totp.new_secret()
+    sealed = box.encrypt(secret.encode(), _aad(user_id))
+    if factor is None:
+        db.add(TotpFactor(user_id=user_id, secret_encrypted=sealed, last_used_step=0))
+    else:
+        factor.secret_encrypted = sealed
+        factor.last_used_step = 0
+    db.flush()
+    return secret
+
+
+def pending_secret(db: Session, box: Any, user_id: str) -> str | None:
+    """The secret of an unconfirmed factor, to show again while enrolling."""
+    factor = db.get(TotpFactor, user_id)
+    if factor is None or factor.confirmed_at is not None:
+        return None
+    return box.decrypt(factor.secret_encrypted, _aad(user_id)).decode()
+
+
+def confirm_enrolment(db: Session, box: Any, user_id: str, code: str) -> list[str] | None:
+    """Activate the pending factor with a first valid code; return fresh backup codes
+    (shown once, stored hashed) or None when the code is wrong."""
+    factor = db.get(TotpFactor, user_id)
+    if factor is None or factor.confirmed_at is not None:
+        return None
+    secret = box.decrypt(factor.secret_encrypted, _aad(user_id)).decode()
+    step = totp.verify(secret, code, None)
+    if step is None:
+        return None
+    factor.confirmed_at = utcnow()
+    factor.last_used_step = step
+    return new_backup_codes(db, box, user_id)
+
+
+def new_backup_codes(db: Session, box: Any, user_id: str) -> list[str]:
+    """Replace the user's backup codes; the plaintext is returned once and never stored."""
+    db.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
+    codes = totp.generate_backup_codes(BACKUP_CODES)
+    db.add_all(BackupCode(user_id=user_id, code_hash=box.keyed_hash(totp.normalize_backup_code(c)))
+               for c in codes)
+    db.flush()
+    return codes
+
+
+def unused_backup_codes(db: Session, user_id: str) -> int:
+    return db.scalar(select(func.count()).select_from(BackupCode).where(
+        BackupCode.user_id == user_id, BackupCode.used_at.is_(None))) or 0
+
+
+def verify(db: Session, box: Any, user_id: str, code: str) -> str | None:
+    """Spend a TOTP code or a backup code; return ``"totp"``, ``"backup"`` or None.
+
+    A TOTP code is accepted only for a step above ``last_used_step`` and a
+    backup code only while ``used_at`` is empty, each claimed by one
+    conditional UPDATE.
+    """
+    code = (code or "").strip()
+    if not code or len(code) > 64:
+        return None
+    factor = confirmed_factor(db, user_id)
+    if factor is None:
+        return None
+    digits = code.replace(" ", "")
+    if digits.isdigit() and len(digits) == totp.DIGITS:
+        secret = box.decrypt(factor.secret_encrypted, _aad(user_id)).decode()
+        step = totp.verify(secret, digits, factor.last_used_step or None)
+        if step is None:
+            return None
+        claimed = db.execute(
+            update(TotpFactor)
+            .where(TotpFactor.user_id == user_id, TotpFactor.last_used_step < step)
+            .values(last_used_step=step)
+            .execution_options(synchronize_session=False)
+        )
+        db.expire(factor)
+        return "totp" if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+    code_hash = box.keyed_hash(totp.normalize_backup_code(code))
+    claimed = db.execute(
+        update(BackupCode)
+        .where(BackupCode.user_id == user_id, BackupCode.code_hash == code_hash, BackupCode.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return "backup" if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def disable(db: Session, user_id: str) -> None:
+    db.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
+    db.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id))
