@@ -122,8 +122,9 @@ def create_app(validator: Validator) -> Starlette:
         if not validator.has_scope(claims):
             return JSONResponse({"error": "insufficient_scope"}, status_code=403, headers={
                 "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{validator.required_scope}"'})
+        kid = jwt.get_unverified_header(token)["kid"]
         return JSONResponse({"sub": claims["sub"], "client_id": claims["client_id"],
-                             "scope": claims.get("scope", ""), "kid": jwt.get_unverified_header(token)["kid"]})
+                             "scope": claims.get("scope", ""), "kid": kid})
 
     app = Starlette(routes=[Route("/api/me", me, methods=["GET"])])
     app.state.validator = validator

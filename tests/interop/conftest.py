@@ -40,7 +40,8 @@ class ServerThread:
 
     def __init__(self, app: Any, port: int) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                loop="asyncio", http="h11", ws="none", lifespan="on", timeout_graceful_shutdown=2)
+                                loop="asyncio", http="h11", ws="none", lifespan="on",
+                                timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{port}", daemon=True)
 

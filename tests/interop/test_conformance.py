@@ -76,7 +76,8 @@ def other_app(ctx: Context, tmp_path: Any) -> Iterator[Any]:
         other = Context(settings)
         other.keys.ensure_key()
         made.append(other)
-        return TestClient(create_app(settings, context=other), base_url=settings.issuer, follow_redirects=False)
+        return TestClient(create_app(settings, context=other), base_url=settings.issuer,
+                          follow_redirects=False)
 
     yield build
     for other in made:
@@ -178,7 +179,8 @@ def test_scopes_in_any_order(client: TestClient, rp: tuple[str, str]) -> None:
     {"acr_values": "urn:authserver:acr:pwd"}, {"acr_values": "urn:example:unknown"}, {"login_hint": "alice"},
     {"login_hint": "nobody@example.com"},
 ], ids=lambda e: "-".join(f"{k}={v}" for k, v in e.items()))
-def test_optional_parameters_never_error(client: TestClient, rp: tuple[str, str], extra: dict[str, str]) -> None:
+def test_optional_parameters_never_error(client: TestClient, rp: tuple[str, str],
+                                         extra: dict[str, str]) -> None:
     body = flow(client, *rp, **extra)
     assert body["id_token"]
 
@@ -258,7 +260,8 @@ def test_request_objects_rejected(client: TestClient, rp: tuple[str, str], param
     REDIRECT_URI + "?x=1", REDIRECT_URI + "/", "https://rp.example.com/cb2", "https://rp.example.com/other",
     REDIRECT_URI + "#frag", "http://rp.example.com/cb", "https://rp.example.com:8443/cb",
 ])
-def test_redirect_uri_mismatch_shows_error_page(client: TestClient, rp: tuple[str, str], redirect_uri: str) -> None:
+def test_redirect_uri_mismatch_shows_error_page(client: TestClient, rp: tuple[str, str],
+                                                redirect_uri: str) -> None:
     assert_error_page(authorize(client, rp[0], redirect_uri=redirect_uri))
     # even with the user logged in
     flow(client, *rp)
@@ -270,8 +273,8 @@ def test_redirect_uri_mismatch_shows_error_page(client: TestClient, rp: tuple[st
 
 def test_logout_redirects_with_state(client: TestClient, rp: tuple[str, str]) -> None:
     body = flow(client, *rp)
-    r = client.get("/logout", params={"id_token_hint": body["id_token"], "post_logout_redirect_uri": LOGOUT_URI,
-                                      "state": "s1"})
+    r = client.get("/logout", params={"id_token_hint": body["id_token"],
+                                      "post_logout_redirect_uri": LOGOUT_URI, "state": "s1"})
     assert r.status_code in (302, 303) and r.headers["location"] == LOGOUT_URI + "?state=s1"
     q = redirected_to_rp(authorize(client, rp[0], prompt="none"))
     assert q["error"] == "login_required" and q["iss"] == ISSUER
@@ -313,7 +316,8 @@ def test_logout_with_confirmation(client: TestClient, rp: tuple[str, str]) -> No
 # -- token endpoint ------------------------------------------------------------------------
 
 
-def test_password_grant_only_for_allowed_clients(client: TestClient, make_user: Any, make_client: Any) -> None:
+def test_password_grant_only_for_allowed_clients(client: TestClient, make_user: Any,
+                                                  make_client: Any) -> None:
     make_user()
     data = {"grant_type": "password", "username": "alice", "password": PASSWORD, "scope": "openid"}
     cid, secret = make_client()

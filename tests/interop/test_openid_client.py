@@ -51,7 +51,8 @@ def test_openid_client_full_flow(live: Live, node_ready: str) -> None:
     try:
         summary = json.loads(result.stdout)
     except ValueError:
-        pytest.fail(f"rp.mjs printed no summary (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+        pytest.fail(f"rp.mjs printed no summary (exit {result.returncode}):\n"
+                    f"{result.stdout}\n{result.stderr}")
     assert result.returncode == 0 and summary["ok"], json.dumps(summary, indent=2) + result.stderr
 
     assert summary["discovery"]["issuer"] == live.url

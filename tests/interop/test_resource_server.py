@@ -25,7 +25,8 @@ def setup(live: Live) -> Iterator[dict[str, Any]]:
     other_cid, other_secret = live.make_client(grant_types=["client_credentials"], redirect_uris=[],
                                                scope="api:read")
     port = free_port()
-    server = ServerThread(create_app(Validator(live.url, audience=cid, jwks_lifespan=300, refresh_cooldown=1)), port)
+    validator = Validator(live.url, audience=cid, jwks_lifespan=300, refresh_cooldown=1)
+    server = ServerThread(create_app(validator), port)
     server.start()
     try:
         yield {"rs": f"http://127.0.0.1:{port}", "cid": cid, "secret": secret,
