@@ -102,7 +102,7 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
             data = dict(form["fields"])
             if "username" in data or "password" in data:
                 data["username"] = state["username"]
-                data["password"] = state["password"]
+                data["password"] = state["user_password"]
             else:
                 allow = next((b for b in form["buttons"] if b[0] == "decision" and b[1] == "allow"), None)
                 data["decision"] = "allow" if allow is None else allow[1]

@@ -130,9 +130,18 @@ def table(results: Path) -> str:
     argon = _load(results / "argon2.json")
     rsa = _load(results / "rsa.json")
     code = _load(results / "codeflow.json")
+    noise: dict[str, dict] = {}
+    if (results / "noise.jsonl").exists():
+        for line in (results / "noise.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            noise[rec["name"]] = rec
+
+    def other(name: str) -> str:
+        rec = noise.get(name)
+        return f"{rec['other_cpu_pct']}%" if rec else "?"
     lines = [
-        "| scenario | req/s | p50 | p99 | errors | target | met |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| scenario | req/s | p50 | p99 | errors | other CPU | target | met |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     rows = [*SCENARIOS, *BIG] if (results / "big_refresh.wrk").exists() else SCENARIOS
     for name, title, target in rows:
@@ -155,28 +164,34 @@ def table(results: Path) -> str:
             tgt = f">= {target:,} req/s, p99 < {P99_TARGET_MS:.0f} ms"
             met = "yes" if ok else "NO"
         lines.append(f"| {title} | {rps:,.0f} | {_fmt_ms(r.get('p50'))} | {_fmt_ms(p99)} | "
-                     f"{errors} | {tgt} | {met} |")
+                     f"{errors} | {other(name)} | {tgt} | {met} |")
     if code:
         if code.get("skipped"):
             lines.append(f"| 7. full code flow (authorize, login, consent, token) | – | – | – | – | "
-                         f"p95 < 30 ms | skipped: {code['skipped']} |")
+                         f"– | p95 < 30 ms | skipped: {code['skipped']} |")
         else:
             met = "yes" if code["p95_ms"] < 30 and not code.get("errors") else "NO"
             lines.append(f"| 7. full code flow, {code['iterations']} sequential flows, Argon2 m=8,t=1 "
                          f"(p95 in the p99 column) | {code['flows_per_s']:.0f} flows/s | "
                          f"{_fmt_ms(code['p50_ms'])} | p95 {_fmt_ms(code['p95_ms'])} | "
-                         f"{code.get('errors', 0)} | p95 < 30 ms | {met} |")
+                         f"{code.get('errors', 0)} | {other('codeflow')} | p95 < 30 ms | {met} |")
     out = [
         f"## authserver benchmarks ({m.get('date', '')})",
         "",
         machine_line(m),
         "",
         "One uvicorn worker pinned to CPU 0; wrk -t1 -c32 -d15s --latency pinned to CPU 1. "
-        "`errors` = non-2xx responses + socket errors (any non-zero makes the row invalid).",
+        "`errors` = non-2xx responses + socket errors (any non-zero makes the row invalid). "
+        "`other CPU` = CPU used meanwhile by processes other than the server, wrk, Postgres and Redis "
+        "(100% = one of the two cores); anything well above 0 means the figures are depressed by "
+        "a neighbour (e.g. a test run).",
         "",
         *lines,
         "",
     ]
+    busy = [f"{k}: {', '.join(v['top'])}" for k, v in noise.items() if v["top"]]
+    if busy:
+        out.append("Busiest other processes per scenario: " + "; ".join(busy) + ".")
     if argon:
         out.append(f"Raw Argon2id verify on one core ({argon['params']}): "
                    f"{argon['argon2_verify_per_s']:.1f}/s.")

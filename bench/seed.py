@@ -53,7 +53,7 @@ def cmd_base(args: argparse.Namespace) -> None:
     from authserver.db import transaction
 
     ctx = _context()
-    state: dict[str, Any] = {"password": PASSWORD, "redirect_uri": REDIRECT_URI}
+    state: dict[str, Any] = {"user_password": PASSWORD, "redirect_uri": REDIRECT_URI}
     with transaction(ctx.sessions) as db:
         specs = {
             "cc": dict(client_name="bench client_credentials", redirect_uris=[],
