@@ -132,8 +132,8 @@ class RelyingParty:
             f'<p><a id="logout" href="{html.escape(logout)}" data-state="{logout_state}">Sign out</a></p>')
 
     async def bye(self, request: Request) -> Response:
-        return HTMLResponse(f'<h1>Signed out</h1><p id="state">{html.escape(request.query_params.get("state", ""))}'
-                            "</p>")
+        state = html.escape(request.query_params.get("state", ""))
+        return HTMLResponse(f'<h1>Signed out</h1><p id="state">{state}</p>')
 
 
 @pytest.fixture
