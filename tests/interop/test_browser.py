@@ -213,7 +213,9 @@ def test_login_with_totp(page: Any, live: Live, rp: RelyingParty) -> None:
     user = live.make_user("bob", name="Bob Example")
     with transaction(live.ctx.sessions) as session:
         secret = mfa.start_enrolment(session, live.ctx.box, user.id)
-        session.get(TotpFactor, user.id).confirmed_at = utcnow()
+        factor = session.get(TotpFactor, user.id)
+        assert factor is not None
+        factor.confirmed_at = utcnow()
     page.goto(f"{rp.base}/start")
     sign_in(page, live, "bob")
     page.wait_for_url(f"{live.url}/login/mfa?*")
