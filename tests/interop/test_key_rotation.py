@@ -56,7 +56,8 @@ def rotate_with_cli(live: Live) -> str:
            "AUTHSERVER_ISSUER": settings.issuer, "AUTHSERVER_LOG_FORMAT": "json"}
     env.pop("AUTHSERVER_REDIS_URL", None)
     cli = Path(sys.executable).with_name("authserver")
-    command = [str(cli)] if cli.exists() else [sys.executable, "-c", "from authserver.cli import main; main()"]
+    command = [str(cli)] if cli.exists() else [sys.executable, "-c",
+                                                "from authserver.cli import main; main()"]
     result = subprocess.run([*command, "keys", "rotate", "--delay", str(ROTATE_DELAY)], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -65,6 +66,7 @@ def rotate_with_cli(live: Live) -> str:
 
 def test_rotation_under_load(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     cid, secret = live.make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api:read")
+    assert secret is not None
     old_kid = live.ctx.keys.active.kid
     verifier = jwks_client(live)
     stop = threading.Event()
@@ -88,7 +90,7 @@ def test_rotation_under_load(live: Live, monkeypatch: pytest.MonkeyPatch) -> Non
                         seen[kid] = seen.get(kid, 0) + 1
                         if kid == old_kid:
                             old_tokens[:] = [token]
-                except Exception as exc:  # noqa: BLE001 - every failure is counted
+                except Exception as exc:  # every failure is counted
                     with lock:
                         failures.append(f"{type(exc).__name__}: {exc}")
 
@@ -109,7 +111,8 @@ def test_rotation_under_load(live: Live, monkeypatch: pytest.MonkeyPatch) -> Non
 
     # after activation the old key is still published, and its tokens still verify
     assert time.time() > activates_at
-    statuses = {k.kid: k.status for k in live.ctx.keys.keys()}
+    store = live.ctx.keys
+    statuses = {k.kid: k.status for k in store.keys(now=None)}
     assert statuses == {old_kid: "published", new_kid: "active"}
     kids = [k["kid"] for k in httpx.get(f"{live.url}/jwks.json").json()["keys"]]
     assert sorted(kids) == sorted([old_kid, new_kid])
@@ -120,10 +123,11 @@ def test_rotation_under_load(live: Live, monkeypatch: pytest.MonkeyPatch) -> Non
     assert claims["client_id"] == cid
 
     # retirement: the longest token lifetime plus clock skew after the new key activated
-    old = next(k for k in live.ctx.keys.keys() if k.kid == old_kid)
+    listed = {k.kid: k for k in store.keys(now=None)}
+    old = listed[old_kid]
     assert old.retires_at is not None
-    assert old.retires_at == next(k.activates_at for k in live.ctx.keys.keys() if k.kid == new_kid) + 10 + 60
-    status_at = {when: {k.kid: k.status for k in live.ctx.keys.keys(now=when)}[old_kid]
+    assert old.retires_at == listed[new_kid].activates_at + 10 + 60
+    status_at = {when: {k.kid: k.status for k in store.keys(now=when)}[old_kid]
                  for when in (old.retires_at - 1, old.retires_at)}
     assert status_at == {old.retires_at - 1: "published", old.retires_at: "retired"}
 
