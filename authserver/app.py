@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from authserver import errors
 from authserver.context import TEMPLATES_DIR, Context
-from authserver.endpoints import discovery, health, introspect, jwks, revoke, token, userinfo
+from authserver.endpoints import discovery, health, introspect, jwks, register, revoke, token, userinfo
 from authserver.logging import configure_logging
 from authserver.middleware import RequestContextMiddleware
 from authserver.oauth.server import Server
@@ -40,7 +40,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
 
     routes: list[Any] = [
         *discovery.routes, *jwks.routes, *token.routes, *introspect.routes, *revoke.routes,
-        *userinfo.routes, *health.routes,
+        *userinfo.routes, *register.routes, *health.routes,
     ]
     routes += _interaction_routes()
     routes.append(Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"))

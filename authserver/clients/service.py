@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -41,22 +42,16 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
-def create_client(
-    db: Session,
-    box: SecretBox,
+def validate_metadata(
     *,
     client_name: str,
     redirect_uris: list[str],
     grant_types: list[str],
     scope: str,
-    token_endpoint_auth_method: str = "client_secret_basic",
+    token_endpoint_auth_method: str,
     post_logout_redirect_uris: list[str] | None = None,
-    skip_consent: bool = False,
-    require_mfa: bool = False,
-    introspect_any: bool = False,
-    audience: list[str] | None = None,
-) -> NewClient:
-    """Validate and store a client; returns the plaintext secret once (None for public)."""
+) -> dict[str, Any]:
+    """Check client metadata; return it normalised (deduplicated, trimmed) or raise ClientError."""
     if not client_name.strip():
         raise ClientError("client name must not be empty")
     for g in grant_types:
@@ -77,17 +72,46 @@ def create_client(
     for s in scopes:
         if not SCOPE_TOKEN.match(s):
             raise ClientError(f"invalid scope: {s!r}")
-    secret = None if public else secrets.token_urlsafe(32)
+    return {
+        "client_name": client_name.strip(),
+        "redirect_uris": list(dict.fromkeys(redirect_uris)),
+        "post_logout_redirect_uris": list(dict.fromkeys(post_logout_redirect_uris or [])),
+        "grant_types": list(dict.fromkeys(grant_types)),
+        "response_types": ["code"] if "authorization_code" in grant_types else [],
+        "scope": " ".join(dict.fromkeys(scopes)),
+        "token_endpoint_auth_method": token_endpoint_auth_method,
+    }
+
+
+def create_client(
+    db: Session,
+    box: SecretBox,
+    *,
+    client_name: str,
+    redirect_uris: list[str],
+    grant_types: list[str],
+    scope: str,
+    token_endpoint_auth_method: str = "client_secret_basic",
+    post_logout_redirect_uris: list[str] | None = None,
+    skip_consent: bool = False,
+    require_mfa: bool = False,
+    introspect_any: bool = False,
+    audience: list[str] | None = None,
+) -> NewClient:
+    """Validate and store a client; returns the plaintext secret once (None for public)."""
+    metadata = validate_metadata(
+        client_name=client_name,
+        redirect_uris=redirect_uris,
+        grant_types=grant_types,
+        scope=scope,
+        token_endpoint_auth_method=token_endpoint_auth_method,
+        post_logout_redirect_uris=post_logout_redirect_uris,
+    )
+    secret = None if token_endpoint_auth_method == "none" else secrets.token_urlsafe(32)
     client = Client(
         client_id=secrets.token_urlsafe(16),
         client_secret_hash=box.keyed_hash(secret) if secret else None,
-        client_name=client_name.strip(),
-        redirect_uris=list(dict.fromkeys(redirect_uris)),
-        post_logout_redirect_uris=list(dict.fromkeys(post_logout_redirect_uris or [])),
-        grant_types=list(dict.fromkeys(grant_types)),
-        response_types=["code"] if "authorization_code" in grant_types else [],
-        scope=" ".join(dict.fromkeys(scopes)),
-        token_endpoint_auth_method=token_endpoint_auth_method,
+        **metadata,
         skip_consent=skip_consent,
         require_mfa=require_mfa,
         introspect_any=introspect_any,

@@ -28,6 +28,7 @@ def metadata(settings: Any) -> dict[str, Any]:
         "jwks_uri": f"{base}/jwks.json",
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
+        "registration_endpoint": f"{base}/register",
         "end_session_endpoint": f"{base}/logout",
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],

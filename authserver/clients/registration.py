@@ -1,0 +1,295 @@
+"""Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+
+Plain functions over a sync session, run by ``endpoints/register.py`` inside
+``bridge.call``. Authlib's ``ClientRegistrationEndpoint`` is not used: it always
+issues a secret, returns ``client_secret`` on read and needs the plaintext
+registration token (see AUTHLIB_NOTES.md).
+
+Policy for self-registered clients:
+
+* registration needs an admin-issued initial access token (``Bearer``), stored
+  as a keyed hash, optionally expiring, usable until it expires;
+* grants ``authorization_code``, ``refresh_token`` and (confidential clients
+  only) ``client_credentials``; never ``password`` (RFC 9700 §2.4);
+* scopes only from the server's own list (``openid profile email
+  offline_access roles``); never ``skip_consent``, ``require_mfa``,
+  ``introspect_any`` or an ``audience`` override: those stay admin-only and
+  are ignored if sent, like any metadata this server does not understand
+  (RFC 7591 §2);
+* the registration access token is random (256 bits), stored as a keyed hash
+  on the client row, and replaced on every update (RFC 7592 §2.2): the update
+  response carries the new one. A read never returns the client secret or the
+  registration access token (only their hashes are stored);
+* a client cannot switch between public (``none``) and confidential.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authserver.audit import service as audit
+from authserver.clients import service as clients
+from authserver.clients.errors import ClientError
+from authserver.clients.models import Client, InitialAccessToken
+from authserver.db import utcnow
+from authserver.security.crypto import SecretBox, new_token
+
+REGISTRABLE_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
+REGISTRABLE_SCOPES = ("openid", "profile", "email", "offline_access", "roles")
+DEFAULT_SCOPE = "openid profile email"
+DEFAULT_CLIENT_NAME = "Unnamed client"
+MAX_URIS = 20
+MAX_URI_LENGTH = 2000
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 200
+
+
+class RegistrationError(Exception):
+    """A protocol error: ``status``, RFC 7591 §3.2.2 / RFC 6750 §3.1 ``error`` code."""
+
+    def __init__(self, status: int, error: str, description: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.headers = headers or {}
+
+
+def invalid_token(presented: bool) -> RegistrationError:
+    """401 with a Bearer challenge; no error code when no token was sent (RFC 6750 §3.1)."""
+    challenge = 'Bearer realm="authserver"'
+    if presented:
+        challenge += ', error="invalid_token"'
+    return RegistrationError(401, "invalid_token", "A valid bearer token is required.",
+                             {"WWW-Authenticate": challenge})
+
+
+def _metadata_error(description: str) -> RegistrationError:
+    return RegistrationError(400, "invalid_client_metadata", description)
+
+
+def _redirect_error(description: str) -> RegistrationError:
+    return RegistrationError(400, "invalid_redirect_uri", description)
+
+
+# -- initial access tokens ---------------------------------------------------
+
+
+def create_initial_access_token(db: Session, box: SecretBox, description: str = "", *,
+                                expires_in: int | None = None) -> str:
+    """Mint an initial access token (RFC 7591 §3); returns the plaintext once."""
+    if expires_in is not None and expires_in <= 0:
+        raise ClientError("expires-in must be a positive number of seconds")
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise ClientError(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    token = new_token()
+    expires_at = utcnow() + dt.timedelta(seconds=expires_in) if expires_in is not None else None
+    row = InitialAccessToken(token_hash=box.keyed_hash(token), description=description,
+                             expires_at=expires_at)
+    db.add(row)
+    db.flush()
+    audit.record(db, "registration_token_created", token_id=row.id, description=description,
+                 expires_at=expires_at.isoformat() if expires_at else None)
+    return token
+
+
+def _check_initial_access_token(db: Session, box: SecretBox, token: str | None) -> InitialAccessToken:
+    if not token:
+        raise invalid_token(False)
+    row = db.scalar(select(InitialAccessToken).where(
+        InitialAccessToken.token_hash == box.keyed_hash(token)))
+    if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+        raise invalid_token(True)
+    return row
+
+
+# -- metadata ----------------------------------------------------------------
+
+
+def _string(body: dict[str, Any], name: str, default: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _metadata_error(f"{name} must be a string")
+    return value
+
+
+def _string_list(body: dict[str, Any], name: str, default: list[str],
+                 error: Any = _metadata_error) -> list[str]:
+    value = body.get(name)
+    if value is None:
+        return list(default)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise error(f"{name} must be an array of strings")
+    return value
+
+
+def parse_metadata(body: Any) -> dict[str, Any]:
+    """RFC 7591 §2 metadata from a JSON body, checked against the self-registration
+    policy and the rules of :func:`clients.service.validate_metadata`."""
+    if not isinstance(body, dict):
+        raise _metadata_error("the request body must be a JSON object")
+    grant_types = _string_list(body, "grant_types", ["authorization_code"])
+    if "password" in grant_types:
+        raise _metadata_error("the password grant cannot be registered dynamically (RFC 9700 §2.4)")
+    for grant in grant_types:
+        if grant not in REGISTRABLE_GRANTS:
+            raise _metadata_error(f"unsupported grant type: {grant}")
+    auth_method = _string(body, "token_endpoint_auth_method", "client_secret_basic")
+    code_flow = "authorization_code" in grant_types
+
+    response_types = _string_list(body, "response_types", ["code"] if code_flow else [])
+    for rtype in response_types:
+        if rtype != "code":
+            raise _metadata_error(f"unsupported response type: {rtype}")
+    if bool(response_types) != code_flow:
+        # RFC 7591 §2.1: response_type "code" goes with the authorization_code grant
+        raise _metadata_error("response_types [\"code\"] and grant type authorization_code go together")
+
+    redirect_uris = _string_list(body, "redirect_uris", [], _redirect_error)
+    if len(redirect_uris) > MAX_URIS:
+        raise _redirect_error(f"at most {MAX_URIS} redirect URIs")
+    for uri in redirect_uris:
+        if len(uri) > MAX_URI_LENGTH:
+            raise _redirect_error(f"redirect URIs must be at most {MAX_URI_LENGTH} characters")
+        try:
+            clients.validate_redirect_uri(uri)
+        except ClientError as exc:
+            raise _redirect_error(str(exc)) from None
+    if code_flow and not redirect_uris:
+        raise _redirect_error("authorization_code clients need at least one redirect URI")
+
+    logout_uris = _string_list(body, "post_logout_redirect_uris", [])
+    if len(logout_uris) > MAX_URIS or any(len(u) > MAX_URI_LENGTH for u in logout_uris):
+        raise _metadata_error(f"at most {MAX_URIS} post-logout redirect URIs of at most "
+                              f"{MAX_URI_LENGTH} characters")
+
+    scope = _string(body, "scope", DEFAULT_SCOPE if code_flow else "")
+    for s in scope.split():
+        if s not in REGISTRABLE_SCOPES:
+            raise _metadata_error(f"scope {s!r} cannot be registered (allowed: "
+                                  f"{' '.join(REGISTRABLE_SCOPES)})")
+
+    client_name = _string(body, "client_name", DEFAULT_CLIENT_NAME).strip() or DEFAULT_CLIENT_NAME
+    if len(client_name) > MAX_NAME_LENGTH:
+        raise _metadata_error(f"client_name must be at most {MAX_NAME_LENGTH} characters")
+    try:
+        return clients.validate_metadata(
+            client_name=client_name,
+            redirect_uris=redirect_uris,
+            grant_types=grant_types,
+            scope=scope,
+            token_endpoint_auth_method=auth_method,
+            post_logout_redirect_uris=logout_uris,
+        )
+    except ClientError as exc:
+        raise _metadata_error(str(exc)) from None
+
+
+def client_information(client: Client, issuer: str) -> dict[str, Any]:
+    """The registered metadata (RFC 7591 §3.2.1), never the secret or a token."""
+    return {
+        "client_id": client.client_id,
+        "client_id_issued_at": int(client.created_at.timestamp()),
+        "client_name": client.client_name,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": list(client.grant_types),
+        "response_types": list(client.response_types),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "scope": client.scope,
+        "registration_client_uri": f"{issuer}/register/{client.client_id}",
+    }
+
+
+# -- RFC 7591 registration ---------------------------------------------------
+
+
+def register_client(db: Session, box: SecretBox, *, initial_token: str | None, body: Any,
+                    issuer: str, ip: str | None = None) -> dict[str, Any]:
+    """Register a client (RFC 7591 §3.1); returns the §3.2.1 response body."""
+    _check_initial_access_token(db, box, initial_token)
+    metadata = parse_metadata(body)
+    try:
+        new = clients.create_client(db, box, **{k: v for k, v in metadata.items() if k != "response_types"})
+    except ClientError as exc:  # already checked by parse_metadata; kept as a safety net
+        raise _metadata_error(str(exc)) from None
+    client = new.client
+    registration_token = new_token()
+    client.registration_access_token_hash = box.keyed_hash(registration_token)
+    db.flush()
+    audit.record(db, "client_created", client_id=client.client_id, ip=ip, actor="registration",
+                 grant_types=client.grant_types, auth_method=client.token_endpoint_auth_method)
+    info = client_information(client, issuer)
+    if new.client_secret is not None:
+        info["client_secret"] = new.client_secret
+        info["client_secret_expires_at"] = 0
+    info["registration_access_token"] = registration_token
+    return info
+
+
+# -- RFC 7592 management -----------------------------------------------------
+
+
+def _authorize(db: Session, box: SecretBox, client_id: str, token: str | None) -> Client:
+    """The client whose registration access token this is; 401 otherwise, also for
+    an unknown client (RFC 7592 §2.1: no hint whether it exists)."""
+    if not token:
+        raise invalid_token(False)
+    client = clients.get_client(db, client_id)
+    expected = client.registration_access_token_hash if client is not None else None
+    if expected is None or not hmac.compare_digest(box.keyed_hash(token), expected):
+        raise invalid_token(True)
+    return client  # type: ignore[return-value]
+
+
+def read_client(db: Session, box: SecretBox, *, client_id: str, token: str | None,
+                issuer: str) -> dict[str, Any]:
+    """RFC 7592 §2.1."""
+    return client_information(_authorize(db, box, client_id, token), issuer)
+
+
+def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | None, body: Any,
+                  issuer: str, ip: str | None = None) -> dict[str, Any]:
+    """RFC 7592 §2.2: replace the metadata; the response carries a new registration token."""
+    client = _authorize(db, box, client_id, token)
+    if not isinstance(body, dict):
+        raise _metadata_error("the request body must be a JSON object")
+    if body.get("client_id") != client.client_id:
+        raise RegistrationError(400, "invalid_request", "client_id must match the client being updated")
+    secret = body.get("client_secret")
+    if secret is not None and not (
+        isinstance(secret, str) and client.client_secret_hash is not None
+        and box.verify_hash(secret, client.client_secret_hash)
+    ):
+        raise RegistrationError(400, "invalid_request", "client_secret does not match; it cannot be "
+                                "chosen by the client")
+    # registration_access_token, client_id_issued_at etc. echoed from a read are ignored
+    metadata = parse_metadata(body)
+    if (metadata["token_endpoint_auth_method"] == "none") != client.is_public:
+        raise _metadata_error("a client cannot switch between public (none) and confidential "
+                              "authentication; register a new client")
+    for key, value in metadata.items():
+        setattr(client, key, value)
+    registration_token = new_token()
+    client.registration_access_token_hash = box.keyed_hash(registration_token)
+    db.flush()
+    audit.record(db, "client_updated", client_id=client.client_id, ip=ip, actor="registration",
+                 grant_types=client.grant_types, auth_method=client.token_endpoint_auth_method)
+    return {**client_information(client, issuer), "registration_access_token": registration_token}
+
+
+def delete_registered_client(db: Session, box: SecretBox, *, client_id: str, token: str | None,
+                             ip: str | None = None) -> None:
+    """RFC 7592 §2.3: the client, its codes, refresh tokens and consents go (FK cascade)."""
+    client = _authorize(db, box, client_id, token)
+    db.delete(client)
+    db.flush()
+    audit.record(db, "client_deleted", client_id=client_id, ip=ip, actor="registration")
