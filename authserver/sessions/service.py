@@ -91,7 +91,9 @@ def csrf_token(row: BrowserSession) -> str:
 
 
 def check_csrf(row: BrowserSession | None, token: str | None) -> bool:
-    return bool(row and token) and hmac.compare_digest(csrf_token(row), str(token))  # type: ignore[arg-type]
+    # bytes: compare_digest raises TypeError on non-ASCII str (a forged form field)
+    return bool(row and token) and hmac.compare_digest(
+        csrf_token(row).encode(), str(token).encode("utf-8", "surrogatepass"))  # type: ignore[arg-type]
 
 
 def set_data(row: BrowserSession, key: str, value: Any) -> None:

@@ -75,3 +75,12 @@ def test_malformed_input_is_4xx_not_500(client, path, body, ctype):
 def test_bad_content_length_is_400(client):
     r = client.post("/token", content=b"x", headers={"content-length": "abc"})
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/login", "/login/mfa", "/consent", "/signup", "/password/reset",
+                                  "/account/password", "/logout"])
+def test_non_ascii_csrf_token_with_a_session_is_not_500(client, path):
+    client.get("/login")  # a session exists, so the token is actually compared
+    r = client.post(path, content="csrf_token=%C3%A9&rid=x".encode(),
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code < 500
