@@ -79,7 +79,7 @@ def get_code(client: Any, client_id: str, **extra: Any) -> tuple[str, str, dict[
     assert response.status_code in (302, 303), response.text[:500]
     q = query(response.headers["location"])
     assert "code" in q, q
-    assert q["state"] == params["state"] and q["iss"] == "http://127.0.0.1:8000"
+    assert q["state"] == params["state"] and q["iss"] == str(client.base_url).rstrip("/")
     return q["code"], verifier, params
 
 
@@ -90,3 +90,35 @@ def exchange(client: Any, client_id: str, secret: str | None, code: str, verifie
         data["client_id"] = client_id
         return client.post("/token", data=data)
     return client.post("/token", data=data, auth=(client_id, secret))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def tokens(client: Any, client_id: str, secret: str | None, **extra: Any) -> dict[str, Any]:
+    """The whole code flow through the forms; returns the token response body
+    plus ``_params`` (the authorization request sent)."""
+    code, verifier, params = get_code(client, client_id, **extra)
+    response = exchange(client, client_id, secret, code, verifier)
+    assert response.status_code == 200, response.text
+    return {**response.json(), "_params": params}
+
+
+def refresh(client: Any, client_id: str, secret: str | None, refresh_token: str, **extra: str) -> Any:
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    if secret is None:
+        return client.post("/token", data={**data, "client_id": client_id})
+    return client.post("/token", data=data, auth=(client_id, secret))
+
+
+def introspect(client: Any, client_id: str, secret: str | None, token: str) -> dict[str, Any]:
+    response = client.post("/introspect", data={"token": token}, auth=(client_id, secret))
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def unverified(token: str) -> dict[str, Any]:
+    import jwt
+
+    return dict(jwt.decode(token, options={"verify_signature": False}))

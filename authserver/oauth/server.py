@@ -131,7 +131,12 @@ class Server(rfc6749.AuthorizationServer):
         return token
 
     def token_response(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
-        status, body, headers = self.create_token_response(request)
+        if not request.form.get("grant_type"):
+            # RFC 6749 §5.2: a missing parameter is invalid_request (Authlib says unsupported_grant_type)
+            status, body, headers = self.handle_error_response(
+                request, rfc6749.InvalidRequestError("Missing 'grant_type'."))
+        else:
+            status, body, headers = self.create_token_response(request)
         return status, body, [*NO_STORE, *[h for h in headers if h[0].lower() not in ("cache-control", "pragma")]]
 
     # -- RFC 7662 / RFC 7009 -------------------------------------------------

@@ -1,0 +1,46 @@
+"""Discovery documents, validated with Authlib's own metadata models."""
+
+from __future__ import annotations
+
+import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
+
+from tests.conftest import ISSUER
+
+PATHS = ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_metadata_validates(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    meta = response.json()
+    OpenIDProviderMetadata(meta).validate()
+    AuthorizationServerMetadata(meta).validate()
+    assert meta["issuer"] == ISSUER
+
+
+def test_metadata_names_what_works(client):
+    meta = client.get(PATHS[0]).json()
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                 "revocation_endpoint", "introspection_endpoint", "end_session_endpoint"):
+        assert meta[name].startswith(ISSUER + "/")
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["response_types_supported"] == ["code"]
+    assert meta["request_parameter_supported"] is False
+    assert meta["request_uri_parameter_supported"] is False
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    assert set(meta["scopes_supported"]) >= {"openid", "profile", "email", "offline_access", "roles"}
+    assert "implicit" not in meta["grant_types_supported"]
+
+
+def test_every_named_endpoint_answers(client):
+    meta = client.get(PATHS[0]).json()
+    assert client.get(meta["jwks_uri"].removeprefix(ISSUER)).status_code == 200
+    for name in ("token_endpoint", "revocation_endpoint", "introspection_endpoint"):
+        assert client.post(meta[name].removeprefix(ISSUER), data={}).status_code in (400, 401)
+    assert client.get(meta["userinfo_endpoint"].removeprefix(ISSUER)).status_code == 401
+    assert client.get(meta["authorization_endpoint"].removeprefix(ISSUER)).status_code == 400
+    assert client.get(meta["end_session_endpoint"].removeprefix(ISSUER)).status_code == 200
