@@ -145,11 +145,13 @@ def test_change_password(app, client, ctx, make_user):
     with _new_browser(app) as other:
         login(other)
         token = csrf(client)
-        r = client.post("/account/password", data={"csrf_token": token, "current_password": "wrong password",
-                                                    "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD})
+        r = client.post("/account/password", data={
+            "csrf_token": token, "current_password": "wrong password", "new_password": NEW_PASSWORD,
+            "confirm_password": NEW_PASSWORD})
         assert r.headers["location"].startswith("/account?m=bad_password")
-        r = client.post("/account/password", data={"csrf_token": token, "current_password": PASSWORD,
-                                                    "new_password": "password", "confirm_password": "password"})
+        r = client.post("/account/password", data={
+            "csrf_token": token, "current_password": PASSWORD, "new_password": "password",
+            "confirm_password": "password"})
         assert r.headers["location"] == "/account#password"
         assert "at least 8" in client.get("/account").text or "too common" in client.get("/account").text
         r = client.post("/account/password", data={"csrf_token": token, "current_password": PASSWORD,

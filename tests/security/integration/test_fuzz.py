@@ -5,7 +5,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 NAMES = ["grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier", "refresh_token",
          "scope", "username", "password", "response_type", "state", "nonce", "code_challenge",

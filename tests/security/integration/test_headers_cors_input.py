@@ -81,6 +81,6 @@ def test_bad_content_length_is_400(client):
                                   "/account/password", "/logout"])
 def test_non_ascii_csrf_token_with_a_session_is_not_500(client, path):
     client.get("/login")  # a session exists, so the token is actually compared
-    r = client.post(path, content="csrf_token=%C3%A9&rid=x".encode(),
+    r = client.post(path, content=b"csrf_token=%C3%A9&rid=x",
                     headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code < 500

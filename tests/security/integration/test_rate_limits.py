@@ -24,6 +24,10 @@ def _assert_429(r, *, json_error=True):
         assert r.json()["error"] == "temporarily_unavailable"
 
 
+def _cc(client, cid, secret):
+    return client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+
+
 def test_login_rate_limit(client, make_user):
     make_user()
     login(client, password="wrong password 1")
@@ -35,8 +39,8 @@ def test_login_rate_limit(client, make_user):
 def test_token_rate_limit(client, make_client):
     cid, secret = make_client(grant_types=["client_credentials"], scope="api")
     for _ in range(2):
-        assert client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).status_code == 200
-    r = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+        assert _cc(client, cid, secret).status_code == 200
+    r = _cc(client, cid, secret)
     _assert_429(r)
     assert r.headers["cache-control"] == "no-store"
 
@@ -66,4 +70,4 @@ def test_registration_rate_limit(client):
 def test_rate_limits_off(client, make_client):
     cid, secret = make_client(grant_types=["client_credentials"], scope="api")
     for _ in range(4):
-        assert client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).status_code == 200
+        assert _cc(client, cid, secret).status_code == 200

@@ -51,8 +51,8 @@ def _run_flows(client, ctx, settings, make_user, make_client) -> list[str]:
     code = query(r.headers["location"])["code"]
     assert r.headers["location"].startswith(REDIRECT_URI)
     tokens = exchange(client, cid, client_secret, code, verifier).json()
-    refreshed = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                            auth=(cid, client_secret)).json()
+    refreshed = client.post("/token", auth=(cid, client_secret), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}).json()
     secrets_seen += [code, verifier, tokens["access_token"], tokens["refresh_token"], tokens["id_token"],
                      refreshed["access_token"], refreshed["refresh_token"]]
     client.post("/introspect", data={"token": refreshed["access_token"]}, auth=(cid, client_secret))
