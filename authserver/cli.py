@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 
+from authserver.clients.cli_registration import add_registration_commands
+
 if TYPE_CHECKING:
     from authserver.context import Context
 
@@ -701,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(deny, "remove", cmd_deny_list_remove, "remove an entry")
     p.add_argument("cidr")
     _command(deny, "list", cmd_deny_list_list, "list entries")
+
+    add_registration_commands(sub)
     return parser
 
 

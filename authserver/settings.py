@@ -232,7 +232,7 @@ def load_or_create_secret_key(keys_dir: Path) -> str:
         if len(value) < 32:
             raise SettingsError(f"{path.name} in AUTHSERVER_KEYS_DIR is too short")
         return value
-    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from authserver.accounts.errors import AccountError
@@ -82,8 +82,9 @@ def find_by_login(db: Session, login: str) -> User | None:
     login = normalize_login(login)
     if not login or len(login) > 320:
         return None
+    # stored normalised (lowercase), so the unique indexes serve this lookup
     column = User.email if "@" in login else User.username
-    return db.scalar(select(User).where(func.lower(column) == login))
+    return db.scalar(select(User).where(column == login))
 
 
 def get_user(db: Session, user_id: str | None) -> User | None:

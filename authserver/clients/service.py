@@ -109,7 +109,7 @@ def create_client(
     )
     secret = None if token_endpoint_auth_method == "none" else secrets.token_urlsafe(32)
     client = Client(
-        client_id=secrets.token_urlsafe(16),
+        client_id=new_client_id(),
         client_secret_hash=box.keyed_hash(secret) if secret else None,
         **metadata,
         skip_consent=skip_consent,
@@ -120,6 +120,13 @@ def create_client(
     db.add(client)
     db.flush()
     return NewClient(client, secret)
+
+
+def new_client_id() -> str:
+    """128 random bits; never starting with '-' so it cannot pass for a CLI option."""
+    while (client_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return client_id
 
 
 def get_client(db: Session, client_id: str) -> Client | None:

@@ -76,7 +76,7 @@ class KeyStore:
         return sorted(keys, key=lambda k: (k.activates_at, k.created_at))
 
     def _write(self, activates_at: int) -> SigningKey:
-        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        self.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = private.private_bytes(
             serialization.Encoding.PEM,
@@ -175,7 +175,10 @@ class KeyStore:
     def rotate(self, delay: int | None = None) -> SigningKey:
         """Add a key published now and used for signing after ``delay`` seconds."""
         delay = self.activation_delay if delay is None else delay
-        key = self._write(activates_at=int(time.time()) + delay)
+        self._refresh()
+        newest = max((k.activates_at for k in self._keys), default=0)
+        # strictly after the newest key, or a same-second rotation could leave the old key active
+        key = self._write(activates_at=max(int(time.time()) + delay, newest + 1))
         self._stamp = None
         return key
 
