@@ -88,8 +88,11 @@ class State:
     @property
     def just_authenticated(self) -> bool:
         """The session logged in after this request arrived (ends the prompt=login loop)."""
+        # auth_time has one-second resolution: also require a new session (log_in
+        # replaces it), or a session from the same second would pass unchallenged
         return bool(self.pending and self.session and self.session.auth_time
-                    and self.session.auth_time >= self.pending["created"])
+                    and self.session.auth_time >= self.pending["created"]
+                    and self.session.sid != self.pending.get("sid"))
 
 
 # -- checks, in order ----------------------------------------------------------
@@ -302,7 +305,7 @@ def _interact(ctx: Any, request: FrozenRequest, session: BrowserSession | None, 
         while len(authz) >= MAX_PENDING:
             authz.pop(min(authz, key=lambda k: authz[k]["created"]))
         params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
-        authz[rid] = {"params": params, "created": int(time.time())}
+        authz[rid] = {"params": params, "created": int(time.time()), "sid": session.sid}
         sessions.set_data(session, "authz", authz)
     path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
     return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie)

@@ -199,3 +199,18 @@ def test_denied_consent_is_not_remembered(client, make_user, make_client):
     follow(client, response, consent="deny")
     params, response = _authorize(client, cid)
     _goes_to(response, "/consent")
+
+
+def test_prompt_login_cannot_be_skipped_by_resuming_without_logging_in(client, ctx, make_user, make_client):
+    """A session whose auth_time is not older than the pending request (same
+    second) must still log in again: resuming directly gets the login page."""
+    make_user()
+    cid, _ = make_client()
+    get_code(client, cid)
+    _age_session(ctx, -10)  # auth_time in the same second as (or after) the new request
+    params, response = _authorize(client, cid, prompt="login")
+    _goes_to(response, "/login")
+    rid = response.headers["location"].split("rid=")[1]
+    resumed = client.get(f"/authorize/resume?rid={rid}")
+    _goes_to(resumed, "/login")
+    _code_redirect(follow(client, resumed), params)
