@@ -4,7 +4,9 @@ With ``AUTHSERVER_SMTP_URL`` set (``smtp://[user:pass@]host[:port]`` with
 STARTTLS when the server offers it, or ``smtps://...`` for implicit TLS) mail
 goes through :mod:`smtplib`. Without it (development) every message is written
 as an ``.eml`` file, mode 0600, to ``AUTHSERVER_DATA_DIR/outbox``. The
-message body is never logged; the recipient only masked.
+message body is never logged; the recipient only masked. Pages send mail
+after the response (:func:`deliver` as a background task), so the answer
+time does not show whether a message went out.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ def send(settings: Any, to: str, subject: str, body: str) -> None:
         _file(outbox(settings), message)
         transport = "outbox"
     log.info("mail_sent", to=mask_email(to), subject=subject, transport=transport)
+
+
+def deliver(settings: Any, to: str, subject: str, body: str) -> bool:
+    """:func:`send`, logging a failure instead of raising (runs after the response)."""
+    try:
+        send(settings, to, subject, body)
+        return True
+    except (OSError, smtplib.SMTPException, ValueError) as exc:
+        log.error("mail_failed", to=mask_email(to), subject=subject, error=type(exc).__name__)
+        return False
 
 
 def _smtp(url: str, message: EmailMessage) -> None:

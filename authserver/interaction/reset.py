@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,13 +50,13 @@ async def reset_submit(request: Request) -> Response:
         db = bridge.current_db.get()
         rate_limit(ctx, "registration", ip)
         session = sessions.load(db, ctx.box, cookie)
-        if not sessions.check_csrf(session, form.get("csrf_token")):
+        if session is None or not sessions.check_csrf(session, form.get("csrf_token")):
             return "csrf", None
         email = accounts.normalize_login(form.get("email", ""))[:320]
         user = accounts.find_by_login(db, email) if "@" in email else None
-        known = user is not None and not user.disabled
-        row, code = email_codes.issue(db, ctx.box, "reset", email, user_id=user.id if known else None,
-                                      deliverable=known)
+        user_id = user.id if user is not None and not user.disabled else None
+        known = user_id is not None
+        row, code = email_codes.issue(db, ctx.box, "reset", email, user_id=user_id, deliverable=known)
         sessions.set_data(session, "reset_code", row.id)
         if not known:
             return "sent", None
@@ -66,9 +67,10 @@ async def reset_submit(request: Request) -> Response:
     state, letter = await bridge.call(ctx, run)
     if state == "csrf":
         return web.error_page(request, "invalid_request", CSRF_FAILED)
-    if letter is not None:
-        await bridge.call(ctx, lambda: mail.send(ctx.settings, *letter))
-    return web.redirect("/password/reset/confirm", request)
+    response = web.redirect("/password/reset/confirm", request)
+    if letter is not None:  # after the response: its timing must not tell known addresses apart
+        response.background = BackgroundTask(mail.deliver, ctx.settings, *letter)
+    return response
 
 
 def _confirm_values(session: Any, error: str | None = None) -> dict[str, Any]:
@@ -100,7 +102,7 @@ async def confirm_submit(request: Request) -> Response:
     def run() -> tuple[str, dict[str, Any] | None]:
         db = bridge.current_db.get()
         session = sessions.load(db, ctx.box, cookie)
-        if not sessions.check_csrf(session, form.get("csrf_token")):
+        if session is None or not sessions.check_csrf(session, form.get("csrf_token")):
             return "csrf", None
         row_id = (session.data or {}).get("reset_code")
         pending = db.get(EmailCode, row_id) if isinstance(row_id, int) else None

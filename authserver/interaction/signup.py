@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import or_, select
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -94,7 +95,7 @@ async def signup_submit(request: Request) -> Response:
         db = bridge.current_db.get()
         rate_limit(ctx, "registration", ip)
         session = sessions.load(db, ctx.box, cookie)
-        if not sessions.check_csrf(session, form.get("csrf_token")):
+        if session is None or not sessions.check_csrf(session, form.get("csrf_token")):
             return "csrf", None, None
         try:
             username, email, password, taken = _validate(db, form)
@@ -121,8 +122,9 @@ async def signup_submit(request: Request) -> Response:
         assert values is not None
         return web.page(request, "signup.html", values)
     assert letter is not None
-    await bridge.call(ctx, lambda: mail.send(ctx.settings, *letter))
-    return web.redirect(with_rid("/signup/verify", rid), request)
+    response = web.redirect(with_rid("/signup/verify", rid), request)
+    response.background = BackgroundTask(mail.deliver, ctx.settings, *letter)
+    return response
 
 
 async def verify_form(request: Request) -> Response:
@@ -157,7 +159,7 @@ async def verify_submit(request: Request) -> Response:
     def run() -> tuple[str, Any]:
         db = bridge.current_db.get()
         session = sessions.load(db, ctx.box, cookie)
-        if not sessions.check_csrf(session, form.get("csrf_token")):
+        if session is None or not sessions.check_csrf(session, form.get("csrf_token")):
             return "csrf", None
         outcome, row = email_codes.check(db, ctx.box, (session.data or {}).get("signup_code"), "signup",
                                          form.get("code", ""))
