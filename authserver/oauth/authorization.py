@@ -236,6 +236,10 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
         grant = ctx.oauth.get_consent_grant(request)
     except OAuth2Error as error:
         return _error_outcome(ctx, error, state_param)
+    except ValueError:
+        # Authlib refuses to quote characters outside RFC 6749 §A's set in an error
+        return Outcome(error="invalid_request", status=400,
+                       error_description="The request contains characters that are not allowed.")
     s = State(ctx, request, grant, session, pending, params=request.payload.data)
     try:
         for _name, check in CHECKS:
