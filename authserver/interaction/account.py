@@ -193,8 +193,10 @@ def disable_mfa(db: Any, ctx: Any, request: Request, session: Any, user: Any,
                 form: dict[str, str]) -> tuple[str, str | None]:
     ip = request.state.client_ip
     key = accounts.lockout_key(user, "")
-    if ctx.lockout.check(key, ip) or factors.verify(db, ctx.box, user.id, form.get("code", "")) is None:
-        ctx.lockout.register_failure(key, ip)
+    locked = ctx.lockout.check(key, ip)
+    if locked or factors.verify(db, ctx.box, user.id, form.get("code", "")) is None:
+        if not locked:
+            ctx.lockout.register_failure(key, ip)
         audit.record(db, "mfa_failed", user_id=user.id, ip=ip, channel="disable")
         return _done("bad_code", "#mfa")
     factors.disable(db, user.id)
@@ -207,8 +209,10 @@ def change_password(db: Any, ctx: Any, request: Request, session: Any, user: Any
     ip = request.state.client_ip
     key = accounts.lockout_key(user, "")
     current = normalize(form.get("current_password", ""))
-    if ctx.lockout.check(key, ip) or not ctx.passwords.verify(user.password_hash, current):
-        ctx.lockout.register_failure(key, ip)
+    locked = ctx.lockout.check(key, ip)
+    if locked or not ctx.passwords.verify(user.password_hash, current):
+        if not locked:
+            ctx.lockout.register_failure(key, ip)
         audit.record(db, "login_failed", user_id=user.id, ip=ip, channel="password_change",
                      reason="bad_credentials")
         return _done("bad_password", "#password")

@@ -103,8 +103,9 @@ async def mfa_submit(request: Request) -> Response:
         locked = ctx.lockout.check(key, ip)
         used = None if locked else factors.verify(db, ctx.box, user.id, form.get("code", ""))
         if used is None:
-            lock = ctx.lockout.register_failure(key, ip)
-            audit.record(db, "mfa_failed", user_id=user.id, ip=ip)
+            # like authenticate(): tries during a lock are refused but do not extend it
+            lock = 0 if locked else ctx.lockout.register_failure(key, ip)
+            audit.record(db, "mfa_failed", user_id=user.id, ip=ip, reason="locked" if locked else "bad_code")
             if lock:
                 audit.record(db, "account_locked", user_id=user.id, ip=ip, seconds=lock, channel="mfa")
             return "failed", _values(session, rid, FAILED), None
