@@ -82,11 +82,13 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # No pre-ping: it costs a round trip per checkout on the hot path. A
+    # connection dropped by a database restart fails one request and is
+    # replaced (pool_recycle bounds a connection's age).
     return sa.create_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=10,
-        pool_pre_ping=True,
+        max_overflow=2,
         pool_recycle=1800,
     )
 

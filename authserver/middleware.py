@@ -4,9 +4,10 @@ body size limit, security headers and CORS. Pure ASGI keeps the hot paths cheap.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -18,6 +19,9 @@ from authserver.settings import Settings
 
 log = structlog.get_logger("authserver.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# a random per-process prefix and a counter: unique, and no system call per request
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
 
 # CORS only where a browser-based client needs it (DESIGN.md "Headers").
 CORS_PATHS = frozenset({
@@ -59,7 +63,7 @@ class RequestContextMiddleware:
             return
         headers = Headers(scope=scope)
         incoming = headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.match(incoming) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         peer = scope.get("client")
         ip = client_ip(peer[0] if peer else None, headers, self.trusted_proxies)
         state = scope.setdefault("state", {})

@@ -109,6 +109,7 @@ def make_settings(**overrides: Any) -> Settings:
         rate_limits=False,
         log_format="json",
         key_activation_delay=0,
+        client_cache_ttl=0,  # tests change clients between requests; the cache has its own test
     )
     base.update(overrides)
     return Settings(**base)

@@ -17,6 +17,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.requests import JsonPayload, JsonRequest
@@ -24,6 +25,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+
+from authserver.errors import BadRequest
 
 T = TypeVar("T")
 
@@ -90,8 +93,12 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method != "POST" or ctype != "application/x-www-form-urlencoded":
         return []
-    form = await request.form(max_files=0, max_fields=100)
-    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    # parse_qsl: Starlette's form() goes through the multipart machinery, ~3x slower
+    body = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        return parse_qsl(body, keep_blank_values=True, max_num_fields=100, encoding="utf-8", errors="replace")
+    except ValueError:
+        raise BadRequest("Too many form fields.") from None
 
 
 async def freeze(request: Request, *, include_args: bool = False) -> FrozenRequest:

@@ -7,6 +7,7 @@ Endpoints call :meth:`Server.token_response`, :meth:`introspect`,
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
@@ -32,6 +33,8 @@ class Server(rfc6749.AuthorizationServer):
     def __init__(self, ctx: Any) -> None:
         super().__init__(scopes_supported=SCOPES)
         self.ctx = ctx
+        self._clients: dict[str, tuple[OAuthClient, float]] = {}
+        self.clock = time.monotonic
         self.revoked = tokens.RevokedJtiList(ctx.redis, ctx.settings.redis_prefix)
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
         id_token = grants.IDTokenExtension()
@@ -44,8 +47,21 @@ class Server(rfc6749.AuthorizationServer):
     # -- Authlib's abstract methods ----------------------------------------
 
     def query_client(self, client_id: str) -> OAuthClient | None:
+        """The client, from a per-process cache of ``CLIENT_CACHE_TTL`` seconds: the
+        token, introspection and revocation hot paths then skip a query. A secret
+        rotated or a client deleted elsewhere takes effect within that time."""
+        ttl = self.ctx.settings.client_cache_ttl
+        now = self.clock()
+        cached = self._clients.get(client_id) if ttl else None
+        if cached is not None and cached[1] > now:
+            return cached[0]
         row = clients.get_client(current_db.get(), client_id)
-        return OAuthClient(row, self.ctx.box) if row is not None else None
+        client = OAuthClient(row, self.ctx.box) if row is not None else None
+        if ttl and client is not None:
+            if len(self._clients) > 10_000:
+                self._clients.clear()
+            self._clients[client_id] = (client, now + ttl)
+        return client
 
     def create_oauth2_request(self, request: Any) -> Any:
         assert isinstance(request, FrozenRequest)

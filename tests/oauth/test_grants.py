@@ -381,3 +381,25 @@ def test_client_credentials_refused_to_a_public_client(client, make_client):
     response = client.post("/token", data={"grant_type": "client_credentials", "client_id": cid})
     assert response.status_code in (400, 401)
     assert response.json()["error"] in ("invalid_client", "unauthorized_client")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"client_cache_ttl": 30}])
+def test_client_cache_serves_within_ttl_and_expires(client, ctx, make_client, monkeypatch):
+    """The per-process client cache: a rotated secret applies after the TTL, not before."""
+    import time as _time
+
+    from authserver.clients.service import rotate_secret
+    from authserver.db import transaction
+
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    assert client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).status_code == 200
+    with transaction(ctx.sessions) as session:
+        new_secret = rotate_secret(session, ctx.box, cid)
+    # still cached: the old secret works for up to CLIENT_CACHE_TTL seconds
+    assert client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).status_code == 200
+    later = _time.monotonic() + 31
+    monkeypatch.setattr(ctx.oauth, "clock", lambda: later)
+    r = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+    assert r.status_code == 401
+    r = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, new_secret))
+    assert r.status_code == 200
