@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from authserver.accounts.errors import AccountError
 from authserver.accounts.models import TotpFactor, User, UserRole
@@ -87,8 +87,12 @@ def find_by_login(db: Session, login: str) -> User | None:
     return db.scalar(select(User).where(column == login))
 
 
-def get_user(db: Session, user_id: str | None) -> User | None:
-    return db.get(User, user_id) if user_id else None
+def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> User | None:
+    """The user by id. ``with_roles=False`` (token hot paths) defers the roles
+    query until ``role_names`` is read inside the same session."""
+    if not user_id:
+        return None
+    return db.get(User, user_id, options=None if with_roles else [lazyload(User.roles)])
 
 
 def list_users(db: Session) -> list[User]:

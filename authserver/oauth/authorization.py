@@ -36,6 +36,7 @@ from authserver.oauth.errors import (
     RegistrationNotSupportedError,
     RequestNotSupportedError,
     RequestUriNotSupportedError,
+    UnsupportedResponseTypeError,
 )
 from authserver.oauth.models import Principal
 from authserver.sessions import service as sessions
@@ -234,6 +235,11 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
     state_param = request.payload.state
     try:
         grant = ctx.oauth.get_consent_grant(request)
+    except UnsupportedResponseTypeError as error:
+        if not request.payload.response_type:
+            # RFC 6749 §4.1.2.1: a missing required parameter is invalid_request
+            error = InvalidRequestError("Missing 'response_type'.", redirect_uri=error.redirect_uri)
+        return _error_outcome(ctx, error, state_param)
     except OAuth2Error as error:
         return _error_outcome(ctx, error, state_param)
     except ValueError:

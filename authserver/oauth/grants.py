@@ -174,7 +174,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCodeAdapter) -> Principal | None:
         row = authorization_code.row
-        user = accounts.get_user(current_db.get(), row.user_id)
+        user = accounts.get_user(current_db.get(), row.user_id, with_roles=False)
         if user is None or user.disabled:
             return None
         return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims)
@@ -213,9 +213,10 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
     def validate_token_request(self) -> None:
         super().validate_token_request()
         token: RefreshTokenAdapter = self.request.refresh_token
-        user = accounts.get_user(current_db.get(), token.row.user_id)
+        user = accounts.get_user(current_db.get(), token.row.user_id, with_roles=False)
         if user is None or user.disabled:
             raise InvalidGrantError()
+        self._user = user
         if not tokens.claim_refresh_token(current_db.get(), token.row.id):
             # lost a race with a concurrent refresh: treat as reuse
             self._reuse_detected(token.row)
@@ -223,7 +224,7 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: RefreshTokenAdapter) -> Principal | None:
         row = refresh_token.row
-        user = accounts.get_user(current_db.get(), row.user_id)
+        user = getattr(self, "_user", None) or accounts.get_user(current_db.get(), row.user_id)
         if user is None:
             return None
         return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid)

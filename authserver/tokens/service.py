@@ -77,6 +77,7 @@ def revoke_family(db: Session, revoked: RevokedJtiList, family_id: str) -> int:
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
     )
     rows = db.execute(
         select(RefreshToken.access_token_jti, RefreshToken.access_token_expires_at).where(
@@ -110,6 +111,7 @@ def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode
             AuthorizationCode.expires_at > now,
         )
         .values(used_at=now)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -126,5 +128,6 @@ def claim_refresh_token(db: Session, token_id: int) -> bool:
             RefreshToken.revoked_at.is_(None),
         )
         .values(rotated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
