@@ -48,7 +48,7 @@ class Forms(HTMLParser):
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    k = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
+    k = max(0, min(len(values) - 1, round(p / 100 * len(values) + 0.5) - 1))
     return values[k]
 
 

@@ -99,14 +99,13 @@ def cmd_refresh(args: argparse.Namespace) -> None:
     auth_time = int(time.time())
     started = time.perf_counter()
     with _raw_conn(ctx) as conn, open(args.out, "w") as out:
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY refresh_tokens ({REFRESH_COLUMNS}) FROM STDIN") as copy:
-                for _ in range(args.count):
-                    token = secrets.token_urlsafe(32)
-                    out.write(token + "\n")
-                    copy.write_row((ctx.box.keyed_hash(token), str(uuid.uuid4()), client_id, user_id,
-                                    "openid offline_access", auth_time, '["pwd"]',
-                                    "urn:authserver:acr:pwd", None, created, expires, fam_expires))
+        with conn.cursor() as cur, cur.copy(f"COPY refresh_tokens ({REFRESH_COLUMNS}) FROM STDIN") as copy:
+            for _ in range(args.count):
+                token = secrets.token_urlsafe(32)
+                out.write(token + "\n")
+                copy.write_row((ctx.box.keyed_hash(token), str(uuid.uuid4()), client_id, user_id,
+                                "openid offline_access", auth_time, '["pwd"]',
+                                "urn:authserver:acr:pwd", None, created, expires, fam_expires))
         conn.commit()
     ctx.close()
     print(f"minted {args.count} refresh tokens in {time.perf_counter() - started:.1f}s -> {args.out}",

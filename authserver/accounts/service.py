@@ -31,7 +31,7 @@ def normalize_login(value: str) -> str:
 
 def mask_login(value: str) -> str:
     """What the logs may say about a login identifier."""
-    return mask_email(value) if "@" in value else f"{value[:2]}***"
+    return (mask_email(value) or "***") if "@" in value else f"{value[:2]}***"
 
 
 def create_user(

@@ -51,10 +51,7 @@ def _validate(ctx: Any, params: dict[str, str]) -> tuple[str | None, str | None,
 
 async def logout(request: Request) -> Response:
     ctx = web.context(request)
-    if request.method == "POST":
-        params = dict(await bridge.read_form(request))
-    else:
-        params = dict(request.query_params)
+    params = dict(await bridge.read_form(request)) if request.method == "POST" else dict(request.query_params)
     params = {k: v for k, v in params.items() if k in PARAMS or k in ("csrf_token", "confirm")}
     cookie = web.session_cookie(request)
 

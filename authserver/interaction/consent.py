@@ -48,7 +48,7 @@ async def consent_form(request: Request) -> Response:
         db = bridge.current_db.get()
         session = sessions.load(db, ctx.box, cookie)
         found = _requested(db, session, rid)
-        if found is None:
+        if found is None or session is None:
             return None
         client, scopes = found
         return {"rid": rid, "csrf_token": sessions.csrf_token(session), "client_name": client.client_name,
@@ -72,7 +72,7 @@ async def consent_submit(request: Request) -> Response:
         if not sessions.check_csrf(session, form.get("csrf_token")):
             return "csrf"
         found = _requested(db, session, rid)
-        if found is None:
+        if found is None or session is None or not session.user_id:
             return "expired"
         client, scopes = found
         if form.get("decision") == "allow":

@@ -87,6 +87,16 @@ class State:
         return accounts.get_user(current_db.get(), self.session.user_id)
 
     @property
+    def user_id(self) -> str:
+        """The logged-in user's id; only for checks that run after ``check_login``."""
+        assert self.session is not None and self.session.user_id
+        return self.session.user_id
+
+    @property
+    def amr(self) -> list[str]:
+        return list(self.session.amr or []) if self.session is not None else []
+
+    @property
     def just_authenticated(self) -> bool:
         """The session logged in after this request arrived (ends the prompt=login loop)."""
         # auth_time has one-second resolution: also require a new session (log_in
@@ -167,13 +177,13 @@ def check_login(s: State) -> None:
 def mfa_required(s: State) -> bool:
     acr_values = s.params.get("acr_values", "").split()
     return bool(s.grant.request.client.row.require_mfa or ACR_MFA in acr_values
-                or accounts.has_mfa(current_db.get(), s.session.user_id))  # type: ignore[union-attr]
+                or accounts.has_mfa(current_db.get(), s.user_id))
 
 
 def check_mfa(s: State) -> None:
     """A second factor when the user enrolled one, the client requires it, or
     ``acr_values`` asks for it."""
-    if mfa_required(s) and "otp" not in (s.session.amr or []):  # type: ignore[union-attr]
+    if mfa_required(s) and "otp" not in s.amr:
         raise Interaction("mfa")
 
 
@@ -185,7 +195,7 @@ def check_consent(s: State) -> None:
         return
     if "consent" in s.prompts:
         raise Interaction("consent")
-    granted = consents.granted_scopes(current_db.get(), s.session.user_id, client.client_id)  # type: ignore[union-attr]
+    granted = consents.granted_scopes(current_db.get(), s.user_id, client.client_id)
     if not set(s.grant.request.scope.split()) <= granted:
         raise Interaction("consent")
 

@@ -5,9 +5,9 @@ Each class documents the trap of Authlib 1.9 it closes (see AUTHLIB_NOTES.md).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
-import base64
 import re
 import time
 from typing import Any

@@ -23,7 +23,7 @@ from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
 from authserver.tokens import service as tokens
-from authserver.tokens.models import AuthorizationCode, RefreshToken
+from authserver.tokens.models import RefreshToken
 
 SCOPES = ["openid", "profile", "email", "offline_access", "roles"]
 NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -181,7 +181,7 @@ class Server(rfc6749.AuthorizationServer):
                 return inactive
             if claims.get("client_id") != client.client_id and not client.row.introspect_any:
                 return inactive
-            body = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
+            body: dict[str, Any] = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
                                             "jti", "auth_time", "acr", "amr") if k in claims}
             return {"active": True, "token_type": "Bearer", **body}
         row = self._live_refresh_token(token)

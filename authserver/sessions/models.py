@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,7 +26,7 @@ class BrowserSession(Base):
     amr: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     acr: Mapped[str | None] = mapped_column(sa.String(100))
     # Interaction state between pages (pending authorization request, MFA step).
-    data: Mapped[dict[str, object]] = mapped_column(sa.JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     user_agent: Mapped[str | None] = mapped_column(sa.String(300))
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -87,7 +87,8 @@ def revoke_family(db: Session, revoked: RevokedJtiList, family_id: str) -> int:
         )
     )
     for jti, expires_at in rows:
-        revoked.revoke(jti, _aware(expires_at).timestamp())
+        if jti and expires_at:
+            revoked.revoke(jti, _aware(expires_at).timestamp())
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 

@@ -73,7 +73,7 @@ BAD_REDIRECTS = {
 def test_unregistered_redirect_uri_never_receives_a_redirect(client, make_user, make_client,
                                                              redirect_uri, logged_in):
     make_user()
-    cid, secret = make_client()
+    cid, _secret = make_client()
     if logged_in:
         get_code(client, cid)
     _verifier, challenge = pkce()
@@ -127,10 +127,7 @@ def test_request_errors_are_redirected_with_state_and_iss(client, make_user, mak
     make_user()
     cid, _ = make_client()
     params = auth_params(cid, pkce()[1], **extra)
-    if method == "GET":
-        response = client.get("/authorize", params=params)
-    else:
-        response = client.post("/authorize", data=params)
+    response = client.get("/authorize", params=params) if method == "GET" else client.post("/authorize", data=params)
     response = follow(client, response)
     _assert_error_redirect(response, params, error)
 

@@ -195,9 +195,9 @@ def test_consent_is_per_client(client, make_user, make_client):
 def test_denied_consent_is_not_remembered(client, make_user, make_client):
     make_user()
     cid, _ = make_client()
-    params, response = _authorize(client, cid)
+    _params, response = _authorize(client, cid)
     follow(client, response, consent="deny")
-    params, response = _authorize(client, cid)
+    _params, response = _authorize(client, cid)
     _goes_to(response, "/consent")
 
 
