@@ -1,8 +1,8 @@
 """Summarise a py-spy ``--format raw`` (collapsed stacks) profile: the functions
 with the highest inclusive and self share of samples.
 
-    py-spy record --format raw -o /tmp/x.raw --pid PID -d 10
-    python bench/flame_summary.py /tmp/x.raw [--top 25] [--match authserver]
+    py-spy record --format raw -o bench/results/profile.raw --pid PID -d 10
+    python bench/flame_summary.py bench/results/profile.raw [--top 25] [--match authserver]
 """
 
 from __future__ import annotations
