@@ -23,6 +23,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
 
+
+def _reseed_request_ids() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(6).hex()
+
+
+os.register_at_fork(after_in_child=_reseed_request_ids)
+
 # CORS only where a browser-based client needs it (DESIGN.md "Headers").
 CORS_PATHS = frozenset({
     "/token", "/jwks.json", "/userinfo", "/revoke", "/introspect",

@@ -106,3 +106,21 @@ def test_access_token_is_rfc9068(live, http, ctx, make_user, make_client):
     assert "nonce" not in claims and "at_hash" not in claims
     # the ID token's audience stays the client
     assert unverified(body["id_token"])["aud"] == cid
+
+
+def test_jti_is_unique_across_processes():
+    """jti is a per-process random prefix plus a counter: a forked child gets a new prefix."""
+    import os
+
+    from authserver.oauth.tokens import new_jti
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.write(write, new_jti().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    parent = new_jti()
+    assert child[:24] != parent[:24]
+    assert len({new_jti() for _ in range(1000)}) == 1000
