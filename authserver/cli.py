@@ -350,8 +350,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
     from authserver.db import transaction
     from authserver.sessions.models import BrowserSession
-    from authserver.tokens.models import RefreshToken
-    from authserver.tokens.service import RevokedJtiList, revoke_family
+    from authserver.tokens.service import RevokedJtiList, revoke_user_families
 
     with _context() as ctx, transaction(ctx.sessions) as db:
         user = _find_user(db, args.username)
@@ -360,12 +359,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
             return 0
         user.disabled = True
         revoked = RevokedJtiList(ctx.redis, ctx.settings.redis_prefix)
-        families = db.scalars(
-            sa.select(RefreshToken.family_id)
-            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-            .distinct()
-        ).all()
-        tokens = sum(revoke_family(db, revoked, family) for family in families)
+        tokens = revoke_user_families(db, revoked, user.id)
         sessions = db.execute(sa.delete(BrowserSession).where(BrowserSession.user_id == user.id))
         _audit(db, "user_disabled", user_id=user.id)
         print(f"disabled {user.username}: {sessions.rowcount or 0} session(s) ended, "  # type: ignore[attr-defined]

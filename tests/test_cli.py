@@ -90,7 +90,7 @@ def assert_error(result: tuple[int, str, str], *fragments: str) -> None:
 
 def audit_events(ctx: Any, event: str) -> list[AuditEvent]:
     with transaction(ctx.sessions) as db:
-        return list(db.scalars(sa.select(AuditEvent).where(AuditEvent.event == event)))
+        return list(db.scalars(sa.select(AuditEvent).where(AuditEvent.event == event).order_by(AuditEvent.id)))
 
 
 def get_user(ctx: Any, username: str) -> User | None:

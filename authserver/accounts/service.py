@@ -145,7 +145,10 @@ def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
             audit.record(db, "account_locked", user_id=user.id if user else None, ip=ip,
                          login=mask_login(login), seconds=lock)
         return AuthResult(None, lock)
-    ctx.lockout.register_success(key)
+    if not has_mfa(db, user.id):
+        # with a second factor pending, a right password must not wipe the failures
+        # that wrong TOTP codes added (or password + 4 guesses could repeat forever)
+        ctx.lockout.register_success(key)
     if ctx.passwords.needs_rehash(user.password_hash):
         user.password_hash = ctx.passwords.hash(password)
     return AuthResult(user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver.audit import service as audit
@@ -15,10 +16,17 @@ def granted_scopes(db: Session, user_id: str, client_id: str) -> set[str]:
 
 
 def grant(db: Session, user_id: str, client_id: str, scopes: list[str], ip: str | None = None) -> None:
-    row = db.scalar(select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id))
+    """Remember ``scopes`` (merged with earlier ones). Safe when two requests grant at
+    once: the row is locked, and a concurrent first insert is retried as a merge."""
+    query = select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id).with_for_update()
+    row = db.scalar(query)
     if row is None:
-        db.add(Consent(user_id=user_id, client_id=client_id, scope=" ".join(scopes)))
-    else:
+        try:
+            with db.begin_nested():
+                db.add(Consent(user_id=user_id, client_id=client_id, scope=" ".join(scopes)))
+        except IntegrityError:
+            row = db.scalar(query)
+    if row is not None:
         row.scope = " ".join(dict.fromkeys([*row.scope.split(), *scopes]))
     audit.record(db, "consent_granted", user_id=user_id, client_id=client_id, ip=ip, scope=" ".join(scopes))
 

@@ -30,7 +30,6 @@ from authserver.security.passwords import WeakPasswordError, normalize, validate
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.tokens import service as tokens
-from authserver.tokens.models import RefreshToken
 
 MESSAGES = {
     "session_revoked": "The session was signed out.",
@@ -157,11 +156,7 @@ def revoke_consent(db: Any, ctx: Any, request: Request, session: Any, user: Any,
     (and the access tokens they issued)."""
     client_id = form.get("client_id", "")
     consents.revoke(db, user.id, client_id, request.state.client_ip)
-    families = db.scalars(select(RefreshToken.family_id).where(
-        RefreshToken.user_id == user.id, RefreshToken.client_id == client_id,
-        RefreshToken.revoked_at.is_(None)).distinct())
-    for family_id in list(families):
-        tokens.revoke_family(db, ctx.oauth.revoked, family_id)
+    tokens.revoke_user_families(db, ctx.oauth.revoked, user.id, client_id)
     return _done("consent_revoked", "#consents")
 
 
@@ -227,7 +222,9 @@ def change_password(db: Any, ctx: Any, request: Request, session: Any, user: Any
     user.password_hash = ctx.passwords.hash(new)
     user.password_changed_at = utcnow()
     ended = sessions.end_all_for_user(db, user.id, keep=session.id)
-    audit.record(db, "password_changed", user_id=user.id, ip=ip, sessions_ended=ended)
+    revoked = tokens.revoke_user_families(db, ctx.oauth.revoked, user.id)
+    audit.record(db, "password_changed", user_id=user.id, ip=ip, sessions_ended=ended,
+                 refresh_tokens_revoked=revoked)
     return _done("password_changed", "#password")
 
 

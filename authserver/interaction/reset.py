@@ -26,6 +26,7 @@ from authserver.interaction.signup import CODE_EXPIRED, CODE_FAILED, CSRF_FAILED
 from authserver.oauth import bridge
 from authserver.security.passwords import WeakPasswordError, validate_password
 from authserver.sessions import service as sessions
+from authserver.tokens import service as tokens
 
 
 async def reset_form(request: Request) -> Response:
@@ -126,8 +127,10 @@ async def confirm_submit(request: Request) -> Response:
         user.password_hash = ctx.passwords.hash(password)
         user.password_changed_at = utcnow()
         ended = sessions.end_all_for_user(db, user.id)
+        revoked = tokens.revoke_user_families(db, ctx.oauth.revoked, user.id)
         ctx.lockout.unlock(accounts.lockout_key(user, ""))
-        audit.record(db, "password_reset", user_id=user.id, ip=ip, sessions_ended=ended)
+        audit.record(db, "password_reset", user_id=user.id, ip=ip, sessions_ended=ended,
+                     refresh_tokens_revoked=revoked)
         return "ok", None
 
     state, values = await bridge.call(ctx, run)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -177,8 +178,13 @@ async def verify_submit(request: Request) -> Response:
             return "taken", None
         user = User(username=pending["username"], email=pending["email"], email_verified=True,
                     password_hash=pending["password_hash"], name=pending.get("name"))
-        db.add(user)
-        db.flush()
+        try:
+            with db.begin_nested():  # a concurrent sign-up may take the name first
+                db.add(user)
+                db.flush()
+        except IntegrityError:
+            sessions.set_data(session, "signup_code", None)
+            return "taken", None
         row.pending = None  # type: ignore[union-attr]
         audit.record(db, "user_created", user_id=user.id, ip=ip, username=accounts.mask_login(user.username))
         audit.record(db, "signup_completed", user_id=user.id, ip=ip, email=mask_email(user.email))

@@ -15,6 +15,7 @@ the user logs in or consents, then resumed with :func:`run` again.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -128,7 +129,7 @@ def check_prompt(s: State) -> None:
 
 def check_max_age(s: State) -> None:
     raw = s.params.get("max_age")
-    if raw is not None and (not raw.isdigit() or len(raw) > 10):
+    if raw is not None and not re.fullmatch(r"[0-9]{1,10}", raw):
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
 
 
@@ -137,11 +138,13 @@ def check_claims(s: State) -> None:
     raw = s.params.get("claims")
     if not raw:
         return
+    if len(raw) > 4000:
+        raise InvalidRequestError("'claims' is too long.")
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidRequestError("'claims' is not valid JSON.") from None
-    if not isinstance(value, dict) or len(raw) > 4000:
+    if not isinstance(value, dict):
         raise InvalidRequestError("'claims' must be a JSON object.")
     s.claims = {k: v for k, v in value.items() if k in ("userinfo", "id_token") and isinstance(v, dict)}
 
@@ -196,7 +199,7 @@ def check_consent(s: State) -> None:
     if "consent" in s.prompts:
         raise Interaction("consent")
     granted = consents.granted_scopes(current_db.get(), s.user_id, client.client_id)
-    if not set(s.grant.request.scope.split()) <= granted:
+    if not granted or not set(s.grant.request.scope.split()) <= granted:
         raise Interaction("consent")
 
 

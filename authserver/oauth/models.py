@@ -41,9 +41,10 @@ class OAuthClient(ClientMixin):
         """The requested scopes this client may have, in request order; all of its
         scopes when none were requested (RFC 6749 §3.3)."""
         allowed = self.row.scope.split()
-        if not scope:
-            return " ".join(allowed)
-        return " ".join(s for s in dict.fromkeys(scope_to_list(scope)) if s in allowed)
+        chosen = [s for s in dict.fromkeys(scope_to_list(scope) or []) if s in allowed]
+        # nothing usable requested: the registered scopes, so consent is always asked
+        # for something and an unknown-only scope cannot slip past it
+        return " ".join(chosen or allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         """Exact string comparison (RFC 9700 §4.1.3)."""

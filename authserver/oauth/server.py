@@ -108,7 +108,9 @@ class Server(rfc6749.AuthorizationServer):
                 family_id=family_id,
                 client_id=request.client.client_id,
                 user_id=principal.user.id if principal else None,
-                scope=token["scope"],
+                # RFC 6749 §6: the new refresh token keeps the scope of the old one,
+                # even when this access token was narrowed
+                scope=old.scope if old else token["scope"],
                 auth_time=principal.auth_time if principal else None,
                 amr=principal.amr if principal else [],
                 acr=principal.acr if principal else None,
@@ -141,8 +143,10 @@ class Server(rfc6749.AuthorizationServer):
             "expires_in": claims["exp"] - claims["iat"],
             "scope": scope,
         }
+        old = getattr(request, "refresh_token", None)
+        granted = old.row.scope if old is not None else scope
         if (include_refresh_token and user is not None and client.check_grant_type("refresh_token")
-                and ("offline_access" in scope.split() or not client.is_public)):
+                and ("offline_access" in granted.split() or not client.is_public)):
             token["refresh_token"] = self.token_issuer.new_refresh_token()
         return token
 
@@ -156,6 +160,14 @@ class Server(rfc6749.AuthorizationServer):
         return status, body, [*NO_STORE, *[h for h in headers if h[0].lower() not in ("cache-control", "pragma")]]
 
     # -- RFC 7662 / RFC 7009 -------------------------------------------------
+
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """Authlib's client authentication; credentials that do not decode (bad base64,
+        not UTF-8) are ``invalid_client``, not a 500."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except ValueError:  # UnicodeDecodeError and binascii.Error are ValueErrors
+            raise InvalidClientError(status_code=401, description="Malformed client credentials.") from None
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
         return self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)

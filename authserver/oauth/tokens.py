@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 import itertools
 import os
+import time
 from typing import Any
 
 from joserfc import jwt
@@ -66,10 +66,11 @@ def user_claims(user: Any, scope: str) -> dict[str, Any]:
 def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | None,
                      member: str) -> dict[str, Any]:
     """Claims named in the ``claims`` request parameter's ``member``
-    (``userinfo`` or ``id_token``), OIDC Core §5.5; only standard claims we hold."""
+    (``userinfo`` or ``id_token``), OIDC Core §5.5: only claims the granted scope
+    already releases, so the parameter selects and never widens what was consented."""
     if not claims_request or not isinstance(claims_request.get(member), dict):
         return {}
-    available = user_claims(user, "profile email roles")
+    available = user_claims(user, scope)
     return {name: available[name] for name in claims_request[member] if name in available}
 
 

@@ -92,6 +92,18 @@ def revoke_family(db: Session, revoked: RevokedJtiList, family_id: str) -> int:
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
+def revoke_user_families(db: Session, revoked: RevokedJtiList, user_id: str,
+                         client_id: str | None = None) -> int:
+    """Revoke every live refresh-token family of a user (at one client, if given),
+    e.g. on password change or reset, consent withdrawal or account disable."""
+    query = select(RefreshToken.family_id).where(
+        RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+    if client_id is not None:
+        query = query.where(RefreshToken.client_id == client_id)
+    families = list(db.scalars(query.distinct()))
+    return sum(revoke_family(db, revoked, family_id) for family_id in families)
+
+
 def revoke_code_issue(db: Session, revoked: RevokedJtiList, code: AuthorizationCode) -> None:
     """A replayed code: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.5)."""
     if code.family_id:

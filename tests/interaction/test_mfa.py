@@ -157,3 +157,23 @@ def test_mfa_post_without_csrf_is_refused(client, ctx, make_user):
     login(client)
     r = client.post("/login/mfa", data={"rid": "", "code": totp_code(secret)})
     assert r.status_code == 400
+
+
+def test_password_logins_do_not_reset_totp_failures(client, ctx, make_user):
+    """Review finding: password + 4 wrong codes, repeated, must still lock the account."""
+    make_user()
+    user_secret, _codes = enrol(ctx, ctx_user_id(ctx))
+    threshold = ctx.settings.lockout_account_threshold
+    for attempt in range(threshold):
+        login(client)
+        assert _submit(client, "", "000000").status_code == 200, attempt
+    login(client)
+    assert _submit(client, "", totp_code(user_secret)).status_code == 200  # locked: refused
+    assert _events(ctx, "account_locked")
+
+
+def ctx_user_id(ctx):
+    from authserver.accounts.models import User
+
+    with transaction(ctx.sessions) as db:
+        return db.scalar(select(User.id).where(User.username == "alice"))

@@ -239,12 +239,17 @@ def test_authorization_request_as_form_post(client: TestClient, rp: tuple[str, s
 
 
 def test_claims_parameter(client: TestClient, rp: tuple[str, str]) -> None:
+    """OIDC Core §5.5: the claims parameter places consented claims in the ID token;
+    it never releases a claim beyond the granted scope (§5.5.1: an essential claim
+    that is not released is not an error)."""
     claims = {"id_token": {"email": {"essential": True}}, "userinfo": {"name": None}}
-    body = flow(client, *rp, scope="openid", claims=json.dumps(claims))
+    body = flow(client, *rp, scope="openid email profile", claims=json.dumps(claims))
     id_token = claims_of(body["id_token"])
-    assert id_token["email"] == "alice@example.com"
+    assert id_token["email"] == "alice@example.com" and "name" not in id_token
     info = client.get("/userinfo", headers={"authorization": f"Bearer {body['access_token']}"}).json()
     assert info["name"] == "Alice Example" and info["sub"] == id_token["sub"]
+    narrow = flow(client, *rp, scope="openid", claims=json.dumps(claims))
+    assert "email" not in claims_of(narrow["id_token"])
 
 
 @pytest.mark.parametrize(("param", "error"), [("request", "request_not_supported"),

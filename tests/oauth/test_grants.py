@@ -239,13 +239,18 @@ def test_refresh_may_narrow_but_not_widen_scope(client, make_user, make_client, 
         assert refresh(client, cid, secret, body["refresh_token"]).status_code == 200
 
 
-def test_refresh_after_narrowing_keeps_the_narrow_scope(client, make_user, make_client):
+def test_refresh_after_narrowing_keeps_the_original_scope(client, make_user, make_client):
+    """RFC 6749 §6: a new refresh token has the scope of the one it replaces, so a
+    narrowed access token does not narrow the family."""
     make_user()
     cid, secret = make_client()
     body = tokens(client, cid, secret)
     narrow = refresh(client, cid, secret, body["refresh_token"], scope="openid offline_access").json()
+    assert narrow["scope"] == "openid offline_access"
     wider = refresh(client, cid, secret, narrow["refresh_token"], scope="openid profile")
-    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    assert wider.status_code == 200 and wider.json()["scope"] == "openid profile"
+    beyond = refresh(client, cid, secret, wider.json()["refresh_token"], scope="openid roles")
+    assert beyond.status_code == 400 and beyond.json()["error"] == "invalid_scope"
 
 
 def test_refresh_with_another_clients_credentials_is_invalid_grant(client, make_user, make_client):
