@@ -16,7 +16,19 @@ from starlette.staticfiles import StaticFiles
 
 from authserver import errors
 from authserver.context import TEMPLATES_DIR, Context
-from authserver.endpoints import discovery, health, introspect, jwks, register, revoke, token, userinfo
+from authserver.endpoints import (
+    authorize,
+    discovery,
+    health,
+    introspect,
+    jwks,
+    logout,
+    register,
+    revoke,
+    token,
+    userinfo,
+)
+from authserver.interaction import routes as interaction
 from authserver.logging import configure_logging
 from authserver.middleware import RequestContextMiddleware
 from authserver.oauth.server import Server
@@ -29,7 +41,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     configure_logging(settings.log_format, settings.log_level)
     ctx = context or Context(settings)
     ctx.keys.check_permissions()
-    ctx.oauth = Server(ctx)  # type: ignore[attr-defined]
+    ctx.oauth = Server(ctx)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -39,11 +51,11 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
         ctx.close()
 
     routes: list[Any] = [
-        *discovery.routes, *jwks.routes, *token.routes, *introspect.routes, *revoke.routes,
-        *userinfo.routes, *register.routes, *health.routes,
+        *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
+        *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
+        *interaction.routes,
+        Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"),
     ]
-    routes += _interaction_routes()
-    routes.append(Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware, settings=settings),
@@ -58,15 +70,6 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     app.state.context = ctx
     app.state.discovery = discovery.render(settings)
     return app
-
-
-def _interaction_routes() -> list[Any]:
-    try:
-        from authserver.endpoints import authorize, logout
-        from authserver.interaction import routes as interaction
-    except ImportError:  # pragma: no cover - during bring-up only
-        return []
-    return [*authorize.routes, *logout.routes, *interaction.routes]
 
 
 def app_from_env() -> Starlette:

@@ -29,6 +29,8 @@ class Context:
     settings: Settings
     engine: Engine = field(init=False)
     sessions: sessionmaker[Session] = field(init=False)
+    #: the protocol engine (``oauth.server.Server``), attached by ``create_app``
+    oauth: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
