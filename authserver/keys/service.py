@@ -47,6 +47,17 @@ class SigningKey:
     retires_at: int | None = None
 
 
+@dataclass(frozen=True)
+class _Published:
+    """What the server signs with and publishes at one moment."""
+
+    active: SigningKey
+    signing_set: KeySet
+    verify_set: KeySet
+    jwks: dict[str, object]
+    jwks_bytes: bytes
+
+
 class KeyStore:
     """Loads, generates, rotates and publishes the signing keys of ``keys_dir``."""
 
@@ -59,7 +70,7 @@ class KeyStore:
         self._keys: list[SigningKey] = []
         self._checked_at = 0.0
         self._state_at = 0
-        self._cache: dict[str, object] = {}
+        self._cache: _Published | None = None
 
     # -- files -------------------------------------------------------------
 
@@ -114,7 +125,7 @@ class KeyStore:
             if stamp != self._stamp:
                 self._keys = self._scan()
                 self._stamp = stamp
-                self._cache.clear()
+                self._cache = None
 
     def keys(self, now: int | None = None) -> list[SigningKey]:
         """Every key on disk with its status at ``now``."""
@@ -137,28 +148,28 @@ class KeyStore:
                 )
         return result
 
-    def _state(self) -> dict[str, object]:
-        """Cached signing key, key set and JWKS body; rebuilt when a status changes."""
+    def _state(self) -> _Published:
+        """Cached signing key, key sets and JWKS body; rebuilt when a status changes."""
         self._refresh()
         now = int(time.time())
-        if self._cache and now < self._state_at:
+        if self._cache is not None and now < self._state_at:
             return self._cache
         keys = self.keys(now)
         active = next((k for k in keys if k.status == "active"), None)
         if active is None:
             raise KeyError_("no signing key in AUTHSERVER_KEYS_DIR; run `authserver keys rotate`")
         published = [k for k in keys if k.status != "retired"]
-        jwks = {"keys": [_public_jwk(k) for k in published]}
+        jwks: dict[str, object] = {"keys": [_public_jwk(k) for k in published]}
         # next instant a status can change: a pending key activating or a key retiring
         changes = [k.activates_at for k in keys if k.activates_at > now]
         changes += [k.retires_at for k in keys if k.retires_at and k.retires_at > now]
-        cache: dict[str, object] = {
-            "active": active,
-            "signing_set": KeySet([active.key]),
-            "verify_set": KeySet([k.key for k in published]),
-            "jwks": jwks,
-            "jwks_bytes": json.dumps(jwks, separators=(",", ":")).encode(),
-        }
+        cache = _Published(
+            active=active,
+            signing_set=KeySet([active.key]),
+            verify_set=KeySet([k.key for k in published]),
+            jwks=jwks,
+            jwks_bytes=json.dumps(jwks, separators=(",", ":")).encode(),
+        )
         self._cache = cache
         self._state_at = min(changes) if changes else now + 3600
         return cache
@@ -194,25 +205,25 @@ class KeyStore:
 
     @property
     def active(self) -> SigningKey:
-        return self._state()["active"]  # type: ignore[return-value]
+        return self._state().active
 
     @property
     def signing_set(self) -> KeySet:
         """A ``KeySet`` holding only the active key (joserfc picks one key of a set at random)."""
-        return self._state()["signing_set"]  # type: ignore[return-value]
+        return self._state().signing_set
 
     @property
     def verify_set(self) -> KeySet:
         """Every published key: what our own token checks accept."""
-        return self._state()["verify_set"]  # type: ignore[return-value]
+        return self._state().verify_set
 
     @property
     def jwks(self) -> dict[str, object]:
-        return self._state()["jwks"]  # type: ignore[return-value]
+        return self._state().jwks
 
     @property
     def jwks_bytes(self) -> bytes:
-        return self._state()["jwks_bytes"]  # type: ignore[return-value]
+        return self._state().jwks_bytes
 
     def check_permissions(self) -> None:
         """Raise ``SettingsError`` when a private key file is readable by others."""
