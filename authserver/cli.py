@@ -350,7 +350,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
     from authserver.db import transaction
     from authserver.sessions.models import BrowserSession
-    from authserver.tokens.service import RevokedJtiList, revoke_user_families
+    from authserver.tokens.service import revoke_user_families
 
     with _context() as ctx, transaction(ctx.sessions) as db:
         user = _find_user(db, args.username)
@@ -358,8 +358,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
             print(f"{user.username} is already disabled")
             return 0
         user.disabled = True
-        revoked = RevokedJtiList(ctx.redis, ctx.settings.redis_prefix)
-        tokens = revoke_user_families(db, revoked, user.id)
+        tokens = revoke_user_families(db, ctx.revoked, user.id)
         sessions = db.execute(sa.delete(BrowserSession).where(BrowserSession.user_id == user.id))
         _audit(db, "user_disabled", user_id=user.id)
         print(f"disabled {user.username}: {sessions.rowcount or 0} session(s) ended, "  # type: ignore[attr-defined]

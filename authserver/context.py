@@ -61,6 +61,13 @@ class Context:
         return connect_redis(url)
 
     @cached_property
+    def revoked(self) -> Any:
+        """Revoked access-token ids (``tokens.service.RevokedJtiList``)."""
+        from authserver.tokens.service import RevokedJtiList
+
+        return RevokedJtiList(self.redis, self.settings.redis_prefix)
+
+    @cached_property
     def counters(self) -> Any:
         """Lockout and rate-limit counters: Redis with an in-process fallback,
         or in-process only on the embedded default."""

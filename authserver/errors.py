@@ -36,22 +36,7 @@ class BadRequest(AppError):
     hint = "The request is malformed."
 
 
-class NotFound(AppError):
-    status_code = 404
-    error = "not_found"
-    hint = "There is nothing here."
 
-
-class Forbidden(AppError):
-    status_code = 403
-    error = "access_denied"
-    hint = "You may not do this."
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    error = "invalid_request"
-    hint = "The request body is too large."
 
 
 class TooManyRequests(AppError):
@@ -64,26 +49,26 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(AppError):
-    status_code = 503
-    error = "temporarily_unavailable"
-    hint = "The service is temporarily unavailable."
-
 
 def wants_html(request: Request) -> bool:
     """Browsers get HTML; API clients (and anything not asking for HTML) get JSON."""
     return "text/html" in request.headers.get("accept", "")
 
 
+def error_page(request: Request, status: int, error: str, hint: str,
+               headers: dict[str, str] | None = None) -> Response:
+    """The HTML error page (never a redirect)."""
+    return request.app.state.context.templates.TemplateResponse(
+        request, "error.html", {"error": error, "error_description": hint},
+        status_code=status, headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
 def error_response(request: Request, status: int, error: str, hint: str,
                    headers: dict[str, str] | None = None) -> Response:
-    headers = {"Cache-Control": "no-store", **(headers or {})}
     if wants_html(request):
-        templates = request.app.state.context.templates
-        return templates.TemplateResponse(
-            request, "error.html", {"error": error, "error_description": hint},
-            status_code=status, headers=headers,
-        )
+        return error_page(request, status, error, hint, headers)
+    headers = {"Cache-Control": "no-store", **(headers or {})}
     return JSONResponse({"error": error, "error_description": hint}, status, headers=headers)
 
 

@@ -110,10 +110,12 @@ def lockout_key(user: User | None, login: str) -> str:
 
 @dataclass(frozen=True)
 class AuthResult:
-    """``user`` is set only on success; ``locked_for`` > 0 when a lock is in force."""
+    """``user`` is set only on success; ``locked_for`` > 0 when a lock is in force;
+    ``mfa`` says the user has a confirmed second factor still to pass."""
 
     user: User | None
     locked_for: int = 0
+    mfa: bool = False
 
 
 def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
@@ -145,10 +147,11 @@ def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
             audit.record(db, "account_locked", user_id=user.id if user else None, ip=ip,
                          login=mask_login(login), seconds=lock)
         return AuthResult(None, lock)
-    if not has_mfa(db, user.id):
+    mfa = has_mfa(db, user.id)
+    if not mfa:
         # with a second factor pending, a right password must not wipe the failures
         # that wrong TOTP codes added (or password + 4 guesses could repeat forever)
         ctx.lockout.register_success(key)
     if ctx.passwords.needs_rehash(user.password_hash):
         user.password_hash = ctx.passwords.hash(password)
-    return AuthResult(user)
+    return AuthResult(user, mfa=mfa)

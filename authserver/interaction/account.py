@@ -156,7 +156,7 @@ def revoke_consent(db: Any, ctx: Any, request: Request, session: Any, user: Any,
     (and the access tokens they issued)."""
     client_id = form.get("client_id", "")
     consents.revoke(db, user.id, client_id, request.state.client_ip)
-    tokens.revoke_user_families(db, ctx.oauth.revoked, user.id, client_id)
+    tokens.revoke_user_families(db, ctx.revoked, user.id, client_id)
     return _done("consent_revoked", "#consents")
 
 
@@ -222,7 +222,7 @@ def change_password(db: Any, ctx: Any, request: Request, session: Any, user: Any
     user.password_hash = ctx.passwords.hash(new)
     user.password_changed_at = utcnow()
     ended = sessions.end_all_for_user(db, user.id, keep=session.id)
-    revoked = tokens.revoke_user_families(db, ctx.oauth.revoked, user.id)
+    revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
     audit.record(db, "password_changed", user_id=user.id, ip=ip, sessions_ended=ended,
                  refresh_tokens_revoked=revoked)
     return _done("password_changed", "#password")

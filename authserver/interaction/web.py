@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from authserver.errors import error_response
+from authserver import errors
 from authserver.sessions import service as sessions
 
 
@@ -51,9 +51,4 @@ def page(request: Request, template: str, values: dict[str, Any], status: int = 
 
 def error_page(request: Request, error: str, description: str, status: int = 400) -> Response:
     """An HTML error page (never a redirect): for requests whose redirect URI cannot be trusted."""
-    return context(request).templates.TemplateResponse(
-        request, "error.html", {"error": error, "error_description": description},
-        status_code=status, headers={"Cache-Control": "no-store"})
-
-
-__all__ = ["error_response"]
+    return errors.error_page(request, status, error, description)

@@ -35,10 +35,3 @@ class RegistrationNotSupportedError(OAuth2Error):
     """OIDC Core §3.1.2.6: the ``registration`` parameter is not supported."""
 
     error = "registration_not_supported"
-
-
-class TemporarilyUnavailableError(OAuth2Error):
-    """RFC 6749 §4.1.2.1 / used with 429 when a rate limit is hit."""
-
-    error = "temporarily_unavailable"
-    status_code = 503

@@ -247,7 +247,7 @@ class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
                                        channel="password_grant")
         if result.user is None:
             raise InvalidGrantError("Invalid username or password.")
-        if accounts.has_mfa(db, result.user.id) or self.request.client.row.require_mfa:
+        if result.mfa or self.request.client.row.require_mfa:
             raise InvalidGrantError(
                 "This account requires multi-factor authentication; use the authorization code flow."
             )

@@ -35,7 +35,7 @@ class Server(rfc6749.AuthorizationServer):
         self.ctx = ctx
         self._clients: dict[str, tuple[OAuthClient, float]] = {}
         self.clock = time.monotonic
-        self.revoked = tokens.RevokedJtiList(ctx.redis, ctx.settings.redis_prefix)
+        self.revoked = ctx.revoked
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
         id_token = grants.IDTokenExtension()
         self.register_grant(grants.AuthorizationCodeGrant,
@@ -65,9 +65,6 @@ class Server(rfc6749.AuthorizationServer):
 
     def create_oauth2_request(self, request: Any) -> Any:
         assert isinstance(request, FrozenRequest)
-        return request
-
-    def create_json_request(self, request: Any) -> Any:
         return request
 
     def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[Any]]:

@@ -72,6 +72,3 @@ class SecretBox:
             return AESGCM(key).decrypt(raw[:12], raw[12:], associated_data)
         except Exception as exc:  # any malformed or forged value is the same failure
             raise DecryptionError("cannot decrypt value") from exc
-
-    def needs_reencrypt(self, token: str) -> bool:
-        return not token.startswith(f"v1.{self._current_kid}.")

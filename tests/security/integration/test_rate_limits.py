@@ -71,3 +71,25 @@ def test_rate_limits_off(client, make_client):
     cid, secret = make_client(grant_types=["client_credentials"], scope="api")
     for _ in range(4):
         assert _cc(client, cid, secret).status_code == 200
+
+
+def test_client_bucket_is_keyed_by_client_id_not_by_secret(ctx):
+    """Guesses at one client's secret from many IPs share that client's bucket."""
+    import base64
+    from types import SimpleNamespace
+
+    from starlette.datastructures import Headers
+
+    from authserver.endpoints.guards import client_id_of, rate_limit
+    from authserver.errors import TooManyRequests
+
+    def request(secret):
+        basic = base64.b64encode(f"the-client:{secret}".encode()).decode()
+        return SimpleNamespace(form={}, headers=Headers({"authorization": f"Basic {basic}"}))
+
+    assert client_id_of(request("a")) == "the-client"
+    assert client_id_of(SimpleNamespace(form={}, headers=Headers({"authorization": "Basic //8="}))) is None
+    rate_limit(ctx, "token", "192.0.2.1", client_id_of(request("guess-1")))
+    rate_limit(ctx, "token", "192.0.2.2", client_id_of(request("guess-2")))
+    with pytest.raises(TooManyRequests):
+        rate_limit(ctx, "token", "192.0.2.3", client_id_of(request("guess-3")))
