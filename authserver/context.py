@@ -5,6 +5,8 @@ Handlers reach it as ``request.app.state.context``; the CLI builds one too.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +33,10 @@ class Context:
     sessions: sessionmaker[Session] = field(init=False)
     #: the protocol engine (``oauth.server.Server``), attached by ``create_app``
     oauth: Any = field(init=False, default=None)
+    #: wall-clock seconds for authentication times: ``auth_time`` stamped at login,
+    #: ``max_age`` and the age of a pending authorization request (OIDC Core §2,
+    #: §3.1.2.1); tests move it forward instead of sleeping
+    clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings

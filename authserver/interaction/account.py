@@ -178,7 +178,7 @@ def confirm_enrolment(db: Any, ctx: Any, request: Request, session: Any, user: A
     audit.record(db, "mfa_enrolled", user_id=user.id, ip=ip)
     # The code proved the factor: this session now counts as MFA (new id, as at login).
     new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id,
-                                 amr=["pwd", "otp"], acr=authorization.ACR_MFA, ip=ip,
+                                 amr=["pwd", "otp"], acr=authorization.ACR_MFA, auth_time=int(ctx.clock()), ip=ip,
                                  user_agent=request.headers.get("user-agent"))
     _show_once(ctx, new, codes)
     return "/account/mfa/backup-codes", value

@@ -78,7 +78,7 @@ async def login_submit(request: Request) -> Response:
             return "failed", _login_values(ctx, session, rid, FAILED, form.get("username", "")), None
         user = result.user
         _new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id, amr=["pwd"],
-                                     acr=authorization.ACR_PWD, ip=ip,
+                                     acr=authorization.ACR_PWD, auth_time=int(ctx.clock()), ip=ip,
                                      user_agent=request.headers.get("user-agent"))
         audit.record(db, "login_succeeded", user_id=user.id, ip=ip, channel="login")
         target = f"/authorize/resume?rid={rid}" if rid else "/account"

@@ -115,7 +115,7 @@ async def mfa_submit(request: Request) -> Response:
                          remaining=factors.unused_backup_codes(db, user.id))
         audit.record(db, "mfa_succeeded", user_id=user.id, ip=ip, method=used)
         _new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id,
-                                      amr=["pwd", "otp"], acr=authorization.ACR_MFA, ip=ip,
+                                      amr=["pwd", "otp"], acr=authorization.ACR_MFA, auth_time=int(ctx.clock()), ip=ip,
                                       user_agent=request.headers.get("user-agent"))
         return "ok", None, value
 

@@ -189,7 +189,7 @@ async def verify_submit(request: Request) -> Response:
         audit.record(db, "user_created", user_id=user.id, ip=ip, username=accounts.mask_login(user.username))
         audit.record(db, "signup_completed", user_id=user.id, ip=ip, email=mask_email(user.email))
         _new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id, amr=["pwd"],
-                                      acr=authorization.ACR_PWD, ip=ip,
+                                      acr=authorization.ACR_PWD, auth_time=int(ctx.clock()), ip=ip,
                                       user_agent=request.headers.get("user-agent"))
         sessions.set_data(_new, "signup_code", None)
         return "ok", value

@@ -171,7 +171,7 @@ def check_login(s: State) -> None:
     if "login" in s.prompts:
         raise Interaction("login")
     max_age = s.params.get("max_age")
-    if max_age is not None and time.time() - (s.session.auth_time or 0) > int(max_age):  # type: ignore[union-attr]
+    if max_age is not None and s.ctx.clock() - (s.session.auth_time or 0) > int(max_age):  # type: ignore[union-attr]
         raise Interaction("login")
     if s.hint_sub is not None and s.hint_sub != user.id:
         raise Interaction("login")
@@ -241,7 +241,7 @@ def _error_outcome(ctx: Any, error: OAuth2Error, state: str | None) -> Outcome:
 
 def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None = None) -> Outcome:
     """Validate, check, and either issue a code or hand over to an interaction page."""
-    pending = _pending(session, rid)
+    pending = _pending(session, rid, ctx.clock())
     if rid and pending is None:
         return Outcome(error="invalid_request", status=400,
                        error_description="This sign-in request has expired. Start again from the application.")
@@ -286,17 +286,18 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
     return Outcome(location=with_iss(location, ctx.settings.issuer))
 
 
-def _pending(session: BrowserSession | None, rid: str | None) -> dict[str, Any] | None:
+def _pending(session: BrowserSession | None, rid: str | None, now: float) -> dict[str, Any] | None:
     if not rid or session is None:
         return None
     item = (session.data or {}).get("authz", {}).get(rid)
-    if not item or item["created"] + PENDING_TTL < time.time():
+    if not item or item["created"] + PENDING_TTL < now:
         return None
     return item
 
 
 def pending_params(session: BrowserSession | None, rid: str | None) -> list[tuple[str, str]] | None:
-    item = _pending(session, rid)
+    # pages only show the pending request; run() decides on Context.clock
+    item = _pending(session, rid, time.time())
     return [tuple(p) for p in item["params"]] if item else None  # type: ignore[misc]
 
 
@@ -323,12 +324,14 @@ def _interact(ctx: Any, request: FrozenRequest, session: BrowserSession | None, 
                                           user_agent=request.headers.get("user-agent"))
     if rid is None or rid not in (session.data or {}).get("authz", {}):
         rid = secrets.token_urlsafe(16)
+        # "created" is compared with the session's auth_time: the same clock
+        now = ctx.clock()
         authz = {k: v for k, v in (session.data or {}).get("authz", {}).items()
-                 if v["created"] + PENDING_TTL > time.time()}
+                 if v["created"] + PENDING_TTL > now}
         while len(authz) >= MAX_PENDING:
             authz.pop(min(authz, key=lambda k: authz[k]["created"]))
         params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
-        authz[rid] = {"params": params, "created": int(time.time()), "sid": session.sid}
+        authz[rid] = {"params": params, "created": int(now), "sid": session.sid}
         sessions.set_data(session, "authz", authz)
     path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
     return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie)

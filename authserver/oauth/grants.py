@@ -9,7 +9,6 @@ import base64
 import datetime as dt
 import hashlib
 import re
-import time
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
@@ -148,7 +147,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
             code_challenge=payload.get("code_challenge"),
             code_challenge_method=payload.get("code_challenge_method"),
             claims=principal.claims,
-            auth_time=principal.auth_time or int(time.time()),
+            auth_time=principal.auth_time or int(self.server.ctx.clock()),
             amr=principal.amr,
             acr=principal.acr,
             sid=principal.sid,
@@ -253,7 +252,7 @@ class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
             )
         audit.record(db, "login_succeeded", user_id=result.user.id, client_id=self.request.client.client_id,
                      ip=self.request.ip, channel="password_grant")
-        return Principal(result.user, int(time.time()), ["pwd"], "urn:authserver:acr:pwd")
+        return Principal(result.user, int(ctx.clock()), ["pwd"], "urn:authserver:acr:pwd")
 
     def validate_token_request(self) -> None:
         # the client must be known before the scope check that needs it

@@ -53,9 +53,11 @@ def create(db: Session, box: Any, settings: Any, *, ip: str | None, user_agent: 
 
 
 def log_in(db: Session, box: Any, settings: Any, old: BrowserSession | None, *, user_id: str,
-           amr: list[str], acr: str | None, ip: str | None, user_agent: str | None) -> tuple[BrowserSession, str]:
+           amr: list[str], acr: str | None, auth_time: int, ip: str | None,
+           user_agent: str | None) -> tuple[BrowserSession, str]:
     """Replace ``old`` with a fresh authenticated session (new id, sid and CSRF secret),
-    keeping its pending interactions."""
+    keeping its pending interactions. ``auth_time`` is when the user authenticated
+    (OIDC Core §2), read by the caller from ``Context.clock``."""
     data = dict(old.data or {}) if old is not None else {}
     data.pop("mfa", None)
     if old is not None:
@@ -63,7 +65,7 @@ def log_in(db: Session, box: Any, settings: Any, old: BrowserSession | None, *, 
         db.flush()
     row, value = create(db, box, settings, ip=ip, user_agent=user_agent, data=data)
     row.user_id = user_id
-    row.auth_time = int(utcnow().timestamp())
+    row.auth_time = auth_time
     row.amr = amr
     row.acr = acr
     return row, value
