@@ -31,7 +31,7 @@ def _reseed_request_ids() -> None:
 
 os.register_at_fork(after_in_child=_reseed_request_ids)
 
-# CORS only where a browser-based client needs it (DESIGN.md "Headers").
+# CORS only where a browser-based client needs it (docs/decisions.md "Headers and CORS").
 CORS_PATHS = frozenset({
     "/token", "/jwks.json", "/userinfo", "/revoke", "/introspect",
     "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",

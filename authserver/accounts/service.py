@@ -2,7 +2,7 @@
 
 Authentication answers the same way, after the same Argon2 work, whether the
 account is unknown, disabled, locked or the password is wrong
-(DESIGN.md "Security invariants"; NIST SP 800-63B §5.2.2).
+(docs/decisions.md "Lockout"; NIST SP 800-63B §5.2.2).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Plain functions over a sync session, run by ``endpoints/register.py`` inside
 ``bridge.call``. Authlib's ``ClientRegistrationEndpoint`` is not used: it always
 issues a secret, returns ``client_secret`` on read and needs the plaintext
-registration token (see AUTHLIB_NOTES.md).
+registration token (docs/architecture.md, "Authlib 1.9").
 
 Policy for self-registered clients:
 

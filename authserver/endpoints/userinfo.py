@@ -1,6 +1,6 @@
 """UserInfo endpoint (OIDC Core §5.3), GET and POST, Bearer header only.
 
-An access token in the query string is ignored (RFC 9700 §2.5 / DESIGN.md):
+An access token in the query string is ignored (RFC 9700 §4.3.2, RFC 6750 §2.3):
 such a request is unauthenticated. Errors follow RFC 6750 §3.
 """
 

@@ -1,6 +1,6 @@
 """Authlib grants configured for our storage and rules.
 
-Each class documents the trap of Authlib 1.9 it closes (see AUTHLIB_NOTES.md).
+Each class documents the trap of Authlib 1.9 it closes (docs/architecture.md, "Authlib 1.9").
 """
 
 from __future__ import annotations
