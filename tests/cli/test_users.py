@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import sqlalchemy as sa
 
 from authserver.accounts.service import lockout_key
 from authserver.cli import users as users_cli
+from authserver.db import transaction
+from authserver.sessions.models import BrowserSession
 from tests.cli.conftest import assert_error, audit_events, get_user
 from tests.conftest import PASSWORD
+from tests.flows import introspect, tokens
 
 
 def test_users_create_reads_one_line_of_stdin(run, ctx):
@@ -95,10 +101,34 @@ def test_users_list(run, make_user):
 def test_users_disable(run, ctx, make_user):
     make_user("alice")
     status, out, _ = run("users", "disable", "alice")
-    assert status == 0 and "disabled alice" in out
+    assert status == 0 and out == "disabled alice: 0 session(s) ended, 0 refresh token(s) revoked\n"
     assert get_user(ctx, "alice").disabled is True
-    assert len(audit_events(ctx, "user_disabled")) == 1
-    assert "already" in run("users", "disable", "alice@example.com")[1]
+    [event] = audit_events(ctx, "user_disabled")
+    assert event.detail["actor"] == "cli"
+    assert run("users", "disable", "alice@example.com")[1] == "alice is already disabled\n"
+    status, out, _ = run("users", "disable", "alice", "--json")
+    assert json.loads(out) == {"username": "alice", "already_disabled": True, "sessions_ended": 0,
+                               "refresh_tokens_revoked": 0}
+
+
+# `client` before `run`: the app sets up logging before capsys starts capturing.
+def test_users_disable_ends_sessions_and_revokes_tokens(client, make_user, make_client, run, ctx, settings):
+    user = make_user("alice")
+    cid, secret = make_client()
+    issued = tokens(client, cid, secret)  # logs alice in: one browser session
+    with transaction(ctx.sessions) as db:
+        assert db.scalar(sa.select(sa.func.count()).where(BrowserSession.user_id == user.id)) == 1
+
+    status, out, _ = run("users", "disable", "alice")
+    assert status == 0 and out == "disabled alice: 1 session(s) ended, 1 refresh token(s) revoked\n"
+
+    with transaction(ctx.sessions) as db:
+        assert db.scalar(sa.select(sa.func.count()).where(BrowserSession.user_id == user.id)) == 0
+    assert introspect(client, cid, secret, issued["refresh_token"]) == {"active": False}
+    if settings.redis_url is not None:
+        # The revoked-jti list is shared through Redis; without it, it lives in each
+        # process (tests/accounts/test_disable.py checks the service on both backends).
+        assert introspect(client, cid, secret, issued["access_token"]) == {"active": False}
 
 
 def test_users_disable_unknown(run):
