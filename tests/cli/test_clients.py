@@ -143,3 +143,14 @@ def test_clients_delete(run, ctx, make_client):
     with transaction(ctx.sessions) as db:
         assert db.get(Client, cid) is None
     assert [e.client_id for e in audit_events(ctx, "client_deleted")] == [cid]
+
+
+def test_clients_show(run, make_client):
+    cid, secret = make_client(client_name="Shown", audience=["https://api.example.com"], require_mfa=True)
+    status, out, _ = run("clients", "show", "--", cid)
+    assert status == 0 and secret not in out
+    fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines()}
+    assert fields["client_id"] == cid and fields["client_name"] == "Shown" and fields["require_mfa"] == "yes"
+    body = json.loads(run("clients", "show", "--json", "--", cid)[1])
+    assert body["audience"] == ["https://api.example.com"] and "client_secret" not in body
+    assert_error(run("clients", "show", "no-such-client"), "no such client")

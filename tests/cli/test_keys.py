@@ -39,3 +39,13 @@ def test_keys_rotate_default_delay_activates_now(run, ctx, settings):
 
 def test_keys_rotate_negative_delay(run):
     assert_error(run("keys", "rotate", "--delay", "-5"), "--delay")
+
+
+def test_keys_json(run, ctx):
+    [first] = ctx.keys.keys()
+    status, out, _ = run("keys", "rotate", "--delay", "3600", "--json")
+    assert status == 0
+    new = json.loads(out)
+    assert new["activates_at"] > new["created_at"]
+    listed = {k["kid"]: k for k in json.loads(run("keys", "list", "--json")[1])}
+    assert listed[first.kid]["status"] == "active" and listed[new["kid"]]["status"] == "pending"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from authserver.accounts import service as accounts
 from tests.cli.conftest import assert_error
 
 AUTHSERVER = Path(sys.executable).parent / "authserver"
@@ -76,3 +77,42 @@ def test_console_script(cli_env, ctx, client):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
+
+
+# -- the error path -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom s3cret"), ValueError("s3cret detail"), KeyError("s3cret")])
+def test_unexpected_error_is_reported_as_a_bug(run, monkeypatch, exc):
+    def broken(db):
+        raise exc
+
+    monkeypatch.setattr(accounts, "list_users", broken)
+    status, out, err = run("users", "list")
+    assert status == 1 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: unexpected {type(exc).__name__}: this is a bug")
+    assert "s3cret" not in err and "Traceback" not in err
+
+
+def test_debug_flag_prints_the_trace_of_a_bug(run, monkeypatch):
+    monkeypatch.setattr(accounts, "list_users", lambda db: 1 / 0)
+    status, _, err = run("--debug", "users", "list")
+    assert status == 1
+    assert "Traceback" in err and "ZeroDivisionError" in err
+    assert err.strip().splitlines()[-1].startswith("error: unexpected ZeroDivisionError: this is a bug")
+
+
+def test_debug_log_level_logs_the_trace_of_a_bug(run, monkeypatch):
+    monkeypatch.setenv("AUTHSERVER_LOG_LEVEL", "debug")
+    monkeypatch.setattr(accounts, "list_users", lambda db: 1 / 0)
+    status, _, err = run("users", "list")
+    assert status == 1
+    [event] = [json.loads(line) for line in err.splitlines() if line.startswith("{")
+               and json.loads(line)["event"] == "cli_unexpected_error"]
+    assert "ZeroDivisionError" in event["exception"]
+
+
+def test_app_error_is_bad_input(run):
+    # a domain error (AccountError is an AppError): its message, exit 2
+    assert_error(run("users", "show", "nobody"), "no such user: nobody")

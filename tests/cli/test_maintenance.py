@@ -96,3 +96,17 @@ def test_deny_list_add_list_remove(run, ctx):
 @pytest.mark.parametrize("cidr", ["10.0.0.1/8", "not-an-ip", "300.1.1.1"])
 def test_deny_list_rejects_bad_cidr(run, cidr):
     assert_error(run("deny-list", "add", cidr))
+
+
+def test_cleanup_json_and_deny_list_json(run):
+    status, out, _ = run("cleanup", "--json")
+    assert status == 0
+    assert json.loads(out) == {"authorization_codes": 0, "refresh_tokens": 0, "browser_sessions": 0,
+                               "email_codes": 0, "initial_access_tokens": 0, "retired_keys": 0}
+    run("deny-list", "add", "198.51.100.0/24", "--reason", "scan")
+    [entry] = json.loads(run("deny-list", "list", "--json")[1])
+    assert entry["cidr"] == "198.51.100.0/24" and entry["reason"] == "scan"
+
+
+def test_deny_list_rejects_a_long_reason(run):
+    assert_error(run("deny-list", "add", "198.51.100.7", "--reason", "x" * 201), "at most 200")

@@ -160,3 +160,53 @@ def test_users_unlock_with_redis_down(run, monkeypatch, make_user):
 def test_users_unlock_unknown(run, settings):
     result = run("users", "unlock", "nobody")
     assert_error(result, "no such user" if settings.redis_url else "AUTHSERVER_REDIS_URL")
+
+
+def test_users_create_and_list_json(run, ctx):
+    status, out, _ = run("users", "create", "--username", "alice", "--email", "alice@example.com",
+                         "--password-stdin", "--role", "ops", "--json", stdin=PASSWORD + "\n")
+    assert status == 0
+    created = json.loads(out)
+    assert created["sub"] == get_user(ctx, "alice").id
+    assert {k: created[k] for k in ("username", "email", "roles", "disabled")} == {
+        "username": "alice", "email": "alice@example.com", "roles": ["ops"], "disabled": False}
+    status, out, _ = run("users", "list", "--json")
+    assert status == 0 and json.loads(out) == [created]
+
+
+def test_users_show(run, make_user):
+    user = make_user("alice", roles=["admin", "ops"])
+    status, out, _ = run("users", "show", "alice@example.com")
+    assert status == 0
+    fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines()}
+    assert fields["sub"] == user.id and fields["roles"] == "admin,ops" and fields["mfa"] == "no"
+    body = json.loads(run("users", "show", "alice", "--json")[1])
+    assert body["sub"] == user.id and body["roles"] == ["admin", "ops"] and body["mfa"] is False
+
+
+def test_users_enable(run, ctx, make_user):
+    make_user("alice")
+    assert run("users", "enable", "alice")[1] == "alice is not disabled\n"
+    run("users", "disable", "alice")
+    assert run("users", "enable", "alice")[1] == "enabled alice\n"
+    assert get_user(ctx, "alice").disabled is False
+    assert [e.detail["actor"] for e in audit_events(ctx, "user_enabled")] == ["cli"]
+
+
+def test_users_delete(run, ctx, make_user):
+    user = make_user("alice")
+    status, out, _ = run("users", "delete", "alice")
+    assert status == 0 and out.startswith("deleted alice")
+    assert get_user(ctx, "alice") is None
+    assert [e.user_id for e in audit_events(ctx, "user_deleted")] == [user.id]
+    assert_error(run("users", "delete", "alice"), "no such user")
+
+
+def test_users_set_roles(run, ctx, make_user):
+    make_user("alice", roles=["admin"])
+    assert run("users", "set-roles", "alice", "ops", "support", "ops")[1] == "alice: roles ops, support\n"
+    assert get_user(ctx, "alice").role_names == ["ops", "support"]
+    assert run("users", "set-roles", "alice")[1] == "alice: roles (none)\n"
+    assert get_user(ctx, "alice").role_names == []
+    assert_error(run("users", "set-roles", "alice", "bad role"), "invalid role name")
+    assert len(audit_events(ctx, "user_roles_changed")) == 2
