@@ -20,6 +20,7 @@ from authserver.accounts.errors import AccountError
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
 from authserver.logging import mask_email
+from authserver.security.throttle import Lockout
 from authserver.sessions.models import BrowserSession
 from authserver.tokens.service import RevokedJtiList, revoke_user_code_tokens, revoke_user_families
 
@@ -175,6 +176,13 @@ def delete_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str)
     db.flush()
     audit.record(db, "user_deleted", user_id=user_id, actor=actor, username=mask_login(user.username))
     return ended
+
+
+def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> None:
+    """Clear the account's lockout counters (NIST SP 800-63B §5.2.2), e.g. after a
+    support check; the per-address counters stay."""
+    lockout.unlock(lockout_key(user, user.username))
+    audit.record(db, "account_unlocked", user_id=user.id, actor=actor)
 
 
 def set_roles(db: Session, user: User, roles: Sequence[str], *, actor: str) -> list[str]:

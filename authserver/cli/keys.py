@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from authserver.audit import service as audit
 from authserver.cli.common import (
     ACTOR,
     CliError,
@@ -22,6 +21,7 @@ from authserver.cli.common import (
     when,
 )
 from authserver.db import transaction
+from authserver.keys import service as keys_service
 from authserver.keys.service import SigningKey
 
 
@@ -42,10 +42,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     if args.delay is not None and args.delay < 0:
         raise CliError("--delay must be zero or more seconds")
     with open_context() as ctx, transaction(ctx.sessions) as db:
-        # Checked before writing a key, so a broken database leaves no unaudited key behind.
-        db.connection()
-        key = ctx.keys.rotate(delay=args.delay)
-        audit.record(db, "key_rotated", kid=key.kid, activates_at=key.activates_at, actor=ACTOR)
+        key = keys_service.rotate(db, ctx.keys, delay=args.delay, actor=ACTOR)
     if args.json:
         print_json({"kid": key.kid, "created_at": key.created_at, "activates_at": key.activates_at})
         return 0

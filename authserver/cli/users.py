@@ -12,7 +12,6 @@ import sys
 
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
-from authserver.audit import service as audit
 from authserver.cli.common import (
     ACTOR,
     CliError,
@@ -194,9 +193,8 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         ctx.redis.ping()  # a lock in Redis cannot be cleared while Redis is down
         with transaction(ctx.sessions) as db:
             user = accounts.require_user(db, args.username)
-            ctx.lockout.unlock(accounts.lockout_key(user, args.username))
-            if getattr(ctx.counters, "degraded", False):
+            accounts.unlock_user(db, ctx.lockout, user, actor=ACTOR)
+            if getattr(ctx.counters, "degraded", False):  # the audit row is rolled back
                 raise CliError("Redis became unreachable; the lock was not cleared")
-            audit.record(db, "account_unlocked", user_id=user.id, actor=ACTOR)
             print(f"unlocked {user.username}")
     return 0
