@@ -1,5 +1,10 @@
 """Errors of the accounts domain."""
 
+from authserver.errors import AppError
 
-class AccountError(ValueError):
+
+class AccountError(AppError):
     """Invalid account data or an unknown user; the message is safe to show."""
+
+    status_code = 400
+    error = "invalid_request"

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from authserver.accounts.errors import AccountError
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
 from authserver.logging import mask_email
+from authserver.security.throttle import Lockout
+from authserver.sessions.models import BrowserSession
+from authserver.tokens.service import RevokedJtiList, revoke_user_code_tokens, revoke_user_families
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -97,6 +101,105 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
 
 def list_users(db: Session) -> list[User]:
     return list(db.scalars(select(User).order_by(User.created_at, User.username)))
+
+
+def require_user(db: Session, login: str) -> User:
+    """The user by username or e-mail; raises :class:`AccountError` when there is none."""
+    user = find_by_login(db, login)
+    if user is None:
+        raise AccountError(f"no such user: {login}")
+    return user
+
+
+@dataclass(frozen=True)
+class EndedAccess:
+    """What :func:`disable_user` or :func:`delete_user` took away."""
+
+    sessions: int
+    refresh_tokens: int
+
+
+def _end_access(db: Session, revoked: RevokedJtiList, user_id: str) -> EndedAccess:
+    """Log the user out everywhere and revoke every token they hold.
+
+    Browser sessions are deleted (no page and no ``prompt=none`` request works
+    any more); every refresh-token family is revoked with the access tokens it
+    issued, and so are access tokens issued from a code without a refresh token
+    (RFC 7009 §2.1: revoking a grant invalidates its access tokens).
+    """
+    refresh_tokens = revoke_user_families(db, revoked, user_id)
+    revoke_user_code_tokens(db, revoked, user_id)
+    sessions = db.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
+    return EndedAccess(
+        sessions=sessions.rowcount or 0,  # type: ignore[attr-defined]
+        refresh_tokens=refresh_tokens,
+    )
+
+
+def disable_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str) -> EndedAccess | None:
+    """Disable the account and end every session and token it holds.
+
+    Returns what was ended, or None when the account was already disabled
+    (nothing changes then). ``actor`` names who did it in the audit event.
+    """
+    if user.disabled:
+        return None
+    user.disabled = True
+    ended = _end_access(db, revoked, user.id)
+    audit.record(db, "user_disabled", user_id=user.id, actor=actor,
+                 sessions=ended.sessions, refresh_tokens=ended.refresh_tokens)
+    return ended
+
+
+def enable_user(db: Session, user: User, *, actor: str) -> bool:
+    """Let a disabled account log in again; False when it was not disabled.
+
+    Sessions and tokens ended by :func:`disable_user` stay ended.
+    """
+    if not user.disabled:
+        return False
+    user.disabled = False
+    audit.record(db, "user_enabled", user_id=user.id, actor=actor)
+    return True
+
+
+def delete_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str) -> EndedAccess:
+    """Delete the account for good, first ending its sessions and tokens.
+
+    Roles, factors, consents, codes and refresh tokens go with the row (foreign
+    keys ``ON DELETE CASCADE``); the ``sub`` is never reused (OIDC Core §2).
+    The audit trail keeps the user id.
+    """
+    ended = _end_access(db, revoked, user.id)
+    user_id = user.id
+    db.delete(user)
+    db.flush()
+    audit.record(db, "user_deleted", user_id=user_id, actor=actor, username=mask_login(user.username))
+    return ended
+
+
+def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> None:
+    """Clear the account's lockout counters (NIST SP 800-63B §5.2.2), e.g. after a
+    support check; the per-address counters stay."""
+    lockout.unlock(lockout_key(user, user.username))
+    audit.record(db, "account_unlocked", user_id=user.id, actor=actor)
+
+
+def set_roles(db: Session, user: User, roles: Sequence[str], *, actor: str) -> list[str]:
+    """Replace the user's roles; returns the new sorted role names.
+
+    Tokens already issued keep the roles they carry until they expire.
+    """
+    for role in roles:
+        if not ROLE.match(role):
+            raise AccountError(f"invalid role name: {role!r}")
+    wanted = list(dict.fromkeys(roles))
+    user.roles = [r for r in user.roles if r.role in wanted]
+    have = {r.role for r in user.roles}
+    user.roles.extend(UserRole(role=r) for r in wanted if r not in have)
+    db.flush()
+    audit.record(db, "user_roles_changed", user_id=user.id, actor=actor, roles=sorted(wanted))
+    return sorted(wanted)
 
 
 def has_mfa(db: Session, user_id: str) -> bool:

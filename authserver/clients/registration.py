@@ -99,6 +99,22 @@ def create_initial_access_token(db: Session, box: SecretBox, description: str = 
     return token
 
 
+def list_initial_access_tokens(db: Session) -> list[InitialAccessToken]:
+    """Every initial access token not yet removed by cleanup, oldest first (hashes only)."""
+    return list(db.scalars(select(InitialAccessToken).order_by(InitialAccessToken.created_at,
+                                                                InitialAccessToken.id)))
+
+
+def revoke_initial_access_token(db: Session, token_id: int, *, actor: str) -> None:
+    """Delete an initial access token so it can register no more clients; clients it
+    registered stay. Raises :class:`ClientError` for an unknown id."""
+    row = db.get(InitialAccessToken, token_id)
+    if row is None:
+        raise ClientError(f"no such registration token: {token_id}")
+    db.delete(row)
+    audit.record(db, "registration_token_revoked", token_id=token_id, actor=actor)
+
+
 def _check_initial_access_token(db: Session, box: SecretBox, token: str | None) -> InitialAccessToken:
     if not token:
         raise invalid_token(False)

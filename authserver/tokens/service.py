@@ -104,6 +104,24 @@ def revoke_user_families(db: Session, revoked: RevokedJtiList, user_id: str,
     return sum(revoke_family(db, revoked, family_id) for family_id in families)
 
 
+def revoke_user_code_tokens(db: Session, revoked: RevokedJtiList, user_id: str) -> int:
+    """Revoke the live access tokens a user got from codes that issued no refresh
+    token (those of a family go with :func:`revoke_family`); returns how many."""
+    now = utcnow()
+    rows = db.execute(
+        select(AuthorizationCode.access_token_jti, AuthorizationCode.access_token_expires_at).where(
+            AuthorizationCode.user_id == user_id,
+            AuthorizationCode.family_id.is_(None),
+            AuthorizationCode.access_token_jti.is_not(None),
+            AuthorizationCode.access_token_expires_at > now,
+        )
+    ).all()
+    for jti, expires_at in rows:
+        if jti and expires_at:
+            revoked.revoke(jti, _aware(expires_at).timestamp())
+    return len(rows)
+
+
 def revoke_code_issue(db: Session, revoked: RevokedJtiList, code: AuthorizationCode) -> None:
     """A replayed code: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.5)."""
     if code.family_id:
