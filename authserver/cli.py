@@ -78,7 +78,7 @@ def describe_error(exc: BaseException) -> str | None:
     import redis
     import sqlalchemy.exc as sa_exc
 
-    from authserver.keys.service import KeyError_
+    from authserver.errors import AppError
 
     if isinstance(exc, sa_exc.DBAPIError):
         orig = exc.orig if exc.orig is not None else exc
@@ -99,8 +99,8 @@ def describe_error(exc: BaseException) -> str | None:
         return f"database error: {type(exc).__name__}"
     if isinstance(exc, redis.RedisError):
         return f"cannot use Redis (AUTHSERVER_REDIS_URL): {type(exc).__name__}"
-    # SettingsError, AccountError, WeakPasswordError, ClientError are ValueErrors.
-    if isinstance(exc, CliError | ValueError | KeyError_):
+    # SettingsError, AccountError, WeakPasswordError, ClientError, KeyError_ are AppErrors.
+    if isinstance(exc, CliError | AppError | ValueError):
         return str(exc) or type(exc).__name__
     if isinstance(exc, OSError):
         return str(exc)

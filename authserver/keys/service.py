@@ -28,12 +28,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import KeySet, RSAKey
 
+from authserver.errors import AppError
 from authserver.settings import check_private_file
 
 CLOCK_SKEW = 60
 
 
-class KeyError_(Exception):
+class KeyError_(AppError):
     """The key directory holds no usable key, or a key file is unreadable."""
 
 

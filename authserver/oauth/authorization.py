@@ -40,11 +40,11 @@ from authserver.oauth.errors import (
     UnsupportedResponseTypeError,
 )
 from authserver.oauth.models import Principal
+from authserver.oauth.vocabulary import ACR_MFA as ACR_MFA  # re-exported for the pages
+from authserver.oauth.vocabulary import ACR_PWD as ACR_PWD
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 
-ACR_MFA = "urn:authserver:acr:mfa"
-ACR_PWD = "urn:authserver:acr:pwd"
 PENDING_TTL = 1800
 MAX_PENDING = 10
 

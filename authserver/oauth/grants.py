@@ -19,6 +19,7 @@ from sqlalchemy import select
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.db import utcnow
+from authserver.oauth import vocabulary
 from authserver.oauth.bridge import current_db
 from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
@@ -26,8 +27,8 @@ from authserver.tokens import service as tokens
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 
 PKCE_PATTERN = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+ALL_AUTH_METHODS = list(vocabulary.AUTH_METHODS)
+CONFIDENTIAL_AUTH_METHODS = list(vocabulary.CONFIDENTIAL_AUTH_METHODS)
 
 
 class IssueMixin:
@@ -48,15 +49,15 @@ class IssueMixin:
         none requested means the client's registered scopes."""
         requested = scope_to_list(self.request.payload.scope) or []
         allowed = self.request.client.row.scope.split()
-        if self.GRANT_TYPE == "authorization_code":
+        if self.GRANT_TYPE == vocabulary.AUTHORIZATION_CODE:
             # OIDC Core §3.1.2.1: scope values not understood are ignored
             requested = [s for s in requested if s in allowed]
         if any(s not in allowed for s in requested):
             raise InvalidScopeError("The requested scope is not allowed for this client.")
         scope = requested or allowed
-        if self.GRANT_TYPE == "client_credentials":
+        if self.GRANT_TYPE == vocabulary.CLIENT_CREDENTIALS:
             # no end user: user-facing scopes mean nothing here
-            scope = [s for s in scope if s not in ("openid", "offline_access")]
+            scope = [s for s in scope if s not in vocabulary.USER_SCOPES]
         self.request.scope = " ".join(dict.fromkeys(scope))
 
 
@@ -253,7 +254,7 @@ class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
             )
         audit.record(db, "login_succeeded", user_id=result.user.id, client_id=self.request.client.client_id,
                      ip=self.request.ip, channel="password_grant")
-        return Principal(result.user, int(time.time()), ["pwd"], "urn:authserver:acr:pwd")
+        return Principal(result.user, int(time.time()), ["pwd"], vocabulary.ACR_PWD)
 
     def validate_token_request(self) -> None:
         # the client must be known before the scope check that needs it
