@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.base import OAuth2Error
@@ -44,6 +44,9 @@ from authserver.oauth.vocabulary import ACR_MFA as ACR_MFA  # re-exported for th
 from authserver.oauth.vocabulary import ACR_PWD as ACR_PWD
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
+
+if TYPE_CHECKING:
+    from authserver.context import Context
 
 PENDING_TTL = 1800
 MAX_PENDING = 10
@@ -71,7 +74,7 @@ class Interaction(Exception):
 class State:
     """Everything the checks look at."""
 
-    ctx: Any
+    ctx: Context
     request: FrozenRequest
     grant: Any
     session: BrowserSession | None
@@ -228,10 +231,11 @@ PROMPT_NONE_ERRORS = {"login": LoginRequiredError, "mfa": InteractionRequiredErr
 
 
 def with_iss(location: str, issuer: str) -> str:
-    return add_params_to_uri(location, [("iss", issuer)])
+    location_with_iss: str = add_params_to_uri(location, [("iss", issuer)])
+    return location_with_iss
 
 
-def _error_outcome(ctx: Any, error: OAuth2Error, state: str | None) -> Outcome:
+def _error_outcome(ctx: Context, error: OAuth2Error, state: str | None) -> Outcome:
     if error.redirect_uri:
         error.state = state
         _status, _body, headers = error()
@@ -239,7 +243,7 @@ def _error_outcome(ctx: Any, error: OAuth2Error, state: str | None) -> Outcome:
     return Outcome(error=error.error, error_description=error.get_error_description(), status=400)
 
 
-def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None = None) -> Outcome:
+def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None = None) -> Outcome:
     """Validate, check, and either issue a code or hand over to an interaction page."""
     pending = _pending(session, rid)
     if rid and pending is None:
@@ -289,7 +293,7 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
 def _pending(session: BrowserSession | None, rid: str | None) -> dict[str, Any] | None:
     if not rid or session is None:
         return None
-    item = (session.data or {}).get("authz", {}).get(rid)
+    item: dict[str, Any] | None = (session.data or {}).get("authz", {}).get(rid)
     if not item or item["created"] + PENDING_TTL < time.time():
         return None
     return item
@@ -297,7 +301,7 @@ def _pending(session: BrowserSession | None, rid: str | None) -> dict[str, Any] 
 
 def pending_params(session: BrowserSession | None, rid: str | None) -> list[tuple[str, str]] | None:
     item = _pending(session, rid)
-    return [tuple(p) for p in item["params"]] if item else None  # type: ignore[misc]
+    return [(p[0], p[1]) for p in item["params"]] if item else None
 
 
 def update_pending(session: BrowserSession, rid: str, **changes: Any) -> None:
@@ -314,7 +318,7 @@ def _forget(session: BrowserSession | None, rid: str | None) -> None:
         sessions.set_data(session, "authz", authz)
 
 
-def _interact(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
+def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
               kind: str) -> Outcome:
     cookie = None
     db = current_db.get()

@@ -41,8 +41,9 @@ class IssueMixin:
 
     def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        return self.server.issue_tokens(self.request, grant_type or self.GRANT_TYPE, user, scope,
-                                        include_refresh_token)
+        token: dict[str, Any] = self.server.issue_tokens(self.request, grant_type or self.GRANT_TYPE, user,
+                                                         scope, include_refresh_token)
+        return token
 
     def validate_requested_scope(self) -> None:
         """RFC 6749 §3.3: every requested scope must be allowed for the client;

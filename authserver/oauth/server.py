@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.base import OAuth2Error
@@ -19,15 +19,18 @@ from sqlalchemy import select
 from authserver.clients import service as clients
 from authserver.db import utcnow
 from authserver.oauth import grants, vocabulary
-from authserver.oauth.bridge import FrozenRequest, current_db
+from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
 from authserver.tokens import service as tokens
 from authserver.tokens.models import RefreshToken
 
+if TYPE_CHECKING:
+    from authserver.context import Context
+
 
 class Server(rfc6749.AuthorizationServer):
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(scopes_supported=list(vocabulary.SCOPES))
         self.ctx = ctx
         self._clients: dict[str, tuple[OAuthClient, float]] = {}
@@ -64,13 +67,13 @@ class Server(rfc6749.AuthorizationServer):
         assert isinstance(request, FrozenRequest)
         return request
 
-    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[Any]]:
+    def handle_response(self, status: int, body: Any, headers: Any) -> Result:
         return status, body, list(headers or [])
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Authlib's hook bus; we audit at the call sites instead."""
 
-    def handle_error_response(self, request: Any, error: OAuth2Error) -> tuple[int, Any, list[Any]]:
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Result:
         if isinstance(error, InvalidClientError):
             # RFC 6749 §5.2: 401 and a challenge for the scheme we support
             error.status_code = 401
@@ -144,7 +147,7 @@ class Server(rfc6749.AuthorizationServer):
             token["refresh_token"] = self.token_issuer.new_refresh_token()
         return token
 
-    def token_response(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+    def token_response(self, request: FrozenRequest) -> Result:
         if not request.form.get("grant_type"):
             # RFC 6749 §5.2: a missing parameter is invalid_request (Authlib says unsupported_grant_type)
             status, body, headers = self.handle_error_response(
@@ -165,9 +168,10 @@ class Server(rfc6749.AuthorizationServer):
             raise InvalidClientError(status_code=401, description="Malformed client credentials.") from None
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
-        return self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
+        client: OAuthClient = self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
+        return client
 
-    def introspect(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+    def introspect(self, request: FrozenRequest) -> Result:
         """RFC 7662 §2. Inactive, foreign or unknown tokens are just ``{"active": false}``;
         a client sees its own tokens only unless it is a resource server (``introspect_any``)."""
         try:
@@ -216,7 +220,7 @@ class Server(rfc6749.AuthorizationServer):
             return None
         return row
 
-    def revoke(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+    def revoke(self, request: FrozenRequest) -> Result:
         """RFC 7009 §2. A refresh token revokes its family; an access token's ``jti``
         goes on the revoked list. Unknown or foreign tokens get 200 too (§2.2)."""
         try:
