@@ -175,7 +175,7 @@ async def handle_oauth_error(request: Request, exc: Exception) -> Response:
     return Response(
         body if isinstance(body, str | bytes) else str(body),
         status,
-        headers={**dict(headers), "Cache-Control": "no-store"},
+        headers={**dict(headers), **NO_STORE},
         media_type="application/json",
     )
 

@@ -34,7 +34,7 @@ def _reseed_request_ids() -> None:
 os.register_at_fork(after_in_child=_reseed_request_ids)
 
 # CORS only where a browser-based client needs it: the endpoints a single-page app calls
-# (docs/decisions.md, "Headers")
+# with fetch. The pages and /authorize are top-level navigations and get none.
 CORS_PATHS = frozenset({
     "/token", "/jwks.json", "/userinfo", "/revoke", "/introspect",
     "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",

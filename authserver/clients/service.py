@@ -22,6 +22,7 @@ from authserver.oauth.vocabulary import (
     GRANT_TYPES,
     LOOPBACK_HOSTS,
     NONE,
+    RESPONSE_TYPES,
 )
 from authserver.security.crypto import SecretBox
 
@@ -84,7 +85,7 @@ def validate_metadata(
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
         "post_logout_redirect_uris": list(dict.fromkeys(post_logout_redirect_uris or [])),
         "grant_types": list(dict.fromkeys(grant_types)),
-        "response_types": ["code"] if "authorization_code" in grant_types else [],
+        "response_types": list(RESPONSE_TYPES) if AUTHORIZATION_CODE in grant_types else [],
         "scope": " ".join(dict.fromkeys(scopes)),
         "token_endpoint_auth_method": token_endpoint_auth_method,
     }

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from authserver.context import context_of
+from authserver.oauth.vocabulary import NO_STORE
 
 if TYPE_CHECKING:
     from authserver.context import Context
@@ -41,7 +42,7 @@ async def health(request: Request) -> JSONResponse:
     else:
         status = "ok"
     return JSONResponse({"status": status, **checks}, 503 if status == "unavailable" else 200,
-                        headers={"Cache-Control": "no-store"})
+                        headers=NO_STORE)
 
 
 routes = [Route("/health", health, methods=["GET"])]

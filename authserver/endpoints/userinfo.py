@@ -18,9 +18,7 @@ from authserver.context import context_of
 from authserver.errors import InsufficientScope, InvalidToken, MissingToken
 from authserver.oauth import bridge
 from authserver.oauth.tokens import requested_claims, user_claims
-from authserver.oauth.vocabulary import OPENID
-
-CACHE_NO_STORE = {"Cache-Control": "no-store"}
+from authserver.oauth.vocabulary import NO_STORE, OPENID
 
 
 async def userinfo(request: Request) -> Response:
@@ -43,7 +41,7 @@ async def userinfo(request: Request) -> Response:
         body.update(requested_claims(user, claims["scope"], claims.get("claims_request"), "userinfo"))
         return body
 
-    return JSONResponse(await bridge.call(ctx, run), headers=CACHE_NO_STORE)
+    return JSONResponse(await bridge.call(ctx, run), headers=NO_STORE)
 
 
 routes = [Route("/userinfo", userinfo, methods=["GET", "POST"])]

@@ -1,6 +1,7 @@
 """Authlib grants configured for our storage and rules.
 
-Each class documents the trap of Authlib 1.9 it closes (see AUTHLIB_NOTES.md).
+Each class documents, with its RFC section, the Authlib 1.9 default it overrides
+(PKCE ``plain`` and optional challenges, scope checks, refresh-token reuse).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime as dt
 import hashlib
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -20,11 +21,14 @@ from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.db import utcnow
 from authserver.oauth import vocabulary
-from authserver.oauth.bridge import current_db
+from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
 from authserver.tokens import service as tokens
 from authserver.tokens.models import AuthorizationCode, RefreshToken
+
+if TYPE_CHECKING:
+    from authserver.oauth.server import Server
 
 PKCE_PATTERN = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 ALL_AUTH_METHODS = list(vocabulary.AUTH_METHODS)
@@ -35,8 +39,8 @@ class IssueMixin:
     """Hands token generation to our issuer together with the request, so the
     issued ``jti`` and the principal's login context are known to ``save_token``."""
 
-    request: Any
-    server: Any
+    request: FrozenRequest
+    server: Server
     GRANT_TYPE: str
 
     def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
@@ -75,11 +79,11 @@ class S256CodeChallenge:
     def __init__(self, required_for_all: bool) -> None:
         self.required_for_all = required_for_all
 
-    def __call__(self, grant: Any) -> None:
+    def __call__(self, grant: AuthorizationCodeGrant) -> None:
         grant.register_hook("after_validate_authorization_request_payload", self.validate_code_challenge)
         grant.register_hook("after_validate_token_request", self.validate_code_verifier)
 
-    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
         payload = grant.request.payload
         challenge = payload.data.get("code_challenge")
         method = payload.data.get("code_challenge_method")
@@ -95,7 +99,7 @@ class S256CodeChallenge:
         if not PKCE_PATTERN.match(challenge):
             raise InvalidRequestError("Invalid 'code_challenge'.")
 
-    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+    def validate_code_verifier(self, grant: AuthorizationCodeGrant, result: object) -> None:
         verifier = grant.request.form.get("code_verifier")
         code = grant.request.authorization_code
         if not code.code_challenge:
@@ -113,12 +117,12 @@ class S256CodeChallenge:
 class IDTokenExtension:
     """Adds an ID token when ``openid`` was granted (OIDC Core §3.1.3.3, §12.2)."""
 
-    def __call__(self, grant: Any) -> None:
+    def __call__(self, grant: grants.BaseGrant) -> None:
         grant.register_hook("after_create_token_response", self.add_id_token)
 
     def add_id_token(self, grant: Any, result: Any) -> None:
         _status, token, _headers = result
-        if "openid" not in (token.get("scope") or "").split():
+        if vocabulary.OPENID not in (token.get("scope") or "").split():
             return
         request = grant.request
         principal: Principal = request.user
