@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -118,7 +119,7 @@ def _string(body: dict[str, Any], name: str, default: str) -> str:
 
 
 def _string_list(body: dict[str, Any], name: str, default: list[str],
-                 error: Any = _metadata_error) -> list[str]:
+                 error: Callable[[str], RegistrationError] = _metadata_error) -> list[str]:
     value = body.get(name)
     if value is None:
         return list(default)
@@ -127,7 +128,7 @@ def _string_list(body: dict[str, Any], name: str, default: list[str],
     return value
 
 
-def parse_metadata(body: Any) -> dict[str, Any]:
+def parse_metadata(body: object) -> dict[str, Any]:
     """RFC 7591 §2 metadata from a JSON body, checked against the self-registration
     policy and the rules of :func:`clients.service.validate_metadata`."""
     if not isinstance(body, dict):
@@ -208,7 +209,7 @@ def client_information(client: Client, issuer: str) -> dict[str, Any]:
 # -- RFC 7591 registration ---------------------------------------------------
 
 
-def register_client(db: Session, box: SecretBox, *, initial_token: str | None, body: Any,
+def register_client(db: Session, box: SecretBox, *, initial_token: str | None, body: object,
                     issuer: str, ip: str | None = None) -> dict[str, Any]:
     """Register a client (RFC 7591 §3.1); returns the §3.2.1 response body."""
     _check_initial_access_token(db, box, initial_token)
@@ -252,7 +253,7 @@ def read_client(db: Session, box: SecretBox, *, client_id: str, token: str | Non
     return client_information(_authorize(db, box, client_id, token), issuer)
 
 
-def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | None, body: Any,
+def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | None, body: object,
                   issuer: str, ip: str | None = None) -> dict[str, Any]:
     """RFC 7592 §2.2: replace the metadata; the response carries a new registration token."""
     client = _authorize(db, box, client_id, token)

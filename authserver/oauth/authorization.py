@@ -26,6 +26,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.base import OAuth2Error
 
 from authserver.accounts import service as accounts
+from authserver.accounts.models import User
 from authserver.consents import service as consents
 from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import (
@@ -85,7 +86,7 @@ class State:
     hint_sub: str | None = None
 
     @property
-    def user(self) -> Any:
+    def user(self) -> User | None:
         if self.session is None or not self.session.user_id:
             return None
         return accounts.get_user(current_db.get(), self.session.user_id)
@@ -277,9 +278,10 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
             return _error_outcome(ctx, PROMPT_NONE_ERRORS[needed.kind](redirect_uri=grant.redirect_uri),
                                   state_param)
         return _interact(ctx, request, session, rid, needed.kind)
-    assert session is not None
+    user = s.user
+    assert session is not None and user is not None  # check_login passed
     principal = Principal(
-        s.user, session.auth_time, list(session.amr or []), session.acr, session.sid,
+        user, session.auth_time, list(session.amr or []), session.acr, session.sid,
         claims=s.claims,
     )
     status, _body, headers = ctx.oauth.create_authorization_response(request, grant_user=principal, grant=grant)

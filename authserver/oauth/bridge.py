@@ -66,7 +66,6 @@ class FrozenRequest(OAuth2Request):
         self._args = FrozenPayload(args)
         self.payload = FrozenPayload([*args, *form] if include_args else form)
         self.ip = ip
-        self.principal: Any = None  # set by the authorization endpoint
 
     @property
     def args(self) -> dict[str, str]:
