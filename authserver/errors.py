@@ -15,15 +15,18 @@ and the pure ASGI middleware (request limits, the deny list, the last-resort
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 from authlib.oauth2.base import OAuth2Error
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.templating import Jinja2Templates
 
 from authserver.oauth.vocabulary import NO_STORE
+
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
 
 log = structlog.get_logger("authserver.errors")
 
