@@ -98,7 +98,7 @@ def test_register_refusals_go_through_the_mapping(mapped_client, headers, challe
     assert r.headers["x-mapped"] == "yes" and mapped_client.seen == ["RegistrationError"]
 
 
-def test_register_metadata_error_is_rolled_back_and_mapped(mapped_client, ctx):
+def test_register_metadata_error_is_mapped(mapped_client, ctx):
     from authserver.clients.registration import create_initial_access_token
 
     with transaction(ctx.sessions) as db:
