@@ -48,6 +48,7 @@ from authserver.sessions.models import BrowserSession
 
 if TYPE_CHECKING:
     from authserver.context import Context
+    from authserver.oauth.grants import AuthorizationCodeGrant
 
 PENDING_TTL = 1800
 MAX_PENDING = 10
@@ -77,7 +78,7 @@ class State:
 
     ctx: Context
     request: FrozenRequest
-    grant: Any
+    grant: AuthorizationCodeGrant
     session: BrowserSession | None
     pending: dict[str, Any] | None
     params: dict[str, str] = field(default_factory=dict)
