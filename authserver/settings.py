@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from authserver.errors import AppError
+from authserver.oauth.vocabulary import LOOPBACK_HOSTS
+
 PREFIX = "AUTHSERVER_"
 
 
-class SettingsError(ValueError):
+class SettingsError(AppError):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
@@ -153,7 +156,7 @@ class Settings:
             raise SettingsError(
                 "AUTHSERVER_ISSUER must have no query, fragment or trailing slash (RFC 8414 §2)"
             )
-        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
             raise SettingsError("AUTHSERVER_ISSUER must be https unless it is a loopback address")
         if not (self.database_url.startswith("sqlite") or self.database_url.startswith("postgresql")):
             raise SettingsError("AUTHSERVER_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")

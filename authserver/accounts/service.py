@@ -2,7 +2,8 @@
 
 Authentication answers the same way, after the same Argon2 work, whether the
 account is unknown, disabled, locked or the password is wrong
-(docs/decisions.md "Lockout"; NIST SP 800-63B §5.2.2).
+(no account enumeration: OWASP ASVS 2.2.1, NIST SP 800-63B §5.2.2;
+docs/decisions.md "Lockout").
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, lazyload
@@ -20,9 +21,13 @@ from authserver.accounts.errors import AccountError
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
 from authserver.logging import mask_email
+from authserver.security.passwords import PasswordHasher
 from authserver.security.throttle import Lockout
 from authserver.sessions.models import BrowserSession
 from authserver.tokens.service import RevokedJtiList, revoke_user_code_tokens, revoke_user_families
+
+if TYPE_CHECKING:
+    from authserver.context import Context
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -40,7 +45,7 @@ def mask_login(value: str) -> str:
 
 def create_user(
     db: Session,
-    hasher: Any,
+    hasher: PasswordHasher,
     *,
     username: str,
     email: str,
@@ -221,7 +226,7 @@ class AuthResult:
     mfa: bool = False
 
 
-def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
+def authenticate(db: Session, ctx: Context, login: str, password: str, ip: str, *,
                  channel: str = "login") -> AuthResult:
     """Check a password with lockout; same work and answer for every failure."""
     from authserver.security.passwords import normalize

@@ -25,6 +25,7 @@ from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
+from authserver.oauth import vocabulary
 
 
 def add_commands(sub: SubParsers) -> None:
@@ -33,9 +34,9 @@ def add_commands(sub: SubParsers) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
     p.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="GRANT",
-                   help=", ".join(clients.GRANT_TYPES))
+                   help=", ".join(vocabulary.GRANT_TYPES))
     p.add_argument("--scope", required=True, help='space-separated, e.g. "openid profile email"')
-    p.add_argument("--auth-method", choices=clients.AUTH_METHODS)
+    p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS)
     p.add_argument("--public", action="store_true", help="same as --auth-method none (no secret)")
     p.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
     p.add_argument("--skip-consent", action="store_true", help="first-party app: never ask for consent")
