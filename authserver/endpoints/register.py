@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver.clients import registration
-from authserver.endpoints.guards import rate_limit
 from authserver.oauth import bridge
+from authserver.web.guards import rate_limit
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
