@@ -163,6 +163,18 @@ class Page:
     def clear_cookie(self) -> None:
         self._clear_cookie = True
 
+    def _sign_in_first(self) -> Redirect | None:
+        """Where to go first when there is no signed-in, enabled user (login), or the
+        account has a second factor this session has not passed (MFA)."""
+        session = self.loaded
+        user = accounts.get_user(self.db, session.user_id) if session is not None else None
+        if session is None or user is None or user.disabled:
+            return Redirect("/login")
+        if "otp" not in (session.amr or []) and accounts.has_mfa(self.db, user.id):
+            return Redirect("/login/mfa")
+        self._user = user
+        return None
+
     def _respond(self, result: Result) -> Response:
         request = self.request
         if isinstance(result, Render):
@@ -182,19 +194,6 @@ class Page:
 
 Handler = Callable[[Page], Result]
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _signed_in(page: Page) -> Redirect | None:
-    """Send to login when there is no signed-in, enabled user; to the second factor when
-    the account has one that this session has not passed."""
-    session = page.loaded
-    user = accounts.get_user(page.db, session.user_id) if session is not None else None
-    if session is None or user is None or user.disabled:
-        return Redirect("/login")
-    if "otp" not in (session.amr or []) and accounts.has_mfa(page.db, user.id):
-        return Redirect("/login/mfa")
-    page._user = user
-    return None
 
 
 def _always(settings: Settings) -> bool:
@@ -226,7 +225,7 @@ def form_page(*, csrf: Literal["required", "optional"] = "required", rate_limit:
                 page.csrf_ok = post and sessions.check_csrf(page.loaded, form.get("csrf_token"))
                 if post and csrf == "required" and not page.csrf_ok:
                     return page, FORGED
-                if signed_in and (to_login := _signed_in(page)) is not None:
+                if signed_in and (to_login := page._sign_in_first()) is not None:
                     return page, to_login
                 return page, handler(page)
 
