@@ -41,12 +41,9 @@ def _requested(page: Page) -> tuple[Client, list[str]] | None:
 @form_page()
 def consent_form(page: Page) -> Result:
     found = _requested(page)
-    if found is None:
-        return EXPIRED
-    client, scopes = found
-    return Render("consent.html", {"rid": page.rid, "csrf_token": page.csrf_token(),
-                                   "client_name": client.client_name,
-                                   "scopes": [(s, describe(s)) for s in scopes]})
+    return EXPIRED if found is None else Render("consent.html", {
+        "rid": page.rid, "csrf_token": page.csrf_token(), "client_name": found[0].client_name,
+        "scopes": [(s, describe(s)) for s in found[1]]})
 
 
 @form_page()
