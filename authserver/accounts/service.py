@@ -2,7 +2,7 @@
 
 Authentication answers the same way, after the same Argon2 work, whether the
 account is unknown, disabled, locked or the password is wrong
-(NIST SP 800-63B §5.2.2; OWASP ASVS V2.2).
+(NIST SP 800-63B §5.2.2).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def set_password(db: Session, ctx: Context, user: User, password: str, *, ip: st
                  unlock: bool = False) -> None:
     """Give ``user`` a new password: the policy (NIST SP 800-63B §5.1.1.2), a new hash,
     every other browser session ended and the user's refresh-token families revoked
-    with the access tokens they issued (RFC 6819 §5.2.2.3), then one audit ``event``.
+    with the access tokens they issued (RFC 6819 §5.2.2.4), then one audit ``event``.
 
     ``keep_session`` spares the session the change was made from; ``unlock`` clears the
     account lockout (a reset proves control of the mailbox). Raises ``WeakPasswordError``
@@ -191,7 +191,8 @@ def set_password(db: Session, ctx: Context, user: User, password: str, *, ip: st
 class SignupRequest:
     """A checked sign-up form: normalised identifiers and the password's hash (never
     the password). ``email_taken``: the address has an account, so no code is mailed
-    but the page answers the same (no account enumeration, OWASP ASVS V2.2)."""
+    but the page answers the same (no account enumeration: OWASP Authentication
+    Cheat Sheet, "Authentication and Error Messages")."""
 
     username: str
     email: str

@@ -44,23 +44,23 @@ def signup_form(page: Page) -> Result:
 def signup_submit(page: Page) -> Result:
     form = page.form
     try:
-        request = accounts.start_signup(page.db, page.ctx, username=form.get("username", ""),
+        checked = accounts.start_signup(page.db, page.ctx, username=form.get("username", ""),
                                         email=form.get("email", ""), password=form.get("password", ""))
     except (AccountError, WeakPasswordError) as exc:
         return Render("signup.html", {"csrf_token": page.csrf_token(), "rid": page.rid, "error": str(exc),
                                       "username": form.get("username", "")[:150],
                                       "email": form.get("email", "")[:320]})
-    row, code = email_codes.issue(page.db, page.ctx.box, "signup", request.email, pending=request.pending(),
-                                  deliverable=not request.email_taken)
+    row, code = email_codes.issue(page.db, page.ctx.box, "signup", checked.email, pending=checked.pending(),
+                                  deliverable=not checked.email_taken)
     sessions.set_data(page.session, "signup_code", row.id)
-    if request.email_taken:
+    if checked.email_taken:
         letter = ("Someone tried to create an account with this e-mail address, which already has one.\n"
                   "If it was you, sign in or reset your password instead.\n")
     else:
         letter = (f"Your verification code is {code}\n\nIt expires in 15 minutes. If you did not "
                   "try to create an account, ignore this message.\n")
     return Redirect(with_rid("/signup/verify", page.rid),
-                    after=partial(mail.deliver, page.ctx.settings, request.email, "Your verification code",
+                    after=partial(mail.deliver, page.ctx.settings, checked.email, "Your verification code",
                                   letter))
 
 

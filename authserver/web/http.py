@@ -31,7 +31,7 @@ def session_cookie(request: Request) -> str | None:
 
 def set_session_cookie(response: Response, request: Request, value: str) -> None:
     """``HttpOnly``, ``SameSite=Lax`` and, over https, ``Secure`` with the ``__Host-`` name
-    (RFC 6265bis §4.1.3.2, §8.8)."""
+    (RFC 6265bis §4.1.3.2)."""
     settings = context(request).settings
     response.set_cookie(
         sessions.cookie_name(settings), value, max_age=settings.session_ttl, path="/",

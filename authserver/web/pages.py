@@ -154,7 +154,8 @@ class Page:
 
     def log_in(self, user_id: str, *, amr: list[str], acr: str) -> BrowserSession:
         """Replace the session with an authenticated one (a new id against session
-        fixation, OWASP Session Management §Renew the Session ID)."""
+        fixation: OWASP Session Management Cheat Sheet, "Renew the Session ID After Any
+        Privilege Level Change")."""
         self.loaded, self._cookie = sessions.log_in(
             self.db, self.ctx.box, self.ctx.settings, self.loaded, user_id=user_id, amr=amr, acr=acr,
             ip=self.ip, user_agent=self.user_agent)
