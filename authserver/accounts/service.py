@@ -168,13 +168,14 @@ def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
 
 def set_password(db: Session, ctx: Context, user: User, password: str, *, ip: str | None = None,
                  keep_session: str | None = None, event: str = "password_changed",
-                 unlock: bool = False) -> None:
+                 unlock: bool = False, actor: str | None = None) -> None:
     """Give ``user`` a new password: the policy (NIST SP 800-63B §5.1.1.2), a new hash,
     every other browser session ended and the user's refresh-token families revoked
     with the access tokens they issued (RFC 6819 §5.2.2.4), then one audit ``event``.
 
     ``keep_session`` spares the session the change was made from; ``unlock`` clears the
-    account lockout (a reset proves control of the mailbox). Raises ``WeakPasswordError``
+    account lockout (a reset proves control of the mailbox); ``actor`` names an
+    administrator who set it (the CLI's ``users set-password``). Raises ``WeakPasswordError``
     with the policy's own words and changes nothing then.
     """
     password = validate_password(password, username=user.username, email=user.email)
@@ -184,7 +185,8 @@ def set_password(db: Session, ctx: Context, user: User, password: str, *, ip: st
     revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
     if unlock:
         ctx.lockout.unlock(lockout_key(user, ""))
-    audit.record(db, event, user_id=user.id, ip=ip, sessions_ended=ended, refresh_tokens_revoked=revoked)
+    audit.record(db, event, user_id=user.id, ip=ip, sessions_ended=ended, refresh_tokens_revoked=revoked,
+                 **({"actor": actor} if actor else {}))
 
 
 @dataclass(frozen=True)
