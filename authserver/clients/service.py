@@ -138,7 +138,7 @@ def new_client_id() -> str:
 
 
 def get_client(db: Session, client_id: str) -> Client | None:
-    if not client_id or len(client_id) > 64:
+    if not client_id or len(client_id) > 64 or "\x00" in client_id:  # Postgres text refuses NUL
         return None
     return db.get(Client, client_id)
 

@@ -7,8 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authserver.context import context_of
-from authserver.endpoints.guards import client_id_of, rate_limit
 from authserver.oauth import bridge
+from authserver.web.guards import client_id_of, rate_limit
 
 
 async def introspect(request: Request) -> Response:

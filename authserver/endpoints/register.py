@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from authserver.clients import registration
 from authserver.context import context_of
-from authserver.endpoints.guards import rate_limit
 from authserver.oauth import bridge
 from authserver.oauth.vocabulary import NO_STORE
+from authserver.web.guards import rate_limit
 
 
 def bearer_token(request: Request | bridge.FrozenJsonRequest) -> str | None:
