@@ -1,4 +1,4 @@
-"""``authserver users create|list|show|disable|enable|delete|set-roles|unlock``.
+"""``authserver users create|list|show|disable|enable|delete|set-password|set-roles|unlock``.
 
 Passwords come from a hidden prompt or one line of stdin, never from argv, and
 are never printed or logged.
@@ -46,6 +46,11 @@ def add_commands(sub: SubParsers) -> None:
     p.add_argument("username")
     p = command(users, "delete", cmd_delete, "delete a user, their sessions, tokens and consents")
     p.add_argument("username")
+    p = command(users, "set-password", cmd_set_password,
+                "set a user's password; ends their sessions and revokes their tokens")
+    p.add_argument("username")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from one line of standard input")
     p = command(users, "set-roles", cmd_set_roles, "replace a user's roles (none clears them)")
     p.add_argument("username")
     p.add_argument("roles", nargs="*", metavar="ROLE")
@@ -171,6 +176,17 @@ def cmd_delete(args: argparse.Namespace) -> int:
         ended = accounts.delete_user(db, ctx.revoked, user, actor=ACTOR)
     print(f"deleted {username}: {ended.sessions} session(s) ended, "
           f"{ended.refresh_tokens} refresh token(s) revoked")
+    return 0
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    with open_context() as ctx:
+        password = read_password(args.password_stdin)
+        with transaction(ctx.sessions) as db:
+            user = accounts.require_user(db, args.username)
+            accounts.set_password(db, ctx, user, password, event="password_set_by_admin", actor=ACTOR)
+            username = user.username
+    print(f"{username}: password set; sessions ended and tokens revoked")
     return 0
 
 
