@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -17,10 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from authserver.db import create_engine, session_factory
 from authserver.keys.service import KeyStore
+from authserver.resources import resource_dir
 from authserver.security.crypto import SecretBox
 from authserver.settings import Settings
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = resource_dir("templates")
 log = structlog.get_logger("authserver")
 
 
