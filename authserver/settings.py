@@ -215,7 +215,7 @@ class Settings:
                      "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(
-                    f"{PREFIX}{name.upper()} must be at least 1{_unit(name)}, got {getattr(self, name)}"
+                    f"{PREFIX}{name.upper()} must be a positive whole number{_unit(name)}, got {getattr(self, name)}"
                 )
         if not 1 <= self.authorization_code_ttl <= 60:
             raise SettingsError(
