@@ -146,7 +146,7 @@ class Settings:
         value or a directory the server cannot use. An unset ``SECRET_KEY`` is read
         from, or generated into, ``KEYS_DIR/secret_key`` (mode 0600) on SQLite; on
         PostgreSQL only with ``ALLOW_GENERATED_SECRET_KEY``, because every node of
-        a shared database must use the same key (``docs/decisions.md``).
+        a shared database must use the same key (README, "Configuration").
         """
         env = environment() if environ is None else environ
         known = {PREFIX + f.name.upper(): f for f in fields(cls)}
