@@ -117,8 +117,6 @@ def import_models() -> None:
     from authserver.tokens import models as _tokens  # noqa: F401
 
 
-
-
 def alembic_config(database_url: str, connection: Any = None) -> Any:
     from alembic.config import Config
 
