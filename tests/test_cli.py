@@ -118,6 +118,7 @@ def test_help_exits_zero(run):
     ("AUTHSERVER_ISSUER", "ftp://example.com"),
     ("AUTHSERVER_ACCESS_TOKEN_TTL", "ten"),
     ("AUTHSERVER_SECRET_KEY", "short"),
+    ("AUTHSERVER_ACCES_TOKEN_TTL", "60"),  # misspelt: refused, not ignored
 ])
 def test_bad_setting_names_the_variable(run, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
