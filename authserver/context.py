@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -24,6 +23,7 @@ from starlette.requests import HTTPConnection
 
 from authserver.db import create_engine, session_factory
 from authserver.keys.service import KeyStore
+from authserver.resources import resource_dir
 from authserver.security.crypto import SecretBox
 from authserver.settings import Settings
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from authserver.security.throttle import CounterStore, Lockout, RateLimiter
     from authserver.tokens.service import RevokedJtiList
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = resource_dir("templates")
 log = structlog.get_logger("authserver")
 
 
