@@ -350,7 +350,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
     from authserver.db import transaction
     from authserver.sessions.models import BrowserSession
-    from authserver.tokens.service import revoke_user_families
+    from authserver.tokens.service import invalidate_subject
 
     with _context() as ctx, transaction(ctx.sessions) as db:
         user = _find_user(db, args.username)
@@ -358,7 +358,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
             print(f"{user.username} is already disabled")
             return 0
         user.disabled = True
-        tokens = revoke_user_families(db, ctx.revoked, user.id)
+        tokens = invalidate_subject(db, ctx.revoked, user.id)
         sessions = db.execute(sa.delete(BrowserSession).where(BrowserSession.user_id == user.id))
         _audit(db, "user_disabled", user_id=user.id)
         print(f"disabled {user.username}: {sessions.rowcount or 0} session(s) ended, "  # type: ignore[attr-defined]
@@ -463,9 +463,11 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
 def cmd_clients_rotate_secret(args: argparse.Namespace) -> int:
     from authserver.clients.service import rotate_secret
     from authserver.db import transaction
+    from authserver.tokens.service import invalidate_client
 
     with _context() as ctx, transaction(ctx.sessions) as db:
         secret = rotate_secret(db, ctx.box, args.client_id)
+        invalidate_client(db, ctx.revoked, args.client_id)
         _audit(db, "client_secret_rotated", client_id=args.client_id)
     if args.json:
         print(json.dumps({"client_id": args.client_id, "client_secret": secret}))
@@ -478,9 +480,11 @@ def cmd_clients_rotate_secret(args: argparse.Namespace) -> int:
 def cmd_clients_delete(args: argparse.Namespace) -> int:
     from authserver.clients.service import delete_client
     from authserver.db import transaction
+    from authserver.tokens.service import invalidate_client
 
     with _context() as ctx, transaction(ctx.sessions) as db:
         delete_client(db, args.client_id)
+        invalidate_client(db, ctx.revoked, args.client_id)
         _audit(db, "client_deleted", client_id=args.client_id)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
     return 0

@@ -17,8 +17,10 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from authserver.oauth.bridge import current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.security.crypto import new_token
+from authserver.tokens.cache import Subject, TokenState
 
 CLOCK_SKEW = 30
 # jti: unique, not secret (RFC 7519 §4.1.7). A random per-process prefix and a
@@ -75,7 +77,7 @@ def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | Non
 
 
 class TokenIssuer:
-    def __init__(self, settings: Any, keys: Any, revoked: Any) -> None:
+    def __init__(self, settings: Any, keys: Any, revoked: TokenState) -> None:
         self.settings = settings
         self.keys = keys
         self.revoked = revoked
@@ -91,13 +93,19 @@ class TokenIssuer:
         """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2)."""
         now = int(time.time())
         ttl = ttl or self.settings.access_token_ttl
+        subjects: list[Subject] = [("client", client.client_id)]
+        if principal is not None:
+            subjects.append(("user", principal.user.id))
+        # A cutoff made earlier in this second is floor(t) + 1: lift iat to it, or this
+        # new token would look issued before the cutoff (tokens.cache).
+        iat = max(now, self.revoked.not_before(current_db.get(), subjects))
         aud = client.audience
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": principal.user.id if principal else client.client_id,
             "aud": aud[0] if len(aud) == 1 else aud,
             "exp": now + ttl,
-            "iat": now,
+            "iat": iat,
             "jti": new_jti(),
             "client_id": client.client_id,
             "scope": scope,
@@ -152,8 +160,7 @@ class TokenIssuer:
             return None
         if not isinstance(data.get("exp"), int) or data["exp"] + CLOCK_SKEW < time.time():
             return None
-        jti = data.get("jti")
-        if not isinstance(jti, str) or self.revoked.is_revoked(jti):
+        if self.revoked.is_inactive(current_db.get(), data):
             return None
         return data
 
