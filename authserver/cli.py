@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from authserver.context import Context
 
 EXIT_ERROR = 2
-CLEANUP_GRACE = dt.timedelta(days=1)
-"""Used codes and dead refresh tokens stay this long so a late replay is still recognised."""
 
 _MIGRATE_LOCK = 7_261_845_203  # pg_advisory_lock key: one `authserver migrate` at a time
 
@@ -150,6 +148,12 @@ def _require_sqlite_file(database_url: str) -> None:
             f"no database at {url.database} (working directory {Path.cwd()}); "
             "run `authserver migrate` (or `authserver serve`) first"
         )
+
+
+def transaction_of(ctx: Context) -> Any:
+    from authserver.db import transaction
+
+    return transaction(ctx.sessions)
 
 
 def _audit(db: Any, event: str, **kw: Any) -> None:
@@ -501,16 +505,29 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     with _context() as ctx, transaction(ctx.sessions) as db:
         # Checked before writing a key, so a broken database leaves no unaudited key behind.
         db.connection()
-        key = ctx.keys.rotate(delay=args.delay)
+        key = ctx.keys.rotate(delay=args.delay, db=db)
         _audit(db, "key_rotated", kid=key.kid, activates_at=key.activates_at)
     print(f"new key {key.kid}: published now, signs from {_when(key.activates_at)}")
-    if key.activates_at > int(dt.datetime.now(dt.UTC).timestamp()):
-        print("Every server must see this key file before then (a shared AUTHSERVER_KEYS_DIR).")
+    print("Every node loads it from the database within a second.")
+    return 0
+
+
+def cmd_keys_import(args: argparse.Namespace) -> int:
+    """Store the key files of a directory (earlier versions' KEYS_DIR), keeping their kids."""
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise CliError(f"{directory} is not a directory")
+    with _context() as ctx:
+        imported = ctx.keys.import_dir(directory)
+        with transaction_of(ctx) as db:
+            for kid in imported:
+                _audit(db, "key_imported", kid=kid)
+    print(f"imported {len(imported)} key(s){': ' + ' '.join(imported) if imported else ''}")
     return 0
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    with _context(need_database=False) as ctx:
+    with _context() as ctx:
         keys = ctx.keys.keys()
     rows = [
         [k.kid, k.status, _when(k.created_at), _when(k.activates_at), _when(k.retires_at)]
@@ -523,48 +540,11 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 # -- cleanup -----------------------------------------------------------------
 
 
-def cleanup(ctx: Context, now: dt.datetime | None = None) -> dict[str, int]:
-    """Delete what can no longer be used; returns the number removed per kind.
-
-    Rotated refresh tokens stay until their family expires, so a stolen old
-    token presented late still reveals the theft (RFC 9700 §4.14.2).
-    """
-    import sqlalchemy as sa
-
-    from authserver.accounts.models import EmailCode
-    from authserver.clients.models import InitialAccessToken
-    from authserver.db import transaction, utcnow
-    from authserver.sessions.models import BrowserSession
-    from authserver.tokens.models import AuthorizationCode, RefreshToken
-
-    now = now or utcnow()
-    grace = now - CLEANUP_GRACE
-    statements = {
-        "authorization_codes": sa.delete(AuthorizationCode).where(AuthorizationCode.expires_at < grace),
-        "refresh_tokens": sa.delete(RefreshToken).where(
-            sa.or_(
-                RefreshToken.family_expires_at < grace,
-                sa.and_(RefreshToken.revoked_at.is_not(None), RefreshToken.expires_at < grace),
-                sa.and_(RefreshToken.rotated_at.is_(None), RefreshToken.expires_at < grace),
-            )
-        ),
-        "browser_sessions": sa.delete(BrowserSession).where(BrowserSession.expires_at < now),
-        "email_codes": sa.delete(EmailCode).where(EmailCode.expires_at < now),
-        "initial_access_tokens": sa.delete(InitialAccessToken).where(
-            InitialAccessToken.expires_at.is_not(None), InitialAccessToken.expires_at < now
-        ),
-    }
-    counts: dict[str, int] = {}
-    with transaction(ctx.sessions) as db:
-        for name, statement in statements.items():
-            counts[name] = db.execute(statement).rowcount or 0  # type: ignore[attr-defined]
-    counts["retired_keys"] = len(ctx.keys.remove_retired())
-    return counts
-
-
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from authserver.maintenance.service import run_cleanup
+
     with _context() as ctx:
-        counts = cleanup(ctx)
+        counts = run_cleanup(ctx)
     for name, count in counts.items():
         print(f"{name}: {count} deleted")
     return 0
@@ -690,6 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=int, metavar="SECONDS",
                    help="seconds before it signs (default AUTHSERVER_KEY_ACTIVATION_DELAY)")
     _command(keys, "list", cmd_keys_list, "list signing keys and their status")
+    p = _command(keys, "import", cmd_keys_import,
+                 "store the <kid>.pem/<kid>.json key files of DIR in the database (kids kept)")
+    p.add_argument("directory", metavar="DIR")
 
     _command(sub, "cleanup", cmd_cleanup, "delete expired codes, tokens, sessions and retired keys")
 

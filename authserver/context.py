@@ -48,9 +48,12 @@ class Context:
     def keys(self) -> KeyStore:
         s = self.settings
         return KeyStore(
-            s.keys_dir,
+            self.sessions, self.box, self.changes,
+            keys_dir=s.keys_dir,
             activation_delay=s.key_activation_delay,
             retain_seconds=max(s.access_token_ttl, s.id_token_ttl),
+            rotation_interval=s.key_rotation_interval,
+            jwks_max_age=s.jwks_max_age,
         )
 
     @cached_property
@@ -113,6 +116,8 @@ class Context:
         return templates
 
     def close(self) -> None:
+        if "changes" in self.__dict__:
+            self.changes.close()
         self.engine.dispose()
         if self.__dict__.get("redis") is not None:
             self.redis.close()  # type: ignore[union-attr]

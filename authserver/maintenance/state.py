@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from authserver.db import create_engine
 from authserver.maintenance.models import ClusterState
 
 REVOCATIONS = "revocations"
@@ -67,11 +68,14 @@ class ChangeWatcher:
     """The counters as this process last read them, re-read at most once per ``interval``.
 
     Never blocks a request on another thread's poll; a failed poll keeps the
-    last values and is retried after ``interval``.
+    last values and is retried after ``interval``. Reads go through
+    :attr:`engine`, a one-connection engine of its own: a request thread that
+    holds a connection of the main pool (and, on SQLite, the write lock) must
+    never wait for a second one from the same pool.
     """
 
     def __init__(self, engine: Engine, interval: float = 1.0) -> None:
-        self._engine = engine
+        self.engine = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
         self.interval = interval
         self._values: dict[str, int] = {}
         self._checked_at = float("-inf")
@@ -81,13 +85,16 @@ class ChangeWatcher:
         if time.monotonic() - self._checked_at < self.interval or not self._lock.acquire(blocking=False):
             return self._values
         try:
-            self._values = read_all(self._engine)
+            self._values = read_all(self.engine)
         except SQLAlchemyError as exc:
             log.warning("change_poll_failed", error=type(exc).__name__)
         finally:
             self._checked_at = time.monotonic()
             self._lock.release()
         return self._values
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def expire(self) -> None:
         """Read again on the next call (after this process changed something itself)."""

@@ -1,0 +1,58 @@
+"""Cleanup: delete what can no longer be used, for ``authserver cleanup`` and the
+periodic maintenance in the server (``maintenance.worker``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from authserver.accounts.models import EmailCode
+from authserver.clients.models import InitialAccessToken
+from authserver.db import transaction, utcnow
+from authserver.sessions.models import BrowserSession
+from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedToken, TokenCutoff
+
+if TYPE_CHECKING:
+    from authserver.context import Context
+
+CLEANUP_GRACE = dt.timedelta(days=1)
+"""Used codes and dead refresh tokens stay this long so a late replay is still recognised."""
+
+
+def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None = None) -> dict[str, int]:
+    """Delete what can no longer be used; returns the number removed per kind.
+
+    Rotated refresh tokens stay until their family expires, so a stolen old
+    token presented late still reveals the theft (RFC 9700 §4.14.2). Revoked
+    access-token ids and cutoffs go once every token they can affect has
+    expired. Runs in ``db``'s transaction when given, else in its own.
+    """
+    if db is None:
+        with transaction(ctx.sessions) as own:
+            return run_cleanup(ctx, own, now)
+    now = now or utcnow()
+    grace = now - CLEANUP_GRACE
+    statements = {
+        "authorization_codes": sa.delete(AuthorizationCode).where(AuthorizationCode.expires_at < grace),
+        "refresh_tokens": sa.delete(RefreshToken).where(
+            sa.or_(
+                RefreshToken.family_expires_at < grace,
+                sa.and_(RefreshToken.revoked_at.is_not(None), RefreshToken.expires_at < grace),
+                sa.and_(RefreshToken.rotated_at.is_(None), RefreshToken.expires_at < grace),
+            )
+        ),
+        "browser_sessions": sa.delete(BrowserSession).where(BrowserSession.expires_at < now),
+        "email_codes": sa.delete(EmailCode).where(EmailCode.expires_at < now),
+        "initial_access_tokens": sa.delete(InitialAccessToken).where(
+            InitialAccessToken.expires_at.is_not(None), InitialAccessToken.expires_at < now
+        ),
+        "revoked_tokens": sa.delete(RevokedToken).where(RevokedToken.expires_at < now),
+        "token_cutoffs": sa.delete(TokenCutoff).where(TokenCutoff.expires_at < now),
+    }
+    counts = {name: db.execute(statement).rowcount or 0  # type: ignore[attr-defined]
+              for name, statement in statements.items()}
+    counts["retired_keys"] = len(ctx.keys.remove_retired(db))
+    return counts
