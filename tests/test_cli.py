@@ -22,10 +22,12 @@ from authserver.accounts.service import lockout_key
 from authserver.audit.models import AuditEvent
 from authserver.clients.models import Client
 from authserver.db import transaction, utcnow
+from authserver.keys.models import StoredKey
 from authserver.keys.service import KeyStore
+from authserver.maintenance.state import ChangeWatcher
 from authserver.security.models import IpDenyEntry
 from authserver.sessions.models import BrowserSession
-from authserver.tokens.models import AuthorizationCode, RefreshToken
+from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedToken, TokenCutoff
 from tests.conftest import PASSWORD
 
 AUTHSERVER = Path(sys.executable).parent / "authserver"
@@ -420,18 +422,56 @@ def test_keys_rotate_then_list_shows_two_keys(run, ctx):
     assert event.detail["kid"] == new_kid
 
 
-def test_keys_rotate_default_delay_activates_now(run, ctx, settings):
-    [first] = ctx.keys.keys()
-    meta_path = settings.keys_dir / f"{first.kid}.json"
-    meta = json.loads(meta_path.read_text())
-    meta["activates_at"] -= 60  # not the same second as the new key
-    meta_path.write_text(json.dumps(meta))
+def _age_keys(ctx: Any, seconds: int, only: str | None = None) -> None:
+    with transaction(ctx.sessions) as db:
+        for row in db.scalars(sa.select(StoredKey)):
+            if only is None or row.kid == only:
+                row.activates_at -= dt.timedelta(seconds=seconds)
+                row.created_at -= dt.timedelta(seconds=seconds)
+        db.execute(sa.text("UPDATE cluster_state SET value = value + 1 WHERE name = 'signing_keys'"))
+
+
+def fresh_keys(ctx: Any) -> list[Any]:
+    """The stored keys as a process that has cached nothing sees them."""
+    watcher = ChangeWatcher(ctx.engine, interval=0)
+    try:
+        return KeyStore(ctx.sessions, ctx.box, watcher, keys_dir=ctx.settings.keys_dir, activation_delay=0,
+                        retain_seconds=600).keys()
+    finally:
+        watcher.close()
+
+
+def test_keys_rotate_default_delay_is_at_least_the_jwks_max_age(run, ctx, settings):
+    """KEY_ACTIVATION_DELAY is 0 here: the key is still published JWKS_MAX_AGE before it signs."""
     status, out, _ = run("keys", "rotate")
     assert status == 0
     kid = out.split()[2].rstrip(":")
-    fresh = KeyStore(settings.keys_dir, activation_delay=0, retain_seconds=600)  # ctx.keys caches 1 s
-    statuses = {k.kid: k.status for k in fresh.keys()}  # noqa: SIM118
+    [new] = [k for k in fresh_keys(ctx) if k.kid == kid]
+    assert new.status == "pending"
+    assert new.activates_at >= int(dt.datetime.now(dt.UTC).timestamp()) + settings.jwks_max_age - 2
+
+
+def test_keys_rotate_delay_zero_activates_now(run, ctx):
+    _age_keys(ctx, 60)  # not the same second as the new key
+    status, out, _ = run("keys", "rotate", "--delay", "0")
+    assert status == 0
+    kid = out.split()[2].rstrip(":")
+    statuses = {k.kid: k.status for k in fresh_keys(ctx)}
     assert statuses[kid] == "active" and sorted(statuses.values()) == ["active", "published"]
+
+
+def test_keys_import_keeps_kids_and_skips_known_keys(run, ctx, tmp_path):
+    from tests.conftest import write_key_files
+
+    old = tmp_path / "old-keys"
+    old.mkdir(mode=0o700)
+    kid = write_key_files(old, activates_at=int(dt.datetime.now(dt.UTC).timestamp()) - 3600)
+    status, out, _ = run("keys", "import", str(old))
+    assert status == 0 and out.strip() == f"imported 1 key(s): {kid}"
+    assert run("keys", "import", str(old))[1].strip() == "imported 0 key(s)"
+    assert kid in {k.kid for k in fresh_keys(ctx)}
+    assert [e.detail["kid"] for e in audit_events(ctx, "key_imported")] == [kid]
+    assert_error(run("keys", "import", str(tmp_path / "missing")), "not a directory")
 
 
 def test_keys_rotate_negative_delay(run):
@@ -469,6 +509,9 @@ def test_cleanup_deletes_only_dead_rows(run, ctx, make_user, make_client):
             session(1, old), session(2, fresh),
             EmailCode(purpose="reset", email="a@example.com", code_hash="e1", expires_at=old),
             EmailCode(purpose="reset", email="a@example.com", code_hash="e2", expires_at=fresh),
+            RevokedToken(jti="j1", expires_at=now - dt.timedelta(seconds=1)), RevokedToken(jti="j2", expires_at=fresh),
+            TokenCutoff(subject_kind="user", subject_id="u1", not_before=0, expires_at=old),
+            TokenCutoff(subject_kind="user", subject_id="u2", not_before=0, expires_at=fresh),
         ])
     status, out, _ = run("cleanup")
     assert status == 0
@@ -477,28 +520,26 @@ def test_cleanup_deletes_only_dead_rows(run, ctx, make_user, make_client):
     assert counts["refresh_tokens"].strip() == "3 deleted"
     assert counts["browser_sessions"].strip() == "1 deleted"
     assert counts["email_codes"].strip() == "1 deleted"
+    assert counts["revoked_tokens"].strip() == "1 deleted"
+    assert counts["token_cutoffs"].strip() == "1 deleted"
     with transaction(ctx.sessions) as db:
         assert db.scalars(sa.select(AuthorizationCode.code_hash)).all() == ["c2"]
         assert sorted(db.scalars(sa.select(RefreshToken.token_hash))) == ["t4", "t5"]
         assert db.scalars(sa.select(BrowserSession.id)).all() == ["s2"]
         assert db.scalars(sa.select(EmailCode.code_hash)).all() == ["e2"]
+        assert db.scalars(sa.select(RevokedToken.jti)).all() == ["j2"]
+        assert db.scalars(sa.select(TokenCutoff.subject_id)).all() == ["u2"]
 
 
 def test_cleanup_removes_retired_keys(run, ctx, settings):
     [first] = ctx.keys.keys()
-    ctx.keys.rotate(delay=0)
+    second = ctx.keys.rotate(delay=0)
     # make the first key's successor old enough that the first one is retired
-    meta_files = sorted(settings.keys_dir.glob("*.json"))
-    for meta_path in meta_files:
-        meta = json.loads(meta_path.read_text())
-        meta["activates_at"] -= 86400
-        meta["created_at"] -= 86400
-        if meta["kid"] == first.kid:
-            meta["activates_at"] -= 86400
-        meta_path.write_text(json.dumps(meta))
+    _age_keys(ctx, 86400)
+    _age_keys(ctx, 86400, only=first.kid)
     status, out, _ = run("cleanup")
     assert status == 0 and "retired_keys: 1 deleted" in out
-    assert not (settings.keys_dir / f"{first.kid}.pem").exists()
+    assert [k.kid for k in fresh_keys(ctx)] == [second.kid]
 
 
 # -- deny list ----------------------------------------------------------------
@@ -544,8 +585,9 @@ def test_serve_migrates_sqlite_makes_a_key_and_prints_how_to_start(run, monkeypa
     assert kw == {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2, "proxy_headers": False,
                   "server_header": False, "date_header": True, "access_log": False, "log_config": None}
     assert (keys / "secret_key").stat().st_mode & 0o777 == 0o600
-    assert len(list(keys.glob("*.pem"))) == 1
     assert run("users", "list")[0] == 0  # migrated
+    status, out, _ = run("keys", "list")  # the first key, in the database
+    assert status == 0 and [line.split()[1] for line in out.splitlines()[1:]] == ["active"]
 
 
 def test_serve_rejects_bad_port(run):
