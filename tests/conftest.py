@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(f"{what} unreachable: {exc}")
 
 
-def write_key_files(directory: Path, activates_at: int = 0) -> str:
+def write_key_files(directory: Path, activates_at: int | None = None) -> str:
     """A ``<kid>.pem`` + ``<kid>.json`` pair as earlier versions kept keys; returns the kid."""
     import json
 
@@ -53,6 +54,8 @@ def write_key_files(directory: Path, activates_at: int = 0) -> str:
 
     from authserver.keys.service import new_private_pem
 
+    if activates_at is None:
+        activates_at = int(time.time())
     pem = new_private_pem()
     kid = RSAKey.import_key(pem).thumbprint()
     fd = os.open(directory / f"{kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
