@@ -96,16 +96,20 @@ class TokenIssuer:
         subjects: list[Subject] = [("client", client.client_id)]
         if principal is not None:
             subjects.append(("user", principal.user.id))
-        # A cutoff made earlier in this second is floor(t) + 1: lift iat to it, or this
-        # new token would look issued before the cutoff (tokens.cache).
-        iat = max(now, self.revoked.not_before(current_db.get(), subjects))
+        not_before = self.revoked.not_before(current_db.get(), subjects)
+        if not_before > now:
+            # A cutoff made earlier in this second covers the whole second (iat is whole
+            # seconds, tokens.cache): wait for the next one rather than issue a token born
+            # inactive, or stamped in the future (validators without leeway refuse those).
+            time.sleep(max(0.0, not_before - time.time()))
+            now = max(int(time.time()), not_before)
         aud = client.audience
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": principal.user.id if principal else client.client_id,
             "aud": aud[0] if len(aud) == 1 else aud,
             "exp": now + ttl,
-            "iat": iat,
+            "iat": now,
             "jti": new_jti(),
             "client_id": client.client_id,
             "scope": scope,

@@ -20,10 +20,11 @@ answer introspection and userinfo without a query for an active token:
 
 A token whose ``iat`` is before its subject's cutoff is inactive. ``iat`` is
 whole seconds, so a cutoff made at t is stored as ``floor(t) + 1``: tokens
-issued earlier in the same second are caught, and the issuer lifts the
-``iat`` of a token issued after the cutoff in that same second to the cutoff
-(:meth:`TokenState.not_before`), so it is not caught by mistake (e.g. the
-token of a login right after a password change or a re-enabled account).
+issued earlier in the same second are caught. A token for that subject asked
+for later in the same second (a login right after a password change, or right
+after ``users enable``) must not be caught by mistake: the issuer reads the
+cutoff exactly (:meth:`TokenState.not_before`) and waits for the next second
+before signing (at most one second, only in that case).
 """
 
 from __future__ import annotations
@@ -107,18 +108,19 @@ class TokenState:
         ``claims`` come from a verified access token; a token without a string
         ``jti`` or an integer ``iat`` is inactive.
         """
-        jti, iat = claims.get("jti"), claims.get("iat")
-        if not isinstance(jti, str) or not isinstance(iat, int) or isinstance(iat, bool):
+        jti, iat, exp = claims.get("jti"), claims.get("iat"), claims.get("exp")
+        if not isinstance(jti, str) or not isinstance(iat, int) or isinstance(iat, bool) or not isinstance(exp, int):
             return True
         subjects = subjects_of(claims)
-        revoked, cutoffs = self._lookup(db, jti, subjects)
+        revoked, cutoffs = self._lookup(db, jti, exp, subjects)
         return revoked or any(iat < cutoffs.get(s, 0) for s in subjects)
 
     def not_before(self, db: Session, subjects: list[Subject]) -> int:
         """The latest cutoff of ``subjects``, exact (for the issuer; 0 when none)."""
         return max(db_cutoffs(db, subjects).values(), default=0)
 
-    def _lookup(self, db: Session, jti: str, subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
+    def _lookup(self, db: Session, jti: str, exp: int,
+                subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
         raise NotImplementedError
 
     def note_revoked(self, db: Session, jti: str, exp: int) -> None:
@@ -151,7 +153,8 @@ class LocalTokenState(TokenState):
             self._cutoffs = cutoffs
             self._generation = generation
 
-    def _lookup(self, db: Session, jti: str, subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
+    def _lookup(self, db: Session, jti: str, exp: int,
+                subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
         self._sync(db)
         revoked = self._revoked.get(jti)
         if revoked is None:
@@ -190,7 +193,8 @@ class RedisTokenState(TokenState):
     def _subject_key(self, subject: Subject) -> str:
         return f"{self._prefix}{subject[0]}:{subject[1]}"
 
-    def _lookup(self, db: Session, jti: str, subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
+    def _lookup(self, db: Session, jti: str, exp: int,
+                subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
         keys = [self._jti_key(jti), *(self._subject_key(s) for s in subjects)]
         try:
             values: list[Any] = self._redis.mget(keys)
@@ -199,9 +203,9 @@ class RedisTokenState(TokenState):
             return db_is_revoked(db, jti), db_cutoffs(db, subjects)
         if None not in values:
             return values[0] == b"1", {s: int(v or 0) for s, v in zip(subjects, values[1:], strict=True)}
-        return self._fill(db, jti, subjects, values)
+        return self._fill(db, jti, exp, subjects, values)
 
-    def _fill(self, db: Session, jti: str, subjects: list[Subject],
+    def _fill(self, db: Session, jti: str, exp: int, subjects: list[Subject],
               values: list[Any]) -> tuple[bool, dict[Subject, int]]:
         """Read what Redis lacks from the database and store it, never over a writer's value."""
         revoked = values[0] == b"1" if values[0] is not None else db_is_revoked(db, jti)
@@ -212,10 +216,9 @@ class RedisTokenState(TokenState):
         try:
             pipe = self._redis.pipeline(transaction=False)
             if values[0] is None:
-                # A revoked jti found here was written by the database's writer, who also
-                # set it in Redis (or could not): keep it until the token's own expiry is
-                # not known here, so cache it as long as a negative answer.
-                pipe.set(self._jti_key(jti), b"1" if revoked else b"0", nx=True, ex=NEGATIVE_TTL)
+                # a revocation is final: kept until the token expires; "not revoked" briefly
+                ttl = max(1, exp - int(time.time()) + 1) if revoked else NEGATIVE_TTL
+                pipe.set(self._jti_key(jti), b"1" if revoked else b"0", nx=True, ex=ttl)
             for subject in missing:
                 pipe.set(self._subject_key(subject), str(cutoffs[subject]), nx=True, ex=NEGATIVE_TTL)
             pipe.execute()

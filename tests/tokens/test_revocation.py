@@ -235,3 +235,22 @@ def test_sign_out_everywhere_ends_access_tokens(client, ctx, make_user, make_cli
     r = client.post("/account/sessions/revoke-others", data={"csrf_token": csrf(client)})
     assert r.status_code == 303
     assert not active(client, cid, secret, token)
+
+
+def test_deleting_a_client_through_rfc7592_ends_its_access_tokens(client, ctx, make_user, make_client):
+    from authserver.clients.registration import create_initial_access_token
+
+    make_user()
+    with transaction(ctx.sessions) as db:
+        initial = create_initial_access_token(db, ctx.box, "tests", expires_in=3600)
+    registered = client.post("/register", headers=bearer(initial), json={
+        "client_name": "Registered App", "redirect_uris": ["https://rp.example.com/cb"],
+        "grant_types": ["authorization_code"], "scope": "openid"}).json()
+    cid = registered["client_id"]
+    token = tokens(client, cid, registered["client_secret"], scope="openid")["access_token"]
+    resource, resource_secret = cc_client(make_client, introspect_any=True)
+    assert active(client, resource, resource_secret, token)
+    r = client.delete(f"/register/{cid}", headers=bearer(registered["registration_access_token"]))
+    assert r.status_code == 204
+    assert not active(client, resource, resource_secret, token)
+    assert client.get("/userinfo", headers=bearer(token)).status_code == 401
