@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from authserver.db import create_engine, session_factory
 from authserver.keys.service import KeyStore
+from authserver.maintenance.state import ChangeWatcher
 from authserver.security.crypto import SecretBox
 from authserver.settings import Settings
+from authserver.tokens.cache import TokenState
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 log = structlog.get_logger("authserver")
@@ -52,9 +54,12 @@ class Context:
     def keys(self) -> KeyStore:
         s = self.settings
         return KeyStore(
-            s.keys_dir,
+            self.sessions, self.box, self.changes,
+            keys_dir=s.keys_dir,
             activation_delay=s.key_activation_delay,
             retain_seconds=max(s.access_token_ttl, s.id_token_ttl),
+            rotation_interval=s.key_rotation_interval,
+            jwks_max_age=s.jwks_max_age,
         )
 
     @cached_property
@@ -67,11 +72,18 @@ class Context:
         return connect_redis(url)
 
     @cached_property
-    def revoked(self) -> Any:
-        """Revoked access-token ids (``tokens.service.RevokedJtiList``)."""
-        from authserver.tokens.service import RevokedJtiList
+    def changes(self) -> ChangeWatcher:
+        """The ``cluster_state`` counters, polled at most once a second."""
+        return ChangeWatcher(self.engine)
 
-        return RevokedJtiList(self.redis, self.settings.redis_prefix)
+    @cached_property
+    def revoked(self) -> TokenState:
+        """Revoked access tokens and subject cutoffs as the hot path sees them."""
+        from authserver.tokens.cache import LocalTokenState, RedisTokenState
+
+        if self.redis is None:
+            return LocalTokenState(self.changes, self.settings.access_token_ttl)
+        return RedisTokenState(self.redis, self.settings.redis_prefix, self.settings.access_token_ttl)
 
     @cached_property
     def counters(self) -> Any:
@@ -110,6 +122,8 @@ class Context:
         return templates
 
     def close(self) -> None:
+        if "changes" in self.__dict__:
+            self.changes.close()
         self.engine.dispose()
         if self.__dict__.get("redis") is not None:
             self.redis.close()  # type: ignore[union-attr]

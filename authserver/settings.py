@@ -86,6 +86,8 @@ class Settings:
     session_ttl: int = 12 * 3600
     key_activation_delay: int = 600
     jwks_max_age: int = 300
+    key_rotation_interval: int = 90 * 86400
+    maintenance_interval: int = 300
     require_pkce: bool = True
 
     argon2_time_cost: int = 2
@@ -167,6 +169,9 @@ class Settings:
             raise SettingsError("AUTHSERVER_AUTHORIZATION_CODE_TTL must be 1..60 seconds")
         if self.refresh_token_idle_ttl > self.refresh_token_max_ttl:
             raise SettingsError("AUTHSERVER_REFRESH_TOKEN_IDLE_TTL must not exceed REFRESH_TOKEN_MAX_TTL")
+        for name in ("key_rotation_interval", "maintenance_interval", "key_activation_delay", "jwks_max_age"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"AUTHSERVER_{name.upper()} must be zero (off) or more seconds")
         for name in ("access_token_ttl", "id_token_ttl", "session_ttl", "argon2_time_cost",
                      "argon2_parallelism", "lockout_account_threshold", "lockout_ip_threshold",
                      "lockout_window", "lockout_base_duration", "threadpool_size", "db_pool_size",

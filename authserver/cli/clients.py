@@ -25,6 +25,7 @@ from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
+from authserver.tokens import service as tokens
 
 
 def add_commands(sub: SubParsers) -> None:
@@ -154,6 +155,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
     with open_context() as ctx, transaction(ctx.sessions) as db:
         secret = clients.rotate_secret(db, ctx.box, args.client_id)
+        tokens.invalidate_client(db, ctx.revoked, args.client_id)
         audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=ACTOR)
     if args.json:
         print_json({"client_id": args.client_id, "client_secret": secret})
@@ -166,6 +168,7 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     with open_context() as ctx, transaction(ctx.sessions) as db:
         clients.delete_client(db, args.client_id)
+        tokens.invalidate_client(db, ctx.revoked, args.client_id)
         audit.record(db, "client_deleted", client_id=args.client_id, actor=ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
     return 0

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from authserver.clients import registration
 from authserver.endpoints.guards import rate_limit
 from authserver.oauth import bridge
+from authserver.tokens import service as tokens
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -65,8 +66,11 @@ async def configure(request: Request) -> Response:
             db, ctx.box, client_id=client_id, token=token, body=frozen.payload.data, issuer=issuer,
             ip=ip), 200)
     if request.method == "DELETE":
-        return await _run(request, lambda db: registration.delete_registered_client(
-            db, ctx.box, client_id=client_id, token=token, ip=ip), 204)
+        def delete(db: Any) -> None:
+            registration.delete_registered_client(db, ctx.box, client_id=client_id, token=token, ip=ip)
+            tokens.invalidate_client(db, ctx.revoked, client_id)
+
+        return await _run(request, delete, 204)
     return await _run(request, lambda db: registration.read_client(  # GET (and HEAD)
         db, ctx.box, client_id=client_id, token=token, issuer=issuer), 200)
 

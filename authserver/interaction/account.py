@@ -146,6 +146,8 @@ def revoke_session(db: Any, ctx: Any, request: Request, session: Any, user: Any,
 def revoke_other_sessions(db: Any, ctx: Any, request: Request, session: Any, user: Any,
                           form: dict[str, str]) -> tuple[str, str | None]:
     count = sessions.end_all_for_user(db, user.id, keep=session.id)
+    # "Sign out everywhere": the applications' tokens end too (this browser session stays).
+    tokens.invalidate_subject(db, ctx.revoked, user.id)
     audit.record(db, "session_revoked", user_id=user.id, ip=request.state.client_ip, others=count)
     return _done("others_revoked", "#sessions")
 
@@ -222,7 +224,7 @@ def change_password(db: Any, ctx: Any, request: Request, session: Any, user: Any
     user.password_hash = ctx.passwords.hash(new)
     user.password_changed_at = utcnow()
     ended = sessions.end_all_for_user(db, user.id, keep=session.id)
-    revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
+    revoked = tokens.invalidate_subject(db, ctx.revoked, user.id)
     audit.record(db, "password_changed", user_id=user.id, ip=ip, sessions_ended=ended,
                  refresh_tokens_revoked=revoked)
     return _done("password_changed", "#password")

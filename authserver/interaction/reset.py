@@ -127,7 +127,7 @@ async def confirm_submit(request: Request) -> Response:
         user.password_hash = ctx.passwords.hash(password)
         user.password_changed_at = utcnow()
         ended = sessions.end_all_for_user(db, user.id)
-        revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
+        revoked = tokens.invalidate_subject(db, ctx.revoked, user.id)
         ctx.lockout.unlock(accounts.lockout_key(user, ""))
         audit.record(db, "password_reset", user_id=user.id, ip=ip, sessions_ended=ended,
                      refresh_tokens_revoked=revoked)
