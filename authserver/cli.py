@@ -517,11 +517,10 @@ def cmd_keys_import(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise CliError(f"{directory} is not a directory")
-    with _context() as ctx:
-        imported = ctx.keys.import_dir(directory)
-        with transaction_of(ctx) as db:
-            for kid in imported:
-                _audit(db, "key_imported", kid=kid)
+    with _context() as ctx, transaction_of(ctx) as db:
+        imported = ctx.keys.import_dir(directory, db)
+        for kid in imported:
+            _audit(db, "key_imported", kid=kid)
     print(f"imported {len(imported)} key(s){': ' + ' '.join(imported) if imported else ''}")
     return 0
 

@@ -255,15 +255,17 @@ class KeyStore:
             if not files:
                 self._add(db, new_private_pem(), activates_at=int(time.time()))
 
-    def import_dir(self, directory: Path) -> list[str]:
+    def import_dir(self, directory: Path, db: Session | None = None) -> list[str]:
         """Import the key files of ``directory``, keeping their ``kid``s and times;
         keys already stored are skipped. Returns the imported ``kid``s."""
         files = read_key_files(directory)
-        with transaction(self._sessions) as db:
-            exclusive(db)
-            known = set(db.scalars(sa.select(StoredKey.kid)))
-            return [self._add(db, pem, kid=kid, created_at=created, activates_at=activates).kid
-                    for kid, pem, created, activates in files if kid not in known]
+        if db is None:
+            with transaction(self._sessions) as own:
+                return self.import_dir(directory, own)
+        exclusive(db)
+        known = set(db.scalars(sa.select(StoredKey.kid)))
+        return [self._add(db, pem, kid=kid, created_at=created, activates_at=activates).kid
+                for kid, pem, created, activates in files if kid not in known]
 
     def rotate(self, delay: int | None = None, db: Session | None = None) -> SigningKey:
         """Add a key published now and used for signing after ``delay`` seconds
