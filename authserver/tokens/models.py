@@ -97,6 +97,8 @@ class TokenCutoff(Base):
 
     __tablename__ = "token_cutoffs"
 
+    # Looked up by primary key on a cache miss and at token issuance; loaded whole
+    # (expires_at index) by a process without Redis when revocations change.
     subject_kind: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
     subject_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     not_before: Mapped[int] = mapped_column(sa.BigInteger)
