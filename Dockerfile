@@ -2,7 +2,7 @@
 # the image runs exactly what `pip install` gives (templates and migrations inside the
 # package); at start `authserver migrate && authserver serve` on 0.0.0.0:8000.
 # No secrets or keys are baked in: AUTHSERVER_SECRET_KEY comes from the environment and
-# signing keys from the volume mounted at /app/keys (see compose.yaml).
+# signing keys live in the database (sealed under it); /app/keys is a volume (see compose.yaml).
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -27,6 +27,7 @@ from authserver.endpoints import (
 )
 from authserver.interaction import routes as interaction
 from authserver.logging import configure_logging
+from authserver.maintenance.worker import MaintenanceWorker
 from authserver.middleware import RequestContextMiddleware
 from authserver.security.denylist_middleware import DenyListMiddleware
 from authserver.settings import Settings
@@ -43,7 +44,10 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Authlib runs in worker threads; size the limiter with the DB pool
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        maintenance = MaintenanceWorker(ctx)
+        maintenance.start()
         yield
+        await maintenance.stop()
         ctx.close()
 
     routes: list[BaseRoute] = [

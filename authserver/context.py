@@ -23,9 +23,11 @@ from starlette.requests import HTTPConnection
 
 from authserver.db import create_engine, session_factory
 from authserver.keys.service import KeyStore
+from authserver.maintenance.state import ChangeWatcher
 from authserver.resources import resource_dir
 from authserver.security.crypto import SecretBox
 from authserver.settings import Settings
+from authserver.tokens.cache import TokenState
 
 if TYPE_CHECKING:
     from starlette.templating import Jinja2Templates
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from authserver.oauth.server import Server
     from authserver.security.passwords import PasswordHasher
     from authserver.security.throttle import CounterStore, Lockout, RateLimiter
-    from authserver.tokens.service import RevokedJtiList
 
 TEMPLATES_DIR = resource_dir("templates")
 log = structlog.get_logger("authserver")
@@ -63,9 +64,12 @@ class Context:
     def keys(self) -> KeyStore:
         s = self.settings
         return KeyStore(
-            s.keys_dir,
+            self.sessions, self.box, self.changes,
+            keys_dir=s.keys_dir,
             activation_delay=s.key_activation_delay,
             retain_seconds=max(s.access_token_ttl, s.id_token_ttl),
+            rotation_interval=s.key_rotation_interval,
+            jwks_max_age=s.jwks_max_age,
         )
 
     @cached_property
@@ -85,11 +89,18 @@ class Context:
         return connect_redis(url)
 
     @cached_property
-    def revoked(self) -> RevokedJtiList:
-        """Revoked access-token ids, shared by the server, the CLI and the pages."""
-        from authserver.tokens.service import RevokedJtiList
+    def changes(self) -> ChangeWatcher:
+        """The ``cluster_state`` counters, polled at most once a second."""
+        return ChangeWatcher(self.engine)
 
-        return RevokedJtiList(self.redis, self.settings.redis_prefix)
+    @cached_property
+    def revoked(self) -> TokenState:
+        """Revoked access tokens and subject cutoffs as the hot path sees them."""
+        from authserver.tokens.cache import LocalTokenState, RedisTokenState
+
+        if self.redis is None:
+            return LocalTokenState(self.changes, self.settings.access_token_ttl)
+        return RedisTokenState(self.redis, self.settings.redis_prefix, self.settings.access_token_ttl)
 
     @cached_property
     def counters(self) -> CounterStore:
@@ -128,6 +139,8 @@ class Context:
         return templates
 
     def close(self) -> None:
+        if "changes" in self.__dict__:
+            self.changes.close()
         self.engine.dispose()
         connection = self.__dict__.get("redis")
         if connection is not None:

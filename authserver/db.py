@@ -81,7 +81,9 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # An AUTOCOMMIT connection only reads (the per-second change polls): no lock.
+            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # No pre-ping: it costs a round trip per checkout on the hot path. A
@@ -112,6 +114,8 @@ def import_models() -> None:
     from authserver.audit import models as _audit  # noqa: F401
     from authserver.clients import models as _clients  # noqa: F401
     from authserver.consents import models as _consents  # noqa: F401
+    from authserver.keys import models as _keys  # noqa: F401
+    from authserver.maintenance import models as _maintenance  # noqa: F401
     from authserver.security import models as _security  # noqa: F401
     from authserver.sessions import models as _sessions  # noqa: F401
     from authserver.tokens import models as _tokens  # noqa: F401
@@ -141,3 +145,23 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 
     with engine.begin() as conn:
         command.downgrade(alembic_config(str(engine.url), conn), revision)
+
+
+def on_commit(session: Session, callback: Any) -> None:
+    """Run ``callback()`` once ``session``'s transaction has committed (never on rollback).
+
+    For in-process caches: noting a change before the commit could be undone
+    by a concurrent reload from the database that does not see it yet.
+    """
+    session.info.setdefault("on_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    for callback in session.info.pop("on_commit", []):
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_commit(session: Session) -> None:
+    session.info.pop("on_commit", None)

@@ -103,6 +103,8 @@ class Settings:
     session_ttl: int = 12 * 3600
     key_activation_delay: int = 600
     jwks_max_age: int = 300
+    key_rotation_interval: int = 90 * 86400
+    maintenance_interval: int = 300
     require_pkce: bool = True
 
     argon2_time_cost: int = 2

@@ -47,10 +47,33 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(f"{what} unreachable: {exc}")
 
 
+def write_key_files(directory: Path, activates_at: int | None = None) -> str:
+    """A ``<kid>.pem`` + ``<kid>.json`` pair as earlier versions kept keys; returns the kid."""
+    import json
+
+    from joserfc.jwk import RSAKey
+
+    from authserver.keys.service import new_private_pem
+
+    if activates_at is None:
+        activates_at = int(time.time())
+    pem = new_private_pem()
+    kid = RSAKey.import_key(pem).thumbprint()
+    fd = os.open(directory / f"{kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    meta = {"kid": kid, "alg": "RS256", "created_at": activates_at, "activates_at": activates_at}
+    (directory / f"{kid}.json").write_text(json.dumps(meta))
+    return kid
+
+
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One key file, imported into each test's empty table by ``ensure_key`` (cheaper
+    than generating an RSA key per test)."""
     path = tmp_path_factory.mktemp("keys")
     path.chmod(0o700)
+    write_key_files(path)
     return path
 
 
@@ -112,6 +135,7 @@ def make_settings(**overrides: Any) -> Settings:
         log_format="json",
         key_activation_delay=0,
         client_cache_ttl=0,  # tests change clients between requests; the cache has its own test
+        maintenance_interval=0,  # no background pass racing a test; maintenance has its own tests
     )
     base.update(overrides)
     return Settings(**base)

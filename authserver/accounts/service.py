@@ -27,8 +27,8 @@ from authserver.security.passwords import PasswordHasher, validate_password
 from authserver.security.throttle import Lockout
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
-from authserver.tokens import service as tokens
-from authserver.tokens.service import RevokedJtiList, revoke_user_code_tokens, revoke_user_families
+from authserver.tokens.cache import TokenState
+from authserver.tokens.service import invalidate_subject, revoke_user_code_tokens
 
 if TYPE_CHECKING:
     from authserver.context import Context
@@ -128,15 +128,16 @@ class EndedAccess:
     refresh_tokens: int
 
 
-def _end_access(db: Session, revoked: RevokedJtiList, user_id: str) -> EndedAccess:
-    """Log the user out everywhere and revoke every token they hold.
+def _end_access(db: Session, revoked: TokenState, user_id: str) -> EndedAccess:
+    """Log the user out everywhere and end every token they hold.
 
     Browser sessions are deleted (no page and no ``prompt=none`` request works
-    any more); every refresh-token family is revoked with the access tokens it
-    issued, and so are access tokens issued from a code without a refresh token
-    (RFC 7009 §2.1: revoking a grant invalidates its access tokens).
+    any more); every access token already issued to the user becomes inactive
+    (a cutoff, ``tokens.service.invalidate_subject``) and every refresh-token
+    family is revoked; the ``jti``s of access tokens issued from a code without
+    a refresh token are recorded too (RFC 7009 §2.1).
     """
-    refresh_tokens = revoke_user_families(db, revoked, user_id)
+    refresh_tokens = invalidate_subject(db, revoked, user_id)
     revoke_user_code_tokens(db, revoked, user_id)
     sessions = db.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
     return EndedAccess(
@@ -145,7 +146,7 @@ def _end_access(db: Session, revoked: RevokedJtiList, user_id: str) -> EndedAcce
     )
 
 
-def disable_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str) -> EndedAccess | None:
+def disable_user(db: Session, revoked: TokenState, user: User, *, actor: str) -> EndedAccess | None:
     """Disable the account and end every session and token it holds.
 
     Returns what was ended, or None when the account was already disabled
@@ -172,7 +173,7 @@ def enable_user(db: Session, user: User, *, actor: str) -> bool:
     return True
 
 
-def delete_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str) -> EndedAccess:
+def delete_user(db: Session, revoked: TokenState, user: User, *, actor: str) -> EndedAccess:
     """Delete the account for good, first ending its sessions and tokens.
 
     Roles, factors, consents, codes and refresh tokens go with the row (foreign
@@ -285,7 +286,7 @@ def set_password(db: Session, ctx: Context, user: User, password: str, *, ip: st
     user.password_hash = ctx.passwords.hash(password)
     user.password_changed_at = utcnow()
     ended = sessions.end_all_for_user(db, user.id, keep=keep_session)
-    revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
+    revoked = invalidate_subject(db, ctx.revoked, user.id)
     if unlock:
         ctx.lockout.unlock(lockout_key(user, ""))
     audit.record(db, event, user_id=user.id, ip=ip, sessions_ended=ended, refresh_tokens_revoked=revoked,

@@ -16,7 +16,7 @@ EVENTS = frozenset({
     "mfa_enrolled", "mfa_disabled", "mfa_succeeded", "mfa_failed", "backup_code_used",
     "token_reuse_detected", "code_replay_detected", "password_grant_failed",
     "consent_granted", "consent_revoked", "client_created", "client_updated",
-    "client_secret_rotated", "client_deleted", "key_rotated", "deny_list_hit",
+    "client_secret_rotated", "client_deleted", "key_rotated", "key_imported", "deny_list_hit",
     "deny_list_changed", "user_created", "user_disabled", "password_changed",
     "password_reset", "password_set_by_admin", "session_revoked", "signup_completed", "rate_limited",
     "registration_token_created",

@@ -15,6 +15,7 @@ from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
 from authserver.oauth import vocabulary
+from authserver.tokens import service as tokens
 
 
 def add_commands(sub: common.SubParsers) -> None:
@@ -144,6 +145,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
     with common.open_context() as ctx, transaction(ctx.sessions) as db:
         secret = clients.rotate_secret(db, ctx.box, args.client_id)
+        tokens.invalidate_client(db, ctx.revoked, args.client_id)
         audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=common.ACTOR)
     if args.json:
         common.print_json({"client_id": args.client_id, "client_secret": secret})
@@ -156,6 +158,7 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     with common.open_context() as ctx, transaction(ctx.sessions) as db:
         clients.delete_client(db, args.client_id)
+        tokens.invalidate_client(db, ctx.revoked, args.client_id)
         audit.record(db, "client_deleted", client_id=args.client_id, actor=common.ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
     return 0

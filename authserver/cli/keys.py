@@ -1,13 +1,15 @@
-"""``authserver keys rotate|list``: the signing keys in ``AUTHSERVER_KEYS_DIR``.
+"""``authserver keys rotate|list|import``: the signing keys in the database.
 
-A new key is published in the JWKS at once and signs only after the
-activation delay, so every relying party can fetch it first (RFC 7517 §4.5 ``kid``).
+A new key is published in the JWKS at once and signs only after the larger of
+the activation delay and the JWKS max-age, so every relying party can fetch it
+first (RFC 7517 §4.5 ``kid``). ``import DIR`` stores key files of earlier
+versions, keeping their ``kid``s.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+from pathlib import Path
 
 from authserver.cli import common
 from authserver.db import transaction
@@ -19,8 +21,12 @@ def add_commands(sub: common.SubParsers) -> None:
     keys = common.group(sub, "keys", "manage signing keys")
     p = common.command(keys, "rotate", cmd_rotate, "add a signing key, used after the activation delay", json=True)
     p.add_argument("--delay", type=int, metavar="SECONDS",
-                   help="seconds before it signs (default AUTHSERVER_KEY_ACTIVATION_DELAY)")
+                   help="seconds before it signs (default: AUTHSERVER_KEY_ACTIVATION_DELAY, "
+                        "at least AUTHSERVER_JWKS_MAX_AGE)")
     common.command(keys, "list", cmd_list, "list signing keys and their status", json=True)
+    p = common.command(keys, "import", cmd_import,
+                       "store the <kid>.pem/<kid>.json key files of DIR in the database (kids kept)", json=True)
+    p.add_argument("directory", metavar="DIR")
 
 
 def key_json(key: SigningKey) -> dict[str, object]:
@@ -37,13 +43,25 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         common.print_json({"kid": key.kid, "created_at": key.created_at, "activates_at": key.activates_at})
         return 0
     print(f"new key {key.kid}: published now, signs from {common.when(key.activates_at)}")
-    if key.activates_at > int(time.time()):
-        print("Every server must see this key file before then (a shared AUTHSERVER_KEYS_DIR).")
+    print("Every node loads it from the database within a second.")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise common.CliError(f"{directory} is not a directory")
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        kids = keys_service.import_dir(db, ctx.keys, directory, actor=common.ACTOR)
+    if args.json:
+        common.print_json({"imported": kids})
+    else:
+        print(f"imported {len(kids)} key(s){': ' + ' '.join(kids) if kids else ''}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with common.open_context(need_database=False) as ctx:
+    with common.open_context() as ctx:
         keys = ctx.keys.keys()
     if args.json:
         common.print_json([key_json(k) for k in keys])

@@ -16,6 +16,7 @@ from authserver.clients import registration
 from authserver.context import context_of
 from authserver.oauth import bridge
 from authserver.oauth.vocabulary import NO_STORE
+from authserver.tokens import service as tokens
 from authserver.web.guards import rate_limit
 
 
@@ -64,8 +65,11 @@ async def configure(request: Request) -> Response:
             db, ctx.box, client_id=client_id, token=token, body=frozen.payload.data, issuer=issuer,
             ip=ip), 200)
     if request.method == "DELETE":
-        return await _run(request, lambda db: registration.delete_registered_client(
-            db, ctx.box, client_id=client_id, token=token, ip=ip), 204)
+        def delete(db: Any) -> None:
+            registration.delete_registered_client(db, ctx.box, client_id=client_id, token=token, ip=ip)
+            tokens.invalidate_client(db, ctx.revoked, client_id)
+
+        return await _run(request, delete, 204)
     return await _run(request, lambda db: registration.read_client(  # GET (and HEAD)
         db, ctx.box, client_id=client_id, token=token, issuer=issuer), 200)
 

@@ -91,6 +91,8 @@ def revoke_session(page: Page) -> Result:
 @account_page
 def revoke_other_sessions(page: Page) -> Result:
     count = sessions.end_all_for_user(page.db, page.user.id, keep=page.session.id)
+    # "Sign out everywhere": the applications' tokens end too (this browser session stays).
+    tokens.invalidate_subject(page.db, page.ctx.revoked, page.user.id)
     audit.record(page.db, "session_revoked", user_id=page.user.id, ip=page.ip, others=count)
     return _done("others_revoked", "#sessions")
 

@@ -1,43 +1,57 @@
-"""RS256 signing keys kept as files in ``KEYS_DIR`` (a mounted secret in production).
+"""RS256 signing keys kept in the database, shared by every node.
 
-Each key is ``<kid>.pem`` (PKCS#8, mode 0600) plus ``<kid>.json`` holding its
-``created_at`` and ``activates_at``. The ``kid`` is the RFC 7638 thumbprint, so
-two keys never share one. Life of a key:
+Each key is a ``signing_keys`` row: the ``kid`` (RFC 7638 thumbprint, so two
+keys never share one), the private key sealed with AES-256-GCM under
+``SECRET_KEY`` (``keys.models``), ``created_at`` and ``activates_at``. Life of
+a key:
 
 * **pending** — published in the JWKS but not yet used, until ``activates_at``
-  (``keys rotate`` sets it ``KEY_ACTIVATION_DELAY`` ahead, longer than the JWKS
-  ``Cache-Control`` max-age, so caching clients learn it before it signs);
+  (set at least the JWKS ``Cache-Control`` max-age ahead, so caching clients
+  learn it before it signs);
 * **active** — the newest key whose ``activates_at`` has passed: signs everything;
 * **published** — superseded, still in the JWKS until every token it signed has
   expired (the longest token lifetime plus a minute of clock skew);
-* **retired** — no longer published or accepted; ``cleanup`` deletes its files.
+* **retired** — no longer published or accepted; maintenance deletes its row.
 
-Every worker reads the same directory and re-reads it when it changes.
+Every process keeps the decrypted keys in memory and reloads them when the
+``signing_keys`` counter in ``cluster_state`` moves (polled at most once a
+second), so every node publishes and signs with the same set within 1 s of a
+change. Only one process at a time adds a key (:func:`exclusive`: a Postgres
+advisory lock, SQLite's ``BEGIN IMMEDIATE`` write lock), and it re-reads the
+table under the lock, so racing nodes add one key, not several.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import KeySet, RSAKey
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from authserver.audit import service as audit
+from authserver.db import on_commit, transaction
 from authserver.errors import AppError
+from authserver.keys.models import StoredKey
+from authserver.maintenance import state
+from authserver.maintenance.state import ChangeWatcher
+from authserver.security.crypto import DecryptionError, SecretBox
 from authserver.settings import check_private_file
 
 CLOCK_SKEW = 60
+KEYS_LOCK = 7_261_845_204
+"""pg_advisory_xact_lock key: one key change (first key, rotation, import) at a time."""
 
 
 class KeyError_(AppError):
-    """The key directory holds no usable key, or a key file is unreadable."""
+    """No usable signing key, or a stored or imported key cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -61,89 +75,139 @@ class _Published:
     jwks_bytes: bytes
 
 
-class KeyStore:
-    """Loads, generates, rotates and publishes the signing keys of ``keys_dir``."""
+def exclusive(db: Session, lock: int = KEYS_LOCK) -> None:
+    """Hold ``lock`` until ``db``'s transaction ends: Postgres advisory lock; on SQLite
+    the transaction already holds the database's write lock (``BEGIN IMMEDIATE``)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+    else:
+        db.connection()  # begins the transaction, taking the write lock
 
-    def __init__(self, keys_dir: Path, *, activation_delay: int, retain_seconds: int) -> None:
+
+def _epoch(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+def _when(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+def _import_pem(pem: bytes, kid: str) -> RSAKey:
+    return RSAKey.import_key(pem, {"kid": kid, "use": "sig", "alg": "RS256"})
+
+
+def new_private_pem() -> bytes:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+
+def read_key_files(directory: Path) -> list[tuple[str, bytes, int, int]]:
+    """``(kid, pem, created_at, activates_at)`` of each ``<kid>.pem`` + ``<kid>.json``
+    pair in ``directory`` (the layout of versions that kept keys as files)."""
+    found = []
+    for meta_path in sorted(directory.glob("*.json")):
+        pem_path = meta_path.with_suffix(".pem")
+        if not pem_path.exists():
+            continue
+        check_private_file(pem_path)
+        try:
+            meta = json.loads(meta_path.read_text())
+            pem = pem_path.read_bytes()
+            kid = str(meta["kid"])
+            _import_pem(pem, kid)
+            found.append((kid, pem, int(meta["created_at"]), int(meta["activates_at"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KeyError_(f"{meta_path.name}: not a key file of authserver ({type(exc).__name__})") from None
+    return found
+
+
+class KeyStore:
+    """Loads, adds, rotates and publishes the signing keys of the ``signing_keys`` table."""
+
+    def __init__(self, sessions: sessionmaker[Session], box: SecretBox, changes: ChangeWatcher, *,
+                 keys_dir: Path, activation_delay: int, retain_seconds: int,
+                 rotation_interval: int = 0, jwks_max_age: int = 0) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._changes = changes
         self.keys_dir = keys_dir
         self.activation_delay = activation_delay
         self.retain_seconds = retain_seconds + CLOCK_SKEW
+        self.rotation_interval = rotation_interval
+        self.jwks_max_age = jwks_max_age
         self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
+        self._generation: int | None = None
         self._keys: list[SigningKey] = []
-        self._checked_at = 0.0
         self._state_at = 0
         self._cache: _Published | None = None
 
-    # -- files -------------------------------------------------------------
+    # -- storage -------------------------------------------------------------
 
-    def _scan(self) -> list[SigningKey]:
-        keys = []
-        for meta_path in sorted(self.keys_dir.glob("*.json")):
-            pem_path = meta_path.with_suffix(".pem")
-            if not pem_path.exists():
-                continue
-            check_private_file(pem_path)
-            meta = json.loads(meta_path.read_text())
-            key = RSAKey.import_key(pem_path.read_bytes(), {"kid": meta["kid"], "use": "sig", "alg": "RS256"})
-            keys.append(SigningKey(meta["kid"], key, int(meta["created_at"]), int(meta["activates_at"])))
-        return sorted(keys, key=lambda k: (k.activates_at, k.created_at))
+    def _unseal(self, row: StoredKey) -> SigningKey:
+        try:
+            pem = self._box.decrypt(row.sealed_private_key, row.kid.encode())
+        except DecryptionError:
+            raise KeyError_(
+                f"signing key {row.kid} is sealed under another SECRET_KEY; "
+                "list the old one in AUTHSERVER_PREVIOUS_SECRET_KEYS") from None
+        return SigningKey(row.kid, _import_pem(pem, row.kid), _epoch(row.created_at), _epoch(row.activates_at))
 
-    def _write(self, activates_at: int) -> SigningKey:
-        self.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        kid = RSAKey.import_key(pem).thumbprint()
-        now = int(time.time())
-        pem_path = self.keys_dir / f"{kid}.pem"
-        fd = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-        meta = {"kid": kid, "alg": "RS256", "created_at": now, "activates_at": activates_at}
-        # metadata last: a key is only seen once both files exist
-        tmp = self.keys_dir / f".{kid}.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        tmp.replace(self.keys_dir / f"{kid}.json")
-        self._stamp = None
-        return SigningKey(kid, RSAKey.import_key(pem, {"kid": kid}), now, activates_at)
+    def _load(self, db: Session) -> list[SigningKey]:
+        rows = db.scalars(sa.select(StoredKey))
+        return sorted((self._unseal(r) for r in rows), key=lambda k: (k.activates_at, k.created_at))
+
+    def _add(self, db: Session, pem: bytes, *, kid: str | None = None, created_at: int | None = None,
+             activates_at: int) -> SigningKey:
+        kid = kid or RSAKey.import_key(pem).thumbprint()
+        created = int(time.time()) if created_at is None else created_at
+        db.add(StoredKey(kid=kid, sealed_private_key=self._box.encrypt(pem, kid.encode()),
+                         created_at=_when(created), activates_at=_when(activates_at)))
+        db.flush()
+        self._changed(db)
+        return SigningKey(kid, _import_pem(pem, kid), created, activates_at)
+
+    def _changed(self, db: Session) -> None:
+        state.bump(db, state.SIGNING_KEYS)
+
+        def reload_here() -> None:  # this process at once, the others within a second
+            self._generation = None
+
+        on_commit(db, reload_here)
+
+    def _refresh(self) -> None:
+        """Reload when the ``signing_keys`` counter moved (checked at most once a second)."""
+        generation = self._changes.current().get(state.SIGNING_KEYS, 0)
+        if generation == self._generation and self._keys:
+            return
+        with self._lock:
+            if generation == self._generation and self._keys:
+                return
+            with (self._changes.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+                  Session(bind=conn) as db):
+                keys = self._load(db)
+            self._keys = keys
+            self._generation = generation
+            self._cache = None
 
     # -- state -------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        """Re-read the directory when it changed (checked at most once a second)."""
-        now = time.monotonic()
-        if self._stamp is not None and now - self._checked_at < 1.0:
-            return
-        with self._lock:
-            try:
-                st = self.keys_dir.stat()
-                stamp = (st.st_mtime, st.st_ino)
-            except FileNotFoundError:
-                stamp = (0.0, 0)
-            self._checked_at = now
-            if stamp != self._stamp:
-                self._keys = self._scan()
-                self._stamp = stamp
-                self._cache = None
-
     def keys(self, now: int | None = None) -> list[SigningKey]:
-        """Every key on disk with its status at ``now``."""
+        """Every stored key with its status at ``now``."""
         self._refresh()
-        now = int(time.time()) if now is None else now
-        started = [k for k in self._keys if k.activates_at <= now]
-        active = started[-1] if started else (self._keys[0] if self._keys else None)
+        return self._statuses(self._keys, int(time.time()) if now is None else now)
+
+    def _statuses(self, stored: list[SigningKey], now: int) -> list[SigningKey]:
+        started = [k for k in stored if k.activates_at <= now]
+        active = started[-1] if started else (stored[0] if stored else None)
         result = []
-        for index, key in enumerate(self._keys):
+        for index, key in enumerate(stored):
             if key is active:
                 result.append(SigningKey(key.kid, key.key, key.created_at, key.activates_at, "active"))
             elif key.activates_at > now and (active is None or key.activates_at > active.activates_at):
                 result.append(SigningKey(key.kid, key.key, key.created_at, key.activates_at, "pending"))
             else:
-                successor = self._keys[index + 1]
+                successor = stored[index + 1]
                 retires_at = successor.activates_at + self.retain_seconds
                 status = "published" if now < retires_at else "retired"
                 result.append(
@@ -160,7 +224,7 @@ class KeyStore:
         keys = self.keys(now)
         active = next((k for k in keys if k.status == "active"), None)
         if active is None:
-            raise KeyError_("no signing key in AUTHSERVER_KEYS_DIR; run `authserver keys rotate`")
+            raise KeyError_("no signing key in the database; run `authserver keys rotate`")
         published = [k for k in keys if k.status != "retired"]
         jwks: dict[str, object] = {"keys": [_public_jwk(k) for k in published]}
         # next instant a status can change: a pending key activating or a key retiring
@@ -177,34 +241,81 @@ class KeyStore:
         self._state_at = min(changes) if changes else now + 3600
         return cache
 
-    # -- public API --------------------------------------------------------
+    # -- changes (each under the keys lock) ---------------------------------
 
     def ensure_key(self) -> None:
-        """Generate the first key (active at once) when the directory has none."""
-        self._refresh()
-        if not self._keys:
-            self._write(activates_at=int(time.time()))
-            self._stamp = None
+        """Make sure a key exists: on an empty table, import the key files of
+        ``KEYS_DIR`` (earlier versions kept keys there; their ``kid``s stay) or
+        generate the first key, active at once."""
+        with transaction(self._sessions) as db:
+            exclusive(db)
+            if db.scalar(sa.select(sa.func.count()).select_from(StoredKey)):
+                return
+            files = read_key_files(self.keys_dir) if self.keys_dir.is_dir() else []
+            for kid, pem, created_at, activates_at in files:
+                self._add(db, pem, kid=kid, created_at=created_at, activates_at=activates_at)
+            if not files:
+                self._add(db, new_private_pem(), activates_at=int(time.time()))
 
-    def rotate(self, delay: int | None = None) -> SigningKey:
-        """Add a key published now and used for signing after ``delay`` seconds."""
-        delay = self.activation_delay if delay is None else delay
-        self._refresh()
-        newest = max((k.activates_at for k in self._keys), default=0)
+    def import_dir(self, directory: Path, db: Session | None = None) -> list[str]:
+        """Import the key files of ``directory``, keeping their ``kid``s and times;
+        keys already stored are skipped. Returns the imported ``kid``s."""
+        files = read_key_files(directory)
+        if db is None:
+            with transaction(self._sessions) as own:
+                return self.import_dir(directory, own)
+        exclusive(db)
+        known = set(db.scalars(sa.select(StoredKey.kid)))
+        return [self._add(db, pem, kid=kid, created_at=created, activates_at=activates).kid
+                for kid, pem, created, activates in files if kid not in known]
+
+    def rotate(self, delay: int | None = None, db: Session | None = None) -> SigningKey:
+        """Add a key published now and used for signing after ``delay`` seconds
+        (default: the activation delay, at least the JWKS max-age)."""
+        delay = self.publish_delay if delay is None else delay
+        if db is None:
+            with transaction(self._sessions) as own:
+                return self.rotate(delay, own)
+        exclusive(db)
+        newest = max((k.activates_at for k in self._load(db)), default=0)
         # strictly after the newest key, or a same-second rotation could leave the old key active
-        key = self._write(activates_at=max(int(time.time()) + delay, newest + 1))
-        self._stamp = None
-        return key
+        return self._add(db, new_private_pem(), activates_at=max(int(time.time()) + delay, newest + 1))
 
-    def remove_retired(self) -> list[str]:
-        removed = []
-        for key in self.keys():
-            if key.status == "retired":
-                for suffix in (".pem", ".json"):
-                    (self.keys_dir / f"{key.kid}{suffix}").unlink(missing_ok=True)
-                removed.append(key.kid)
-        self._stamp = None
-        return removed
+    @property
+    def publish_delay(self) -> int:
+        return max(self.activation_delay, self.jwks_max_age)
+
+    def rotate_if_due(self, db: Session, now: int | None = None) -> SigningKey | None:
+        """Staged rotation: when the active key has signed for ``rotation_interval``
+        less the publish delay and no key is pending, add one that signs from the
+        end of the interval (published at least the JWKS max-age before). None when
+        not due or turned off (interval 0). Racing processes add one key: the check
+        runs under the keys lock, on the table as it is then."""
+        if self.rotation_interval <= 0:
+            return None
+        exclusive(db)
+        now = int(time.time()) if now is None else now
+        keys = self._statuses(self._load(db), now)
+        if any(k.status == "pending" for k in keys):
+            return None
+        active = next((k for k in keys if k.status == "active"), None)
+        if active is not None and now < active.activates_at + self.rotation_interval - self.publish_delay:
+            return None
+        return self.rotate(delay=self.publish_delay, db=db)
+
+    def remove_retired(self, db: Session | None = None) -> list[str]:
+        """Delete the rows of retired keys; returns their ``kid``s."""
+        if db is None:
+            with transaction(self._sessions) as own:
+                return self.remove_retired(own)
+        exclusive(db)
+        retired = [k.kid for k in self._statuses(self._load(db), int(time.time())) if k.status == "retired"]
+        if retired:
+            db.execute(sa.delete(StoredKey).where(StoredKey.kid.in_(retired)))
+            self._changed(db)
+        return retired
+
+    # -- public API --------------------------------------------------------
 
     @property
     def active(self) -> SigningKey:
@@ -229,9 +340,10 @@ class KeyStore:
         return self._state().jwks_bytes
 
     def check_permissions(self) -> None:
-        """Raise ``SettingsError`` when a private key file is readable by others."""
-        for pem in self.keys_dir.glob("*.pem"):
-            check_private_file(pem)
+        """Raise ``SettingsError`` when a key file left in ``KEYS_DIR`` is readable by others."""
+        if self.keys_dir.is_dir():
+            for pem in self.keys_dir.glob("*.pem"):
+                check_private_file(pem)
 
 
 def _public_jwk(key: SigningKey) -> dict[str, object]:
@@ -241,9 +353,15 @@ def _public_jwk(key: SigningKey) -> dict[str, object]:
 
 
 def rotate(db: Session, store: KeyStore, *, delay: int | None, actor: str) -> SigningKey:
-    """Add a signing key (see :meth:`KeyStore.rotate`) and audit it with ``db``'s transaction."""
-    # The database is checked before the key is written, so a broken one leaves no unaudited key.
-    db.connection()
-    key = store.rotate(delay=delay)
+    """Add a signing key (see :meth:`KeyStore.rotate`) and audit it, in ``db``'s transaction."""
+    key = store.rotate(delay=delay, db=db)
     audit.record(db, "key_rotated", kid=key.kid, activates_at=key.activates_at, actor=actor)
     return key
+
+
+def import_dir(db: Session, store: KeyStore, directory: Path, *, actor: str) -> list[str]:
+    """Import a directory's key files (see :meth:`KeyStore.import_dir`) and audit each."""
+    kids = store.import_dir(directory, db)
+    for kid in kids:
+        audit.record(db, "key_imported", kid=kid, actor=actor)
+    return kids

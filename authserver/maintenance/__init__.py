@@ -1,0 +1,1 @@
+"""Cluster-wide state and the periodic maintenance (cleanup, key rotation)."""

@@ -234,7 +234,7 @@ class Server(rfc6749.AuthorizationServer):
         if token.count(".") == 2:
             claims = self.token_issuer.verify_access_token(token)
             if claims and claims.get("client_id") == client.client_id:
-                self.revoked.revoke(claims["jti"], claims["exp"])
+                tokens.revoke_access_token(db, self.revoked, claims["jti"], claims["exp"])
         else:
             row = self._live_refresh_token(token)
             if row is not None and row.client_id == client.client_id:

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from authserver.oauth.bridge import current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.security.crypto import new_token
+from authserver.tokens.cache import Subject, TokenState
 
 if TYPE_CHECKING:
     from authserver.keys.service import KeyStore
     from authserver.settings import Settings
-    from authserver.tokens.service import RevokedJtiList
 
 CLOCK_SKEW = 30
 # jti: unique, not secret (RFC 7519 §4.1.7). A random per-process prefix and a
@@ -80,7 +81,7 @@ def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | Non
 
 
 class TokenIssuer:
-    def __init__(self, settings: Settings, keys: KeyStore, revoked: RevokedJtiList) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore, revoked: TokenState) -> None:
         self.settings = settings
         self.keys = keys
         self.revoked = revoked
@@ -96,6 +97,16 @@ class TokenIssuer:
         """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2)."""
         now = int(time.time())
         ttl = ttl or self.settings.access_token_ttl
+        subjects: list[Subject] = [("client", client.client_id)]
+        if principal is not None:
+            subjects.append(("user", principal.user.id))
+        not_before = self.revoked.not_before(current_db.get(), subjects)
+        if not_before > now:
+            # A cutoff made earlier in this second covers the whole second (iat is whole
+            # seconds, tokens.cache): wait for the next one rather than issue a token born
+            # inactive, or stamped in the future (validators without leeway refuse those).
+            time.sleep(max(0.0, not_before - time.time()))
+            now = max(int(time.time()), not_before)
         aud = client.audience
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -157,8 +168,7 @@ class TokenIssuer:
             return None
         if not isinstance(data.get("exp"), int) or data["exp"] + CLOCK_SKEW < time.time():
             return None
-        jti = data.get("jti")
-        if not isinstance(jti, str) or self.revoked.is_revoked(jti):
+        if self.revoked.is_inactive(current_db.get(), data):
             return None
         return data
 

@@ -69,3 +69,37 @@ class RefreshToken(Base):
     # The access token issued alongside, revoked with the family.
     access_token_jti: Mapped[str | None] = mapped_column(sa.String(64))
     access_token_expires_at: Mapped[dt.datetime | None]
+
+
+class RevokedToken(Base):
+    """An access token revoked before it expired (RFC 7009 §2).
+
+    The record; Redis or each process only caches it (``tokens.cache``). A row
+    is useless once the token has expired, and ``cleanup`` then deletes it.
+    """
+
+    __tablename__ = "revoked_tokens"
+
+    # Looked up by jti (primary key) on a cache miss.
+    jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TokenCutoff(Base):
+    """Access tokens of a subject issued (``iat``) before ``not_before`` are inactive.
+
+    ``subject_kind`` is ``user`` (the ``sub`` of a person's token) or ``client``
+    (the ``client_id`` claim). No foreign key: the cutoff must outlive a deleted
+    user or client. ``expires_at`` is when every token it can affect has
+    expired; ``cleanup`` deletes it then.
+    """
+
+    __tablename__ = "token_cutoffs"
+
+    # Looked up by primary key on a cache miss and at token issuance; loaded whole
+    # (expires_at index) by a process without Redis when revocations change.
+    subject_kind: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    not_before: Mapped[int] = mapped_column(sa.BigInteger)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -1,73 +1,99 @@
-"""Refresh-token families, code replay handling and the revoked-``jti`` list.
+"""Refresh-token families, code replay handling, revoked access tokens and cutoffs.
 
-JWT access tokens are self-contained; revoking one puts its ``jti`` on a list
-(Redis with a TTL to ``exp``, in-process on the embedded default) that
-introspection consults. If Redis cannot be reached the check fails closed:
-introspection answers inactive (RFC 7662 §2.2 allows "active": false whenever
-the server cannot vouch for a token).
+JWT access tokens are self-contained; revoking one records its ``jti`` in
+``revoked_tokens``, and a user's or client's "not valid before" instant in
+``token_cutoffs``, in the caller's transaction: the change is durable when the
+request answers. Introspection and userinfo read them through
+``tokens.cache`` (Redis, or each process), which bounds when every node sees
+them: at once with Redis, within 1 s without.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
+from typing import Any
 
+import sqlalchemy as sa
 import structlog
-from redis import Redis
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from authserver.db import utcnow
-from authserver.tokens.models import AuthorizationCode, RefreshToken
+from authserver.maintenance import state
+from authserver.tokens.cache import TokenState
+from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedToken, TokenCutoff
 
 log = structlog.get_logger("authserver.tokens")
 
-
-class RevokedJtiList:
-    """Revoked access-token ids, each kept until the token would have expired."""
-
-    def __init__(self, redis: Redis | None = None, prefix: str = "authserver:") -> None:
-        self._redis = redis
-        self._prefix = f"{prefix}revoked-jti:"
-        self._memory: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def revoke(self, jti: str, exp: int | float) -> None:
-        ttl = int(exp - time.time()) + 1
-        if ttl <= 0:
-            return
-        if self._redis is not None:
-            try:
-                self._redis.set(self._prefix + jti, b"1", ex=ttl)
-                return
-            except Exception as exc:
-                log.warning("revoked_jti_store_failed", error=type(exc).__name__)
-        with self._lock:
-            self._memory[jti] = time.time() + ttl
-
-    def is_revoked(self, jti: str) -> bool:
-        """True when revoked, or when the list cannot be read (fail closed)."""
-        with self._lock:
-            until = self._memory.get(jti)
-            if until is not None:
-                if until > time.time():
-                    return True
-                del self._memory[jti]
-        if self._redis is None:
-            return False
-        try:
-            return bool(self._redis.exists(self._prefix + jti))
-        except Exception as exc:
-            log.warning("revoked_jti_check_failed", error=type(exc).__name__)
-            return True
+CLOCK_SKEW = 60
+"""A cutoff is kept this long after the last token it can affect has expired."""
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def revoke_family(db: Session, revoked: RevokedJtiList, family_id: str) -> int:
+def _insert(db: Session, model: type[RevokedToken] | type[TokenCutoff]) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_*`` (Postgres and SQLite alike)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return pg_insert(model)
+    return sqlite_insert(model)
+
+
+def revoke_access_token(db: Session, cache: TokenState, jti: str, exp: int | float) -> None:
+    """Record an access token as revoked until ``exp`` (RFC 7009 §2); no-op once expired."""
+    exp = int(exp)
+    if exp <= time.time():
+        return
+    insert = _insert(db, RevokedToken).values(
+        jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC), revoked_at=utcnow())
+    db.execute(insert.on_conflict_do_nothing(index_elements=["jti"]))
+    state.bump(db, state.REVOCATIONS)
+    cache.note_revoked(db, jti, exp)
+
+
+def _cut_off(db: Session, cache: TokenState, kind: str, subject_id: str) -> int:
+    # iat is whole seconds: everything issued up to the end of this second is caught
+    # (the issuer lifts a later token's iat to the cutoff, see tokens.cache).
+    not_before = int(time.time()) + 1
+    expires_at = dt.datetime.fromtimestamp(not_before + cache.lifetime + CLOCK_SKEW, dt.UTC)
+    table = TokenCutoff.__table__
+    insert = _insert(db, TokenCutoff).values(subject_kind=kind, subject_id=subject_id,
+                                       not_before=not_before, expires_at=expires_at)
+    later = {  # a cutoff only ever moves forward
+        name: sa.case((insert.excluded[name] > table.c[name], insert.excluded[name]), else_=table.c[name])
+        for name in ("not_before", "expires_at")
+    }
+    db.execute(insert.on_conflict_do_update(index_elements=["subject_kind", "subject_id"], set_=later))
+    row = db.execute(select(TokenCutoff.not_before, TokenCutoff.expires_at).where(
+        TokenCutoff.subject_kind == kind, TokenCutoff.subject_id == subject_id)).one()
+    state.bump(db, state.REVOCATIONS)
+    cache.note_cutoff(db, (kind, subject_id), int(row.not_before), int(_aware(row.expires_at).timestamp()))
+    return int(row.not_before)
+
+
+def invalidate_subject(db: Session, cache: TokenState, user_id: str) -> int:
+    """End everything already issued to a user: every access token issued until now
+    becomes inactive (a cutoff) and every refresh-token family is revoked.
+
+    For a disabled or deleted user, a password change or reset, "sign out
+    everywhere". Returns how many refresh tokens were still usable.
+    """
+    _cut_off(db, cache, "user", user_id)
+    return revoke_user_families(db, cache, user_id)
+
+
+def invalidate_client(db: Session, cache: TokenState, client_id: str) -> None:
+    """Every access token issued to a client until now becomes inactive (its secret
+    was rotated, or it is being deleted). Its refresh tokens stay bound to the client
+    and need its new secret; a deleted client's go with it."""
+    _cut_off(db, cache, "client", client_id)
+
+
+def revoke_family(db: Session, cache: TokenState, family_id: str) -> int:
     """Revoke every refresh token of a family and the live access tokens it issued.
 
     Returns how many refresh tokens were still usable.
@@ -79,20 +105,20 @@ def revoke_family(db: Session, revoked: RevokedJtiList, family_id: str) -> int:
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    rows = db.execute(
+    rows = list(db.execute(
         select(RefreshToken.access_token_jti, RefreshToken.access_token_expires_at).where(
             RefreshToken.family_id == family_id,
             RefreshToken.access_token_jti.is_not(None),
             RefreshToken.access_token_expires_at > now,
         )
-    )
+    ))
     for jti, expires_at in rows:
         if jti and expires_at:
-            revoked.revoke(jti, _aware(expires_at).timestamp())
+            revoke_access_token(db, cache, jti, _aware(expires_at).timestamp())
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
-def revoke_user_families(db: Session, revoked: RevokedJtiList, user_id: str,
+def revoke_user_families(db: Session, cache: TokenState, user_id: str,
                          client_id: str | None = None) -> int:
     """Revoke every live refresh-token family of a user (at one client, if given),
     e.g. on password change or reset, consent withdrawal or account disable."""
@@ -101,10 +127,10 @@ def revoke_user_families(db: Session, revoked: RevokedJtiList, user_id: str,
     if client_id is not None:
         query = query.where(RefreshToken.client_id == client_id)
     families = list(db.scalars(query.distinct()))
-    return sum(revoke_family(db, revoked, family_id) for family_id in families)
+    return sum(revoke_family(db, cache, family_id) for family_id in families)
 
 
-def revoke_user_code_tokens(db: Session, revoked: RevokedJtiList, user_id: str) -> int:
+def revoke_user_code_tokens(db: Session, cache: TokenState, user_id: str) -> int:
     """Revoke the live access tokens a user got from codes that issued no refresh
     token (those of a family go with :func:`revoke_family`); returns how many."""
     now = utcnow()
@@ -118,16 +144,16 @@ def revoke_user_code_tokens(db: Session, revoked: RevokedJtiList, user_id: str) 
     ).all()
     for jti, expires_at in rows:
         if jti and expires_at:
-            revoked.revoke(jti, _aware(expires_at).timestamp())
+            revoke_access_token(db, cache, jti, _aware(expires_at).timestamp())
     return len(rows)
 
 
-def revoke_code_issue(db: Session, revoked: RevokedJtiList, code: AuthorizationCode) -> None:
+def revoke_code_issue(db: Session, cache: TokenState, code: AuthorizationCode) -> None:
     """A replayed code: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.5)."""
     if code.family_id:
-        revoke_family(db, revoked, code.family_id)
+        revoke_family(db, cache, code.family_id)
     if code.access_token_jti and code.access_token_expires_at:
-        revoked.revoke(code.access_token_jti, _aware(code.access_token_expires_at).timestamp())
+        revoke_access_token(db, cache, code.access_token_jti, _aware(code.access_token_expires_at).timestamp())
 
 
 def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode | None:

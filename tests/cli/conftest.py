@@ -4,6 +4,7 @@ the test database, Redis and a key directory of its own."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import sys
@@ -17,6 +18,10 @@ from authserver import cli
 from authserver.accounts.models import User
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
+from authserver.keys.models import StoredKey
+from authserver.keys.service import KeyStore
+from authserver.maintenance import state
+from authserver.maintenance.state import ChangeWatcher
 
 
 @pytest.fixture
@@ -85,3 +90,23 @@ def audit_events(ctx: Any, event: str) -> list[AuditEvent]:
 def get_user(ctx: Any, username: str) -> User | None:
     with transaction(ctx.sessions) as db:
         return db.scalar(sa.select(User).where(User.username == username))
+
+
+def age_keys(ctx: Any, seconds: int, only: str | None = None) -> None:
+    """Move stored keys back in time (and tell every process they changed)."""
+    with transaction(ctx.sessions) as db:
+        for row in db.scalars(sa.select(StoredKey)):
+            if only is None or row.kid == only:
+                row.activates_at -= dt.timedelta(seconds=seconds)
+                row.created_at -= dt.timedelta(seconds=seconds)
+        state.bump(db, state.SIGNING_KEYS)
+
+
+def fresh_keys(ctx: Any) -> list[Any]:
+    """The stored keys as a process that has cached nothing sees them."""
+    watcher = ChangeWatcher(ctx.engine, interval=0)
+    try:
+        return KeyStore(ctx.sessions, ctx.box, watcher, keys_dir=ctx.settings.keys_dir, activation_delay=0,
+                        retain_seconds=600).keys()
+    finally:
+        watcher.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
-from authserver.keys.service import KeyStore
-from tests.cli.conftest import assert_error, audit_events
+from tests.cli.conftest import age_keys, assert_error, audit_events, fresh_keys
+from tests.conftest import write_key_files
 
 
 def test_keys_rotate_then_list_shows_two_keys(run, ctx):
@@ -23,18 +24,35 @@ def test_keys_rotate_then_list_shows_two_keys(run, ctx):
     assert event.detail["kid"] == new_kid
 
 
-def test_keys_rotate_default_delay_activates_now(run, ctx, settings):
-    [first] = ctx.keys.keys()
-    meta_path = settings.keys_dir / f"{first.kid}.json"
-    meta = json.loads(meta_path.read_text())
-    meta["activates_at"] -= 60  # not the same second as the new key
-    meta_path.write_text(json.dumps(meta))
+def test_keys_rotate_default_delay_is_at_least_the_jwks_max_age(run, ctx, settings):
+    """KEY_ACTIVATION_DELAY is 0 here: the key is still published JWKS_MAX_AGE before it signs."""
     status, out, _ = run("keys", "rotate")
     assert status == 0
     kid = out.split()[2].rstrip(":")
-    fresh = KeyStore(settings.keys_dir, activation_delay=0, retain_seconds=600)  # ctx.keys caches 1 s
-    statuses = {k.kid: k.status for k in fresh.keys()}  # noqa: SIM118
+    [new] = [k for k in fresh_keys(ctx) if k.kid == kid]
+    assert new.status == "pending"
+    assert new.activates_at >= int(dt.datetime.now(dt.UTC).timestamp()) + settings.jwks_max_age - 2
+
+
+def test_keys_rotate_delay_zero_activates_now(run, ctx):
+    age_keys(ctx, 60)  # not the same second as the new key
+    status, out, _ = run("keys", "rotate", "--delay", "0")
+    assert status == 0
+    kid = out.split()[2].rstrip(":")
+    statuses = {k.kid: k.status for k in fresh_keys(ctx)}
     assert statuses[kid] == "active" and sorted(statuses.values()) == ["active", "published"]
+
+
+def test_keys_import_keeps_kids_and_skips_known_keys(run, ctx, tmp_path):
+    old = tmp_path / "old-keys"
+    old.mkdir(mode=0o700)
+    kid = write_key_files(old, activates_at=int(dt.datetime.now(dt.UTC).timestamp()) - 3600)
+    status, out, _ = run("keys", "import", str(old))
+    assert status == 0 and out.strip() == f"imported 1 key(s): {kid}"
+    assert run("keys", "import", str(old))[1].strip() == "imported 0 key(s)"
+    assert kid in {k.kid for k in fresh_keys(ctx)}
+    assert [e.detail["kid"] for e in audit_events(ctx, "key_imported")] == [kid]
+    assert_error(run("keys", "import", str(tmp_path / "missing")), "not a directory")
 
 
 def test_keys_rotate_negative_delay(run):

@@ -13,8 +13,8 @@ from authserver.accounts.models import EmailCode
 from authserver.db import transaction, utcnow
 from authserver.security.models import IpDenyEntry
 from authserver.sessions.models import BrowserSession
-from authserver.tokens.models import AuthorizationCode, RefreshToken
-from tests.cli.conftest import assert_error, audit_events
+from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedToken, TokenCutoff
+from tests.cli.conftest import age_keys, assert_error, audit_events, fresh_keys
 
 
 def test_cleanup_deletes_only_dead_rows(run, ctx, make_user, make_client):
@@ -45,6 +45,9 @@ def test_cleanup_deletes_only_dead_rows(run, ctx, make_user, make_client):
             session(1, old), session(2, fresh),
             EmailCode(purpose="reset", email="a@example.com", code_hash="e1", expires_at=old),
             EmailCode(purpose="reset", email="a@example.com", code_hash="e2", expires_at=fresh),
+            RevokedToken(jti="j1", expires_at=now - dt.timedelta(seconds=1)), RevokedToken(jti="j2", expires_at=fresh),
+            TokenCutoff(subject_kind="user", subject_id="u1", not_before=0, expires_at=old),
+            TokenCutoff(subject_kind="user", subject_id="u2", not_before=0, expires_at=fresh),
         ])
     status, out, _ = run("cleanup")
     assert status == 0
@@ -53,28 +56,26 @@ def test_cleanup_deletes_only_dead_rows(run, ctx, make_user, make_client):
     assert counts["refresh_tokens"].strip() == "3 deleted"
     assert counts["browser_sessions"].strip() == "1 deleted"
     assert counts["email_codes"].strip() == "1 deleted"
+    assert counts["revoked_tokens"].strip() == "1 deleted"
+    assert counts["token_cutoffs"].strip() == "1 deleted"
     with transaction(ctx.sessions) as db:
         assert db.scalars(sa.select(AuthorizationCode.code_hash)).all() == ["c2"]
         assert sorted(db.scalars(sa.select(RefreshToken.token_hash))) == ["t4", "t5"]
         assert db.scalars(sa.select(BrowserSession.id)).all() == ["s2"]
         assert db.scalars(sa.select(EmailCode.code_hash)).all() == ["e2"]
+        assert db.scalars(sa.select(RevokedToken.jti)).all() == ["j2"]
+        assert db.scalars(sa.select(TokenCutoff.subject_id)).all() == ["u2"]
 
 
 def test_cleanup_removes_retired_keys(run, ctx, settings):
     [first] = ctx.keys.keys()
-    ctx.keys.rotate(delay=0)
+    second = ctx.keys.rotate(delay=0)
     # make the first key's successor old enough that the first one is retired
-    meta_files = sorted(settings.keys_dir.glob("*.json"))
-    for meta_path in meta_files:
-        meta = json.loads(meta_path.read_text())
-        meta["activates_at"] -= 86400
-        meta["created_at"] -= 86400
-        if meta["kid"] == first.kid:
-            meta["activates_at"] -= 86400
-        meta_path.write_text(json.dumps(meta))
+    age_keys(ctx, 86400)
+    age_keys(ctx, 86400, only=first.kid)
     status, out, _ = run("cleanup")
     assert status == 0 and "retired_keys: 1 deleted" in out
-    assert not (settings.keys_dir / f"{first.kid}.pem").exists()
+    assert [k.kid for k in fresh_keys(ctx)] == [second.kid]
 
 
 # -- deny list ----------------------------------------------------------------
@@ -102,7 +103,8 @@ def test_cleanup_json_and_deny_list_json(run):
     status, out, _ = run("cleanup", "--json")
     assert status == 0
     assert json.loads(out) == {"authorization_codes": 0, "refresh_tokens": 0, "browser_sessions": 0,
-                               "email_codes": 0, "initial_access_tokens": 0, "retired_keys": 0}
+                               "email_codes": 0, "initial_access_tokens": 0, "revoked_tokens": 0,
+                               "token_cutoffs": 0, "retired_keys": 0}
     run("deny-list", "add", "198.51.100.0/24", "--reason", "scan")
     [entry] = json.loads(run("deny-list", "list", "--json")[1])
     assert entry["cidr"] == "198.51.100.0/24" and entry["reason"] == "scan"

@@ -69,7 +69,8 @@ def test_expired_token_refused(live: Live, setup: dict[str, Any]) -> None:
     claims = jwt.decode(at, options={"verify_signature": False})
     now = int(time.time())
     claims.update(iat=now - 900, exp=now - 300)
-    pem = (live.ctx.settings.keys_dir / f"{header['kid']}.pem").read_bytes()
+    pem = live.ctx.keys.active.key.as_pem(private=True)  # the server's own signing key, from the database
+    assert live.ctx.keys.active.kid == header["kid"]
     expired = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": header["kid"], "typ": "at+jwt"})
     # same key, same claims except exp: only the expiry check can refuse it
     claims.update(iat=now, exp=now + 300)
