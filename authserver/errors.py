@@ -96,6 +96,30 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(AppError):
+    """The database cannot be reached: a clean 503 the client may retry (RFC 6749 §4.1.2.1
+    and §5.2 ``temporarily_unavailable``; RFC 9110 §15.6.4 with ``Retry-After``)."""
+
+    status_code = 503
+    error = "temporarily_unavailable"
+    hint = "The service is temporarily unavailable; try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__(**{"Retry-After": "1"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for a lost or refused database connection (not for a bad statement or value,
+    which is a bug and stays a 500)."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool waited in vain for a connection
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    return False
+
+
 def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
     """The ``WWW-Authenticate`` value of RFC 6750 §3: no error code when the request
     carried no token (§3.1), else the code and optionally its description."""
@@ -204,7 +228,13 @@ _SERVER_ERROR_PAGE = (
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """The last resort: log the exception (the request id is bound by the middleware),
     answer 500 with a generic page or JSON, never a trace. Called by
-    ``RequestContextMiddleware`` and registered as Starlette's 500 handler."""
+    ``RequestContextMiddleware`` and registered as Starlette's 500 handler.
+
+    A lost database connection is no bug: it is logged without a trace (a driver's
+    message may carry SQL parameters) and answered 503 ``temporarily_unavailable``."""
+    if database_unavailable(exc):
+        log.warning("database_unavailable", exc_type=type(exc).__name__, path=request.url.path)
+        return render(ServiceUnavailable(), request)
     log.exception("unhandled_error", exc_type=type(exc).__name__, path=request.url.path)
     if wants_html(request):
         return HTMLResponse(_SERVER_ERROR_PAGE, 500, headers=NO_STORE)

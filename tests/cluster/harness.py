@@ -133,6 +133,9 @@ class TcpProxy:
         self._stop.set()
         self._wake()
         self._thread.join(5)
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _drop(self, sock: socket.socket) -> None:
         peer = self._pairs.pop(sock, None)
