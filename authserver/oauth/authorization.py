@@ -366,21 +366,21 @@ def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | No
         sessions.set_data(session, "authz", authz)
     cookie = None
     if sessions.is_anonymous(session):
-        cookie = _seal_newest_first(ctx, session, rid)
+        cookie = seal_anonymous(ctx, session, keep=rid)
         if cookie is None:
             return Outcome(error="invalid_request", status=400, error_description=REQUEST_TOO_LARGE)
     path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
     return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie)
 
 
-def _seal_newest_first(ctx: Context, session: BrowserSession, rid: str) -> str | None:
-    """The anonymous session's cookie, dropping the oldest other pending requests until it
-    fits; ``None`` when request ``rid`` alone does not."""
+def seal_anonymous(ctx: Context, session: BrowserSession, *, keep: str | None = None) -> str | None:
+    """The anonymous session's cookie, dropping its oldest pending requests (other than
+    ``keep``) until it fits; ``None`` when it cannot fit even so."""
     while True:
         try:
             return sessions.seal(ctx.box, session)
         except sessions.TooLargeError:
-            others = {k: v for k, v in session.data["authz"].items() if k != rid}
+            others = {k: v for k, v in (session.data or {}).get("authz", {}).items() if k != keep}
             if not others:
                 return None
             _forget(session, min(others, key=lambda k: others[k]["created"]))

@@ -62,6 +62,12 @@ def load(db: Session, box: SecretBox, cookie_value: str | None) -> BrowserSessio
     return row
 
 
+def cookie_max_age(settings: Settings, value: str) -> int:
+    """How long the browser keeps cookie ``value``: an anonymous session's lifetime or the
+    signed-in session's."""
+    return ANONYMOUS_TTL if value.startswith(_SEALED) else settings.session_ttl
+
+
 def anonymous() -> BrowserSession:
     """A new anonymous session, not stored: :func:`seal` turns it into its cookie."""
     return BrowserSession(id="", sid=secrets.token_urlsafe(16), csrf_secret=secrets.token_hex(32), data={},

@@ -179,11 +179,15 @@ class Page:
         return None
 
     def _anonymous_cookie(self) -> str | None:
-        """The re-sealed cookie of a new or changed anonymous session."""
+        """The re-sealed cookie of a new or changed anonymous session; raises
+        :class:`sessions.TooLargeError` when it cannot fit."""
         session = self.loaded
         if session is None or not sessions.is_anonymous(session) or session.data is self._anonymous_data:
             return None
-        return sessions.seal(self.ctx.box, session)
+        value = authorization.seal_anonymous(self.ctx, session, keep=self.rid or None)
+        if value is None:
+            raise sessions.TooLargeError("anonymous session")
+        return value
 
     def _respond(self, result: Result) -> Response:
         request = self.request

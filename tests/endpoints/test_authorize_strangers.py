@@ -31,6 +31,7 @@ def test_cookieless_authorize_requests_store_nothing(client, ctx, make_client):
         r = client.get("/authorize", params=auth_params(cid, challenge, state="s" * 1500,
                                                          login_hint="alice@example.com"))
         assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
+        assert f"Max-Age={sessions.ANONYMOUS_TTL};" in r.headers["set-cookie"]
         # the pending request is in the cookie, sealed: not readable, not over the cap
         value = _cookie(client, ctx)
         assert "alice" not in value and len(value) <= sessions.MAX_ANONYMOUS_COOKIE
