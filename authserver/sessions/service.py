@@ -125,7 +125,7 @@ def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession 
            amr: list[str], acr: str | None, auth_time: int, ip: str | None,
            user_agent: str | None) -> tuple[BrowserSession, str]:
     """Replace ``old`` with a fresh authenticated session (new id, sid and CSRF secret),
-    keeping its pending interactions (an anonymous session's move into the row here).
+    keeping its pending interactions (an anonymous session's data moves into the new row).
     ``auth_time`` is when the user authenticated (OIDC Core §2), read by the caller
     from ``Context.clock``."""
     data = dict(old.data or {}) if old is not None else {}
