@@ -46,8 +46,10 @@ def issue(db: Session, box: SecretBox, purpose: str, email: str, *, user_id: str
     return row, code
 
 
-def check(db: Session, box: SecretBox, row_id: object, purpose: str, code: str) -> tuple[str, EmailCode | None]:
-    """Spend one attempt: ``("ok", row)`` (now used), ``("wrong", row)`` or ``("expired", None)``."""
+def verify(db: Session, box: SecretBox, row_id: object, purpose: str,
+           code: str) -> tuple[str, EmailCode | None]:
+    """Spend one attempt without using the code up: ``("ok", row)`` (the row locked for
+    this transaction; :func:`claim` uses it), ``("wrong", row)`` or ``("expired", None)``."""
     if not isinstance(row_id, int):
         return "expired", None
     row = db.get(EmailCode, row_id, with_for_update=True)
@@ -59,8 +61,20 @@ def check(db: Session, box: SecretBox, row_id: object, purpose: str, code: str) 
     valid = code.isdigit() and len(code) == CODE_DIGITS
     if not (valid and secrets.compare_digest(_hash(box, purpose, code), row.code_hash)):
         return ("expired", None) if row.attempts >= MAX_ATTEMPTS else ("wrong", row)
+    return "ok", row
+
+
+def claim(db: Session, row: EmailCode) -> bool:
+    """Use the code up; False when a concurrent request already did."""
     claimed = db.execute(update(EmailCode).where(EmailCode.id == row.id, EmailCode.used_at.is_(None))
                          .values(used_at=utcnow()).execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def check(db: Session, box: SecretBox, row_id: object, purpose: str, code: str) -> tuple[str, EmailCode | None]:
+    """Spend one attempt and use the code up when it is right: ``("ok", row)``,
+    ``("wrong", row)`` or ``("expired", None)``."""
+    outcome, row = verify(db, box, row_id, purpose, code)
+    if outcome == "ok" and row is not None and not claim(db, row):
         return "expired", None
-    return "ok", row
+    return outcome, row

@@ -1,5 +1,10 @@
 """Consent page (OIDC Core §3.1.2.4): the requested scopes in words; the decision is remembered
-per user and client."""
+per user and client.
+
+Only a session with the whole authentication the pending request needs (the second factor
+included) may see or answer it: the page is ``signed_in`` for that request's ``rid``, so a
+password alone cannot grant consent in the name of an MFA user.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,8 @@ def describe(scope: str) -> str:
 def _requested(page: Page) -> tuple[Client, list[str]] | None:
     """The client and the scopes it asks for (those it may have; all of them when
     none is asked for), while the signed-in user's request is pending."""
-    session = page.loaded
-    params = authorization.pending_params(session, page.rid)
-    if params is None or session is None or not session.user_id:
+    params = authorization.pending_params(page.session, page.rid)
+    if params is None:
         return None
     data = dict(params)
     client = clients.get_client(page.db, data.get("client_id", ""))
@@ -30,7 +34,10 @@ def _requested(page: Page) -> tuple[Client, list[str]] | None:
     return client, requested
 
 
-@form_page()
+consent_page = form_page(signed_in=True)
+
+
+@consent_page
 def consent_form(page: Page) -> Result:
     found = _requested(page)
     return EXPIRED if found is None else Render("consent.html", {
@@ -38,7 +45,7 @@ def consent_form(page: Page) -> Result:
         "scopes": [(s, describe(s)) for s in found[1]]})
 
 
-@form_page()
+@consent_page
 def consent_submit(page: Page) -> Result:
     found = _requested(page)
     if found is None:
@@ -46,7 +53,7 @@ def consent_submit(page: Page) -> Result:
     client, scopes = found
     session = page.session
     if page.form.get("decision") == "allow":
-        consents.grant(page.db, str(session.user_id), client.client_id, scopes, page.ip)
+        consents.grant(page.db, page.user.id, client.client_id, scopes, page.ip)
         authorization.update_pending(session, page.rid, consented=True)
     else:
         authorization.update_pending(session, page.rid, denied=True)

@@ -2,8 +2,12 @@
 
 ``/password/reset`` answers the same whether or not the address has an
 account: an unknown address gets a stored code nobody knows, and no mail.
-``/password/reset/confirm`` takes the code and a new password (policy
-checked first, so a weak password does not spend a guess), then
+``/password/reset/confirm`` takes the code and a new password. The parts of
+the policy that do not depend on the account (length, common passwords, the
+typed e-mail) are checked first, so such a weak password does not spend a
+guess; then the code, spending an attempt; only then the rule against the
+account's username, so that rule cannot tell a stranger whether the address
+has an account (docs/decisions.md, "Password reset"). Then
 :func:`accounts.set_password` sets the new hash, ends every session of the
 user, revokes their tokens and clears the account lockout.
 """
@@ -66,15 +70,21 @@ def confirm_submit(page: Page) -> Result:
     password = page.form.get("new_password", "")
     if password != page.form.get("confirm_password", password):
         return _confirm_form(page, "The new passwords do not match.")
-    try:  # before the code: a weak password must not spend a guess (set_password checks again)
-        validate_password(password, username=user.username if user else None, email=pending.email)
+    try:  # what the visitor typed only: the same for every address
+        validate_password(password, email=pending.email)
     except WeakPasswordError as exc:
         return _confirm_form(page, str(exc))
-    outcome, _row = email_codes.check(db, page.ctx.box, row_id, "reset", page.form.get("code", ""))
+    outcome, row = email_codes.verify(db, page.ctx.box, row_id, "reset", page.form.get("code", ""))
     if outcome == "wrong":
         return _confirm_form(page, CODE_FAILED)
-    if outcome != "ok" or user is None:
+    if outcome != "ok" or row is None or user is None:
         sessions.set_data(session, "reset_code", None)
+        return CODE_EXPIRED
+    try:  # against the account only now, after a right code: it tells the account's username apart
+        validate_password(password, username=user.username, email=user.email)
+    except WeakPasswordError as exc:
+        return _confirm_form(page, str(exc))
+    if not email_codes.claim(db, row):
         return CODE_EXPIRED
     accounts.set_password(db, page.ctx, user, password, ip=page.ip, event="password_reset", unlock=True)
     return Redirect("/password/reset/done")

@@ -9,7 +9,15 @@ interaction becomes ``login_required`` / ``consent_required`` /
 Every redirect carries ``iss`` (RFC 9207 §2), errors included.
 
 A pending request is kept in the browser session under a random ``rid`` while
-the user logs in or consents, then resumed with :func:`run` again.
+the user logs in or consents, then resumed with :func:`run` again. For a
+browser that has not signed in, that session is the anonymous one sealed in
+its cookie, so nothing is stored for strangers; the oldest pending requests
+give way when the cookie would grow too large.
+
+:func:`missing_step` is the one rule for "has this session the whole
+authentication this request needs" (password, and the second factor when the
+account, the client or ``acr_values`` asks for it); the pipeline's checks and
+the page wrapper's ``signed_in`` requirement both use it.
 """
 
 from __future__ import annotations
@@ -20,13 +28,15 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.base import OAuth2Error
 
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
+from authserver.clients import service as clients
+from authserver.clients.models import Client
 from authserver.consents import service as consents
 from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import (
@@ -47,11 +57,15 @@ from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from authserver.context import Context
     from authserver.oauth.grants import AuthorizationCodeGrant
 
 PENDING_TTL = 1800
 MAX_PENDING = 10
+SIGN_IN_EXPIRED = "This sign-in request has expired. Start again from the application."
+REQUEST_TOO_LARGE = "This sign-in request is too large to keep. Start again from the application."
 
 
 @dataclass
@@ -182,16 +196,30 @@ def check_login(s: State) -> None:
         raise Interaction("login")
 
 
-def mfa_required(s: State) -> bool:
-    acr_values = s.params.get("acr_values", "").split()
-    return bool(s.grant.request.client.row.require_mfa or ACR_MFA in acr_values
-                or accounts.has_mfa(current_db.get(), s.user_id))
+def mfa_required(db: Session, user_id: str, client: Client | None, acr_values: str) -> bool:
+    """A second factor is needed when the user enrolled one, the client is registered
+    ``require_mfa``, or ``acr_values`` asks for it (OIDC Core §3.1.2.1)."""
+    return bool((client is not None and client.require_mfa) or ACR_MFA in acr_values.split()
+                or accounts.has_mfa(db, user_id))
+
+
+def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -> Literal["login", "mfa"] | None:
+    """What ``session`` still lacks of the authentication that pending request ``rid`` (or,
+    without one, the account itself) needs: ``"login"``, ``"mfa"``, or ``None`` when complete."""
+    user = accounts.get_user(db, session.user_id) if session is not None and session.user_id else None
+    if session is None or user is None or user.disabled:
+        return "login"
+    params = dict(pending_params(session, rid) or []) if rid else {}
+    client = clients.get_client(db, params.get("client_id", "")) if params else None
+    if "otp" not in (session.amr or []) and mfa_required(db, user.id, client, params.get("acr_values", "")):
+        return "mfa"
+    return None
 
 
 def check_mfa(s: State) -> None:
-    """A second factor when the user enrolled one, the client requires it, or
-    ``acr_values`` asks for it."""
-    if mfa_required(s) and "otp" not in s.amr:
+    """The second factor, by :func:`mfa_required`."""
+    client = s.grant.request.client.row
+    if "otp" not in s.amr and mfa_required(current_db.get(), s.user_id, client, s.params.get("acr_values", "")):
         raise Interaction("mfa")
 
 
@@ -249,8 +277,7 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     """Validate, check, and either issue a code or hand over to an interaction page."""
     pending = _pending(session, rid, ctx.clock())
     if rid and pending is None:
-        return Outcome(error="invalid_request", status=400,
-                       error_description="This sign-in request has expired. Start again from the application.")
+        return Outcome(error="invalid_request", status=400, error_description=SIGN_IN_EXPIRED)
     state_param = request.payload.state
     try:
         grant = ctx.oauth.get_consent_grant(request)
@@ -324,11 +351,8 @@ def _forget(session: BrowserSession | None, rid: str | None) -> None:
 
 def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
               kind: str) -> Outcome:
-    cookie = None
-    db = current_db.get()
-    if session is None:
-        session, cookie = sessions.create(db, ctx.box, ctx.settings, ip=request.ip,
-                                          user_agent=request.headers.get("user-agent"))
+    # a browser that has not signed in gets an anonymous session kept in its cookie only
+    session = session if session is not None else sessions.anonymous()
     if rid is None or rid not in (session.data or {}).get("authz", {}):
         rid = secrets.token_urlsafe(16)
         # "created" is compared with the session's auth_time: the same clock
@@ -340,5 +364,23 @@ def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | No
         params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
         authz[rid] = {"params": params, "created": int(now), "sid": session.sid}
         sessions.set_data(session, "authz", authz)
+    cookie = None
+    if sessions.is_anonymous(session):
+        cookie = seal_anonymous(ctx, session, keep=rid)
+        if cookie is None:
+            return Outcome(error="invalid_request", status=400, error_description=REQUEST_TOO_LARGE)
     path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
     return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie)
+
+
+def seal_anonymous(ctx: Context, session: BrowserSession, *, keep: str | None = None) -> str | None:
+    """The anonymous session's cookie, dropping its oldest pending requests (other than
+    ``keep``) until it fits; ``None`` when it cannot fit even so."""
+    while True:
+        try:
+            return sessions.seal(ctx.box, session)
+        except sessions.TooLargeError:
+            others = {k: v for k, v in (session.data or {}).get("authz", {}).items() if k != keep}
+            if not others:
+                return None
+            _forget(session, min(others, key=lambda k: others[k]["created"]))

@@ -1,25 +1,45 @@
-"""Server-side browser sessions and their CSRF tokens.
+"""Browser sessions and their CSRF tokens.
 
-The cookie carries 256 random bits; the table stores only their keyed hash.
-The id is replaced at login (session fixation, OWASP ASVS 3.2.1).
+A signed-in session is a row: the cookie carries 256 random bits and the
+table stores only their keyed hash. The id is replaced at login (session
+fixation, OWASP ASVS 3.2.1).
+
+A visitor who has not signed in gets an *anonymous* session that is never
+stored: the same cookie carries it sealed with AES-256-GCM (so pending
+authorization requests, which may hold a ``login_hint``, are neither readable
+nor forgeable) and capped at :data:`MAX_ANONYMOUS_COOKIE` characters. Strangers
+therefore cannot grow the database; the row is written at login
+(docs/decisions.md, "Nothing is stored for a visitor who has not signed in").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import json
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import Session
 
 from authserver.db import utcnow
-from authserver.security.crypto import SecretBox
+from authserver.security.crypto import DecryptionError, SecretBox
 from authserver.sessions.models import BrowserSession
 from authserver.settings import Settings
 
 COOKIE = "authserver_session"
+#: The longest sealed anonymous session, in characters: with the cookie's name this stays
+#: under the 4096 bytes every browser keeps per cookie (RFC 6265 §6.1).
+MAX_ANONYMOUS_COOKIE = 3800
+#: How long an anonymous session lives (a pending authorization request lives 30 minutes).
+ANONYMOUS_TTL = 3600
+_SEALED = "v1."  # SecretBox.encrypt's prefix; a row cookie is token_urlsafe and never has a dot
+_AAD = b"authserver/anonymous-session/v1"
+
+
+class TooLargeError(ValueError):
+    """An anonymous session that cannot be sealed within :data:`MAX_ANONYMOUS_COOKIE`."""
 
 
 def cookie_name(settings: Settings) -> str:
@@ -28,7 +48,13 @@ def cookie_name(settings: Settings) -> str:
 
 
 def load(db: Session, box: SecretBox, cookie_value: str | None) -> BrowserSession | None:
-    if not cookie_value or len(cookie_value) > 100:
+    """The session the cookie names: a stored row, or an anonymous session opened from
+    the cookie itself; ``None`` when absent, expired, forged or unknown."""
+    if not cookie_value:
+        return None
+    if cookie_value.startswith(_SEALED):
+        return _open(box, cookie_value)
+    if len(cookie_value) > 100:
         return None
     row = db.get(BrowserSession, box.keyed_hash(cookie_value))
     if row is None or row.expires_at <= utcnow():
@@ -36,9 +62,50 @@ def load(db: Session, box: SecretBox, cookie_value: str | None) -> BrowserSessio
     return row
 
 
-def create(db: Session, box: SecretBox, settings: Settings, *, ip: str | None, user_agent: str | None,
+def cookie_max_age(settings: Settings, value: str) -> int:
+    """How long the browser keeps cookie ``value``: an anonymous session's lifetime or the
+    signed-in session's."""
+    return ANONYMOUS_TTL if value.startswith(_SEALED) else settings.session_ttl
+
+
+def anonymous() -> BrowserSession:
+    """A new anonymous session, not stored: :func:`seal` turns it into its cookie."""
+    return BrowserSession(id="", sid=secrets.token_urlsafe(16), csrf_secret=secrets.token_hex(32), data={},
+                          amr=[], expires_at=utcnow() + dt.timedelta(seconds=ANONYMOUS_TTL))
+
+
+def is_anonymous(row: BrowserSession) -> bool:
+    """True for a session that lives only in its cookie (never added to the database)."""
+    return bool(inspect(row).transient)
+
+
+def seal(box: SecretBox, row: BrowserSession) -> str:
+    """The cookie value carrying anonymous session ``row``; raises :class:`TooLargeError`
+    when it would exceed :data:`MAX_ANONYMOUS_COOKIE`."""
+    body = {"sid": row.sid, "csrf": row.csrf_secret, "data": row.data or {},
+            "exp": int(row.expires_at.timestamp())}
+    value = box.encrypt(json.dumps(body, separators=(",", ":")).encode(), _AAD)
+    if len(value) > MAX_ANONYMOUS_COOKIE:
+        raise TooLargeError(f"anonymous session of {len(value)} characters")
+    return value
+
+
+def _open(box: SecretBox, value: str) -> BrowserSession | None:
+    if len(value) > MAX_ANONYMOUS_COOKIE:
+        return None
+    try:
+        body = json.loads(box.decrypt(value, _AAD))
+        expires_at = dt.datetime.fromtimestamp(int(body["exp"]), dt.UTC)
+        row = BrowserSession(id="", sid=str(body["sid"]), csrf_secret=str(body["csrf"]),
+                             data=dict(body["data"]), amr=[], expires_at=expires_at)
+    except (DecryptionError, ValueError, KeyError, TypeError, OverflowError):
+        return None
+    return row if expires_at > utcnow() else None
+
+
+def _create(db: Session, box: SecretBox, settings: Settings, *, ip: str | None, user_agent: str | None,
            data: dict[str, Any] | None = None) -> tuple[BrowserSession, str]:
-    """A new anonymous session; returns the row and the cookie value to set."""
+    """A new stored session (see :func:`log_in`); returns the row and the cookie value to set."""
     value = secrets.token_urlsafe(32)
     row = BrowserSession(
         id=box.keyed_hash(value),
@@ -58,14 +125,15 @@ def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession 
            amr: list[str], acr: str | None, auth_time: int, ip: str | None,
            user_agent: str | None) -> tuple[BrowserSession, str]:
     """Replace ``old`` with a fresh authenticated session (new id, sid and CSRF secret),
-    keeping its pending interactions. ``auth_time`` is when the user authenticated
-    (OIDC Core §2), read by the caller from ``Context.clock``."""
+    keeping its pending interactions (an anonymous session's data moves into the new row).
+    ``auth_time`` is when the user authenticated (OIDC Core §2), read by the caller
+    from ``Context.clock``."""
     data = dict(old.data or {}) if old is not None else {}
     data.pop("mfa", None)
-    if old is not None:
+    if old is not None and not is_anonymous(old):
         db.delete(old)
         db.flush()
-    row, value = create(db, box, settings, ip=ip, user_agent=user_agent, data=data)
+    row, value = _create(db, box, settings, ip=ip, user_agent=user_agent, data=data)
     row.user_id = user_id
     row.auth_time = auth_time
     row.amr = amr
@@ -74,7 +142,8 @@ def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession 
 
 
 def end(db: Session, row: BrowserSession) -> None:
-    db.delete(row)
+    if not is_anonymous(row):
+        db.delete(row)
 
 
 def end_all_for_user(db: Session, user_id: str, *, keep: str | None = None) -> int:

@@ -31,7 +31,7 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
     (RFC 6265bis §4.1.3.2)."""
     settings = context(request).settings
     response.set_cookie(
-        sessions.cookie_name(settings), value, max_age=settings.session_ttl, path="/",
+        sessions.cookie_name(settings), value, max_age=sessions.cookie_max_age(settings, value), path="/",
         secure=settings.is_https, httponly=True, samesite="lax",
     )
 

@@ -11,10 +11,14 @@ A page handler is a plain function ``(Page) -> Result`` declared with
    OWASP CSRF Prevention Cheat Sheet) and refuses the form when it does not match —
    or, with ``csrf="optional"`` (RP-Initiated Logout, whose POST may come from a
    relying party), tells the handler through :attr:`Page.csrf_ok`;
-6. with ``signed_in=True``, sends anyone not signed in (or without the second
-   factor their account has) to the login or MFA page;
+6. with ``signed_in=True``, sends anyone without the whole authentication the
+   page needs to the login or MFA page: a second factor when the account has
+   one, or when the pending authorization request (``rid``) asks for it through
+   its client or ``acr_values`` (:func:`authorization.missing_step`, the rule the
+   pipeline itself uses);
 7. turns the handler's typed result into the response, setting or clearing
-   the session cookie as the handler asked.
+   the session cookie as the handler asked, and re-sealing an anonymous
+   session's cookie when the handler changed it (:mod:`authserver.sessions.service`).
 
 The texts every page shares — a forged or stale form, an expired sign-in
 request — are written here once.
@@ -34,7 +38,7 @@ from starlette.responses import Response
 
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
-from authserver.oauth import bridge
+from authserver.oauth import authorization, bridge
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.web import http
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
     from authserver.settings import Settings
 
 CSRF_FAILED = "The form expired or was not sent by this site. Go back and try again."
-SIGN_IN_EXPIRED = "This sign-in request has expired. Start again from the application."
+SIGN_IN_EXPIRED = authorization.SIGN_IN_EXPIRED
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class Page:
         self._user: User | None = None
         self._cookie: str | None = None
         self._clear_cookie = False
+        # an anonymous session's data as loaded: re-sealed into the cookie when it changes
+        self._anonymous_data: object = session.data if session is not None else None
 
     @property
     def method(self) -> str:
@@ -146,10 +152,9 @@ class Page:
         return sessions.csrf_token(self.session)
 
     def ensure_session(self) -> BrowserSession:
-        """The session, or a new anonymous one whose cookie the response sets."""
+        """The session, or a new anonymous one (not stored) whose cookie the response sets."""
         if self.loaded is None:
-            self.loaded, self._cookie = sessions.create(
-                self.db, self.ctx.box, self.ctx.settings, ip=self.ip, user_agent=self.user_agent)
+            self.loaded = sessions.anonymous()
         return self.loaded
 
     def log_in(self, user_id: str, *, amr: list[str], acr: str) -> BrowserSession:
@@ -165,19 +170,32 @@ class Page:
         self._clear_cookie = True
 
     def _sign_in_first(self) -> Redirect | None:
-        """Where to go first when there is no signed-in, enabled user (login), or the
-        account has a second factor this session has not passed (MFA)."""
-        session = self.loaded
-        user = accounts.get_user(self.db, session.user_id) if session is not None else None
-        if session is None or user is None or user.disabled:
-            return Redirect("/login")
-        if "otp" not in (session.amr or []) and accounts.has_mfa(self.db, user.id):
-            return Redirect("/login/mfa")
-        self._user = user
+        """Where to go first when the session lacks part of the authentication this page
+        needs (login or MFA, for the pending request ``rid`` if any), keeping ``rid``."""
+        step = authorization.missing_step(self.db, self.loaded, self.rid)
+        if step is not None:
+            return Redirect(with_rid("/login/mfa" if step == "mfa" else "/login", self.rid))
+        self._user = accounts.get_user(self.db, self.session.user_id)
         return None
+
+    def _anonymous_cookie(self) -> str | None:
+        """The re-sealed cookie of a new or changed anonymous session; raises
+        :class:`sessions.TooLargeError` when it cannot fit."""
+        session = self.loaded
+        if session is None or not sessions.is_anonymous(session) or session.data is self._anonymous_data:
+            return None
+        value = authorization.seal_anonymous(self.ctx, session, keep=self.rid or None)
+        if value is None:
+            raise sessions.TooLargeError("anonymous session")
+        return value
 
     def _respond(self, result: Result) -> Response:
         request = self.request
+        try:
+            anonymous = self._anonymous_cookie()
+        except sessions.TooLargeError:
+            result, anonymous = ErrorPage(authorization.REQUEST_TOO_LARGE), None
+        self._cookie = self._cookie or anonymous
         if isinstance(result, Render):
             response = http.page(request, result.template, result.values, result.status)
         elif isinstance(result, Redirect):

@@ -133,3 +133,30 @@ def test_registration_is_rate_limited(client):
     assert _signup(client).status_code == 303
     r = _reset(client, "a@example.com")
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def _attempts(ctx, email):
+    with transaction(ctx.sessions) as db:
+        return db.scalars(select(EmailCode.attempts).where(EmailCode.email == email)).one()
+
+
+@pytest.mark.parametrize("address", ["alice@example.com", "nobody@example.com"])
+def test_reset_checks_the_code_before_the_account_rule(client, ctx, settings, make_user, address):
+    """A password based on the account's username gets, with a wrong code, the same answer for
+    every address, and spends an attempt: the rule cannot tell who owns an address."""
+    make_user(username="zebrastripe", email="alice@example.com")
+    _reset(client, address)
+    r = _confirm(client, "12345678", "zebrastripe2024")
+    assert r.status_code == 200 and "not valid" in r.text and "username" not in r.text
+    assert _attempts(ctx, address) == 1
+
+
+def test_reset_account_rule_after_a_right_code_keeps_the_code(client, ctx, settings, make_user):
+    make_user(username="zebrastripe", email="alice@example.com")
+    _reset(client, "alice@example.com")
+    code = _code(settings, "alice@example.com")
+    assert "based on your username" in _confirm(client, code, "zebrastripe2024").text
+    assert _attempts(ctx, "alice@example.com") == 1
+    r = _confirm(client, code)
+    assert r.status_code == 303 and r.headers["location"] == "/password/reset/done"
+    assert _confirm(client, code).status_code == 400  # used up by the reset

@@ -1,0 +1,98 @@
+"""Nothing is stored for a browser that has not signed in (docs/decisions.md): its pending
+authorization requests travel in its sealed, size-capped session cookie."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, select
+
+from authserver.db import transaction
+from authserver.sessions import service as sessions
+from authserver.sessions.models import BrowserSession
+from tests.account_flows import login
+from tests.flows import auth_params, follow, form_value, pkce, query
+
+
+def _rows(ctx) -> int:
+    with transaction(ctx.sessions) as db:
+        return int(db.scalar(select(func.count()).select_from(BrowserSession)))
+
+
+def _cookie(client, ctx) -> str:
+    return client.cookies[sessions.cookie_name(ctx.settings)]
+
+
+def test_cookieless_authorize_requests_store_nothing(client, ctx, make_client):
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    for _ in range(25):
+        client.cookies.clear()
+        r = client.get("/authorize", params=auth_params(cid, challenge, state="s" * 1500,
+                                                         login_hint="alice@example.com"))
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
+        assert f"Max-Age={sessions.ANONYMOUS_TTL};" in r.headers["set-cookie"]
+        # the pending request is in the cookie, sealed: not readable, not over the cap
+        value = _cookie(client, ctx)
+        assert "alice" not in value and len(value) <= sessions.MAX_ANONYMOUS_COOKIE
+        page = client.get(r.headers["location"])  # the login page stores nothing either
+        assert page.status_code == 200 and 'value="alice@example.com"' in page.text
+    assert _rows(ctx) == 0
+
+
+def test_a_request_too_large_for_the_cookie_is_refused_and_not_stored(client, ctx, make_client):
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    r = client.get("/authorize", params=auth_params(cid, challenge, state=secrets.token_hex(15000)))
+    assert r.status_code == 400  # here, or at the input edge's caps: either way nothing is kept
+    assert sessions.cookie_name(ctx.settings) not in client.cookies
+    assert _rows(ctx) == 0
+
+
+def test_flow_from_a_cookieless_request_through_login_and_consent(client, ctx, make_user, make_client):
+    make_user()
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    params = auth_params(cid, challenge)
+    r = follow(client, client.get("/authorize", params=params))
+    assert r.status_code == 302 and query(r.headers["location"])["state"] == params["state"]
+    assert "code" in query(r.headers["location"])
+    assert _rows(ctx) == 1  # the session written at login
+
+
+def test_two_tabs_pending_at_once_both_finish(client, ctx, make_user, make_client):
+    make_user()
+    cid, _ = make_client(skip_consent=True)
+    _verifier, challenge = pkce()
+    first, second = auth_params(cid, challenge), auth_params(cid, challenge)
+    rid1 = query(client.get("/authorize", params=first).headers["location"])["rid"]
+    rid2 = query(client.get("/authorize", params=second).headers["location"])["rid"]
+    assert login(client, rid=rid1).headers["location"] == f"/authorize/resume?rid={rid1}"
+    for rid, params in ((rid1, first), (rid2, second)):
+        r = client.get(f"/authorize/resume?rid={rid}")
+        assert r.status_code == 302 and query(r.headers["location"])["state"] == params["state"]
+
+
+def test_older_pending_requests_give_way_when_the_cookie_is_full(client, ctx, make_client):
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    rids = [query(client.get("/authorize", params=auth_params(cid, challenge, state="x" * 1000))
+                  .headers["location"])["rid"] for _ in range(4)]
+    assert len(_cookie(client, ctx)) <= sessions.MAX_ANONYMOUS_COOKIE
+    assert client.get(f"/login?rid={rids[-1]}").status_code == 200
+    assert "expired" in client.get(f"/login?rid={rids[0]}").text
+    assert _rows(ctx) == 0
+
+
+def test_a_forged_or_foreign_cookie_is_no_session(client, ctx, make_client):
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    rid = query(client.get("/authorize", params=auth_params(cid, challenge)).headers["location"])["rid"]
+    value = _cookie(client, ctx)
+    csrf = form_value(client.get(f"/login?rid={rid}").text, "csrf_token")
+    tampered = value[:-8] + ("AAAAAAAA" if not value.endswith("AAAAAAAA") else "BBBBBBBB")
+    client.cookies.clear()
+    client.cookies.set(sessions.cookie_name(ctx.settings), tampered)
+    assert "expired" in client.get(f"/login?rid={rid}").text
+    r = client.post("/login", data={"csrf_token": csrf, "rid": rid, "username": "a", "password": "b"})
+    assert r.status_code == 400 and _rows(ctx) == 0
