@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.errors import BadRequest
+from authserver.security.input import InputRejected, load_json
 
 T = TypeVar("T")
 
@@ -117,9 +118,9 @@ async def freeze(request: Request, *, include_args: bool = False) -> FrozenReque
 async def freeze_json(request: Request) -> FrozenJsonRequest:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        body = None
+        body = load_json(raw) if raw else {}
+    except InputRejected as exc:
+        raise BadRequest(exc.hint) from None
     return FrozenJsonRequest(request.method, _canonical_url(request), request.headers, body,
                              request.state.client_ip)
 
