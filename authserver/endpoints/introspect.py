@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authserver.endpoints.guards import client_id_of, rate_limit
+from authserver.endpoints.guards import rate_limit
 from authserver.oauth import bridge
 
 
@@ -15,7 +15,7 @@ async def introspect(request: Request) -> Response:
     frozen = await bridge.freeze(request)
 
     def run() -> tuple:
-        rate_limit(ctx, "introspection", frozen.ip, client_id_of(frozen))
+        rate_limit(ctx, "introspection", frozen.ip)
         return ctx.oauth.introspect(frozen)
 
     return bridge.to_response(await bridge.call(ctx, run))
