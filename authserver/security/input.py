@@ -112,6 +112,8 @@ MAX_FIELDS = 100
 MAX_QUERY_BYTES = 16384
 MAX_JSON_DEPTH = 16
 MAX_JSON_STRING = 8192
+#: ``scope["state"]`` key of the form pairs this edge already parsed and checked
+FORM_STATE = "checked_form"
 
 # C0 except tab/LF/CR, DEL, C1, surrogates (from "\ud800" escapes in JSON)
 _TEXT_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -275,7 +277,8 @@ class InputEdgeMiddleware:
                 check_basic(authorization)
             if buffer and body:
                 if ctype == "application/x-www-form-urlencoded":
-                    parse_urlencoded(body, "form body")
+                    # kept for bridge.read_form, which would otherwise parse the body again
+                    scope.setdefault("state", {})[FORM_STATE] = parse_urlencoded(body, "form body")
                 else:
                     load_json(body)
         except InputRejected as exc:
