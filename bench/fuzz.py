@@ -476,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--jobs", type=int, default=3, help="driver processes (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
+    parser.add_argument("--paths", help="comma-separated paths to fuzz (default: all)")
     parser.add_argument("--database-url", default=os.environ.get(
         "AUTHSERVER_FUZZ_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("AUTHSERVER_FUZZ_REDIS_URL", "redis://127.0.0.1:6379/14"))
@@ -517,12 +518,13 @@ def main(argv: list[str] | None = None) -> int:
                 _seed_over_http(http, seed)
             deadline = time.time() + args.budget - (time.monotonic() - started)
             with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+                chosen = [t for t in targets(seed) if not args.paths or t.path in args.paths.split(",")]
                 futures = {pool.submit(_run_remote, issuer, target, seed, args.requests, deadline): target
-                           for target in targets(seed)}
+                           for target in chosen}
                 for future in concurrent.futures.as_completed(futures):
                     tally = results[futures[future].path] = future.result()
                     print(f"{futures[future].path}: {tally.sent} requests {dict(tally.statuses)}", flush=True)
-            results = {t.path: results[t.path] for t in targets(seed)}
+            results = {t.path: results[t.path] for t in chosen}
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
