@@ -3,6 +3,7 @@ with :class:`LimitedHttpToolsProtocol` (what ``authserver serve`` runs), over a 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -43,10 +44,8 @@ def _head(size: int) -> bytes:
 
 def _exchange(port: int, payload: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         chunks = []
         try:
             while chunk := sock.recv(65536):
