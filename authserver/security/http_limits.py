@@ -4,8 +4,9 @@ uvicorn's httptools parser has no size limit on the head: a 10 MB header is
 read and handed to the app. :class:`LimitedHttpToolsProtocol` counts the bytes
 received before the headers are complete and answers ``431 Request Header
 Fields Too Large`` (RFC 6585 §5), closing the connection, once they pass
-:data:`MAX_HEAD_BYTES`. ``authserver serve`` selects it. The reverse proxy
-should refuse earlier still (README "Reverse proxy").
+:data:`MAX_HEAD_BYTES` (checked per read: a head may overshoot by one read).
+``authserver serve`` selects it. The reverse proxy should refuse earlier
+still (README "Reverse proxy").
 """
 
 from __future__ import annotations
@@ -29,24 +30,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that refuses a request head larger than :data:`MAX_HEAD_BYTES`."""
 
     _head_bytes = 0
-    _in_head = True
+    _heads = 0  # heads completed on this connection
+    _in_head = True  # waiting for (the rest of) a head, not inside a body
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
+        in_head, heads = self._in_head, self._heads
+        super().data_received(data)
+        # count only reads that lie inside one head: a read that completes a head may carry
+        # body bytes, and bodies are MAX_BODY_BYTES's business
+        if in_head and heads == self._heads and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self.logger.info("request head over %d bytes refused", MAX_HEAD_BYTES)
                 self.transport.write(_RESPONSE % (len(_BODY), _BODY))
                 self.transport.close()
-                self._in_head = False
-                return
-        super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._heads += 1
         self._head_bytes = 0
+        self._in_head = False
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head = True  # the next request on this connection starts with its head
+        self._in_head = True

@@ -73,6 +73,25 @@ def test_ten_megabyte_header_is_cut_off(port):
     assert not answer.startswith(b"HTTP/1.1 200")
 
 
+def test_a_large_body_is_not_counted_as_head(port):
+    body = b"a=" + b"x" * (MAX_HEAD_BYTES + 16 * 1024)
+    request = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    answer = _exchange(port, request)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+
+
+def test_a_body_in_many_reads_is_not_counted_as_head(port):
+    body = b"a=" + b"x" * (MAX_HEAD_BYTES * 2)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 8192):
+            sock.sendall(body[i:i + 8192])
+            time.sleep(0.01)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+
+
 def test_keep_alive_counts_each_request_head_alone(port):
     one = _head(MAX_HEAD_BYTES * 3 // 4)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
