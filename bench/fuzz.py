@@ -333,7 +333,15 @@ def run_target(http: Any, target: Target, seed: Seed, count: int, deadline: floa
         method, url, headers, body = request
         tally.sent += 1
         try:
-            r = http.request(method, url, headers=headers, content=body)
+            try:
+                r = http.request(method, url, headers=headers, content=body)
+            except Exception as exc:
+                if "without sending a response" not in str(exc):
+                    raise
+                # a kept-alive connection the server closed as idle (5 s) while this driver
+                # was stalled: replay once on a new connection; a real crash fails again
+                tally.statuses["replayed"] += 1
+                r = http.request(method, url, headers={**headers, "connection": "close"}, content=body)
         except Exception as exc:  # a dropped connection is a finding too
             tally.statuses[f"error:{type(exc).__name__}"] += 1
             tally.failures.append(f"{method} {target.path}: {type(exc).__name__}: {str(exc)[:80]}")
