@@ -30,6 +30,7 @@ from authserver.logging import configure_logging
 from authserver.maintenance.worker import MaintenanceWorker
 from authserver.middleware import RequestContextMiddleware
 from authserver.security.denylist_middleware import DenyListMiddleware
+from authserver.security.input import InputEdgeMiddleware
 from authserver.settings import Settings
 
 
@@ -59,7 +60,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware, settings=settings),
-                    Middleware(DenyListMiddleware, context=ctx)],
+                    Middleware(DenyListMiddleware, context=ctx),
+                    Middleware(InputEdgeMiddleware)],
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )

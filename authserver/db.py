@@ -8,6 +8,7 @@ sessions in worker threads; the connection pool is sized with the thread pool
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,12 +56,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: sa.JSON, list[str]: sa.JSON}
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """The SQLite file holds password hashes: its directory is created 0700 and the
+    file 0600 (and so its ``-wal``/``-shm`` files, which SQLite creates with the
+    database's mode). An existing file readable by others is narrowed to 0600."""
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for directory in reversed(missing):  # pathlib gives only the last one ``mode``
+        directory.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 def create_engine(database_url: str, *, pool_size: int = 20) -> Engine:
     """Create the engine; SQLite gets WAL mode and a busy timeout."""
     if database_url.startswith("sqlite"):
         path = database_url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _private_sqlite_file(Path(path))
         engine = sa.create_engine(
             database_url,
             connect_args={"check_same_thread": False, "timeout": 30},

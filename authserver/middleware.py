@@ -139,7 +139,8 @@ class RequestContextMiddleware:
             log.info(
                 "request",
                 method=scope["method"],
-                path=path,
+                # a hostile path (refused with a 400 by the input edge) is not copied into the log
+                path=path if len(path) <= 256 and path.isprintable() else "(unprintable or over-long)",
                 status=status_holder[0],
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )

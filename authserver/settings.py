@@ -122,6 +122,8 @@ class Settings:
     rate_limit_token: RateLimit = RateLimit(600, 60)
     rate_limit_introspection: RateLimit = RateLimit(1200, 60)
     rate_limit_registration: RateLimit = RateLimit(10, 3600)
+    rate_limit_client_auth_failures: RateLimit = RateLimit(20, 300)
+    rate_limit_client_auth_failures_ip: RateLimit = RateLimit(100, 300)
 
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()

@@ -64,6 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         proxy_headers=False,  # the app reads X-Forwarded-For itself, from TRUSTED_PROXIES only
+        # a request head (line + headers) over 32 KiB gets 431 (security/http_limits.py)
+        http="authserver.security.http_limits:LimitedHttpToolsProtocol",
         server_header=False,
         date_header=True,
         access_log=False,

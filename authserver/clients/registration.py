@@ -19,7 +19,14 @@ Policy for self-registered clients:
   on the client row, and replaced on every update (RFC 7592 §2.2): the update
   response carries the new one. A read never returns the client secret or the
   registration access token (only their hashes are stored);
-* a client cannot switch between public (``none``) and confidential.
+* a client cannot switch between public (``none``) and confidential;
+* redirect URIs by allow-list (:func:`clients.service.validate_redirect_uri`):
+  ``https``, ``http`` on loopback only (RFC 8252 §7.3), private-use schemes in
+  reverse-domain form only for native clients (``application_type`` ``native``
+  or ``none`` authentication, RFC 8252 §7.1);
+* ``client_name`` is printable text (no control, bidi or zero-width characters);
+  ``client_uri``, ``logo_uri``, ``policy_uri`` and ``tos_uri`` must be https URLs
+  when sent (they are not stored).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import datetime as dt
 import hmac
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,6 +54,8 @@ MAX_URIS = 20
 MAX_URI_LENGTH = 2000
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 200
+#: RFC 7591 §2 human-facing URLs: checked when sent (https only), not stored
+INFORMATION_URIS = ("client_uri", "logo_uri", "policy_uri", "tos_uri")
 
 
 class RegistrationError(AppError):
@@ -144,6 +154,23 @@ def _string_list(body: dict[str, Any], name: str, default: list[str],
     return value
 
 
+def _https_url(body: dict[str, Any], name: str) -> None:
+    """``client_uri``, ``logo_uri``, ``policy_uri``, ``tos_uri`` (RFC 7591 §2): when sent,
+    an https URL with a host, printable, at most :data:`MAX_URI_LENGTH` characters."""
+    value = body.get(name)
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > MAX_URI_LENGTH or not value.isprintable() or " " in value:
+        raise _metadata_error(f"{name} must be an https URL of at most {MAX_URI_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme == "https" and bool(parts.hostname) and not parts.username and not parts.password
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _metadata_error(f"{name} must be an https URL")
+
+
 def parse_metadata(body: object) -> dict[str, Any]:
     """RFC 7591 §2 metadata from a JSON body, checked against the self-registration
     policy and the rules of :func:`clients.service.validate_metadata`."""
@@ -166,6 +193,11 @@ def parse_metadata(body: object) -> dict[str, Any]:
         # RFC 7591 §2.1: response_type "code" goes with the authorization_code grant
         raise _metadata_error("response_types [\"code\"] and grant type authorization_code go together")
 
+    application_type = _string(body, "application_type", "web")
+    if application_type not in ("web", "native"):
+        raise _metadata_error("application_type must be web or native (OpenID Connect Registration §2)")
+    # RFC 8252: native apps are public clients; only they may use private-use URI schemes
+    native = application_type == "native" or auth_method == "none"
     redirect_uris = _string_list(body, "redirect_uris", [], _redirect_error)
     if len(redirect_uris) > MAX_URIS:
         raise _redirect_error(f"at most {MAX_URIS} redirect URIs")
@@ -173,7 +205,7 @@ def parse_metadata(body: object) -> dict[str, Any]:
         if len(uri) > MAX_URI_LENGTH:
             raise _redirect_error(f"redirect URIs must be at most {MAX_URI_LENGTH} characters")
         try:
-            clients.validate_redirect_uri(uri)
+            clients.validate_redirect_uri(uri, native=native)
         except ClientError as exc:
             raise _redirect_error(str(exc)) from None
     if code_flow and not redirect_uris:
@@ -183,6 +215,13 @@ def parse_metadata(body: object) -> dict[str, Any]:
     if len(logout_uris) > MAX_URIS or any(len(u) > MAX_URI_LENGTH for u in logout_uris):
         raise _metadata_error(f"at most {MAX_URIS} post-logout redirect URIs of at most "
                               f"{MAX_URI_LENGTH} characters")
+    for uri in logout_uris:
+        try:
+            clients.validate_redirect_uri(uri, native=native)
+        except ClientError as exc:
+            raise _metadata_error(f"post_logout_redirect_uris: {exc}") from None
+    for name in INFORMATION_URIS:
+        _https_url(body, name)
 
     scope = _string(body, "scope", v.DEFAULT_SCOPE if code_flow else "")
     for s in scope.split():
@@ -193,6 +232,9 @@ def parse_metadata(body: object) -> dict[str, Any]:
     client_name = _string(body, "client_name", DEFAULT_CLIENT_NAME).strip() or DEFAULT_CLIENT_NAME
     if len(client_name) > MAX_NAME_LENGTH:
         raise _metadata_error(f"client_name must be at most {MAX_NAME_LENGTH} characters")
+    if not client_name.isprintable():
+        # control, bidi and zero-width characters would let a name pose as another on the consent page
+        raise _metadata_error("client_name must be printable text (no control, bidi or invisible characters)")
     try:
         return clients.validate_metadata(
             client_name=client_name,

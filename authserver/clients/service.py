@@ -35,18 +35,42 @@ class NewClient:
     client_secret: str | None
 
 
-def validate_redirect_uri(uri: str) -> str:
-    """RFC 6749 §3.1.2: absolute, no fragment; https unless loopback or a private-use scheme."""
-    parts = urlsplit(uri)
+# RFC 8252 §7.1: a private-use scheme is a domain name the app's publisher controls, reversed
+PRIVATE_USE_SCHEME = re.compile(r"^[a-z][a-z0-9+-]*(?:\.[a-z0-9][a-z0-9+-]*)+$")
+
+
+def validate_redirect_uri(uri: str, *, native: bool = True) -> str:
+    """A redirect URI by allow-list (RFC 6749 §3.1.2, RFC 8252 §7): absolute, no
+    fragment, printable, and one of
+
+    * ``https`` with a host;
+    * ``http`` on a loopback host only (RFC 8252 §7.3);
+    * a private-use scheme in reverse-domain form such as ``com.example.app:/cb``
+      (RFC 8252 §7.1), and only when ``native`` (a native client).
+
+    Everything else (``blob:``, ``filesystem:``, ``data:``, ``javascript:``, a
+    one-word scheme) is refused. Raises :class:`ClientError`.
+    """
+    if not uri.isprintable() or " " in uri:
+        raise ClientError("redirect URI must not contain spaces or control characters")
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ClientError(f"redirect URI is malformed: {uri}") from None
     if not parts.scheme or parts.fragment or "#" in uri:
         raise ClientError(f"redirect URI must be absolute and have no fragment: {uri}")
     if parts.scheme in ("http", "https"):
-        if not parts.hostname:
+        if not hostname:
             raise ClientError(f"redirect URI has no host: {uri}")
-        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        if parts.scheme == "http" and hostname not in LOOPBACK_HOSTS:
             raise ClientError(f"redirect URI must use https unless it is a loopback address: {uri}")
-    elif parts.scheme in ("javascript", "data", "file", "vbscript"):
-        raise ClientError(f"redirect URI scheme is not allowed: {uri}")
+    elif PRIVATE_USE_SCHEME.match(parts.scheme):
+        if not native:
+            raise ClientError(f"private-use URI schemes are for native clients (RFC 8252 §7.1): {uri}")
+    else:
+        raise ClientError(f"redirect URI scheme is not allowed (https, http on loopback, or a private-use "
+                          f"scheme in reverse-domain form such as com.example.app): {uri}")
     return uri
 
 

@@ -53,7 +53,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "backchannel_logout_supported": False,
         "claims_locales_supported": ["en"],
         "ui_locales_supported": ["en"],
-        "service_documentation": f"{base}/",
+        # no service_documentation: the server serves no documentation page (RFC 8414 §2: OPTIONAL)
     }
 
 

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from authserver.context import context_of
 from authserver.oauth import bridge
-from authserver.web.guards import client_id_of, rate_limit
+from authserver.web.guards import rate_limit
 
 
 async def token(request: Request) -> Response:
@@ -16,7 +16,7 @@ async def token(request: Request) -> Response:
     frozen = await bridge.freeze(request)
 
     def run() -> bridge.Result:
-        rate_limit(ctx, "token", frozen.ip, client_id_of(frozen))
+        rate_limit(ctx, "token", frozen.ip)
         return ctx.oauth.token_response(frozen)
 
     return bridge.to_response(await bridge.call(ctx, run))

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.errors import BadRequest
+from authserver.security.input import FORM_STATE, InputRejected, load_json
 
 if TYPE_CHECKING:
     from authserver.context import Context
@@ -97,6 +98,9 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method != "POST" or ctype != "application/x-www-form-urlencoded":
         return []
+    checked = request.scope.get("state", {}).get(FORM_STATE)
+    if checked is not None:  # parsed and checked by the input edge (security/input.py)
+        return list(checked)
     # parse_qsl: Starlette's form() goes through the multipart machinery, ~3x slower
     body = (await request.body()).decode("utf-8", errors="replace")
     try:
@@ -121,9 +125,9 @@ async def freeze(request: Request, *, include_args: bool = False) -> FrozenReque
 async def freeze_json(request: Request) -> FrozenJsonRequest:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        body = None
+        body = load_json(raw) if raw else {}
+    except InputRejected as exc:
+        raise BadRequest(exc.hint) from None
     return FrozenJsonRequest(request.method, _canonical_url(request), request.headers, body,
                              request.state.client_ip)
 

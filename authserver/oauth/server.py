@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from sqlalchemy import select
 
 from authserver.clients import service as clients
 from authserver.db import utcnow
+from authserver.errors import TooManyRequests
 from authserver.oauth import grants, vocabulary
 from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
+from authserver.security.throttle import ClientAuthFailures
 from authserver.tokens import service as tokens
 from authserver.tokens.models import RefreshToken
 
@@ -36,6 +39,7 @@ class Server(rfc6749.AuthorizationServer):
         self._clients: dict[str, tuple[OAuthClient, float]] = {}
         self.clock = time.monotonic
         self.revoked = ctx.revoked
+        self.auth_failures = ClientAuthFailures(ctx.settings, ctx.counters)
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
         id_token = grants.IDTokenExtension()
         self.register_grant(grants.AuthorizationCodeGrant,
@@ -160,11 +164,32 @@ class Server(rfc6749.AuthorizationServer):
     # -- RFC 7662 / RFC 7009 -------------------------------------------------
 
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
-        """Authlib's client authentication; credentials that do not decode (bad base64,
-        not UTF-8) are ``invalid_client``, not a 500."""
+        """Authlib's client authentication (RFC 6749 §2.3), behind two checks.
+
+        * More than one method in one request (a Basic header and ``client_secret``
+          in the body) is ``invalid_request``: §2.3 says a client MUST NOT do that.
+        * Failures are counted by (``client_id``, address) and by address
+          (:class:`~authserver.security.throttle.ClientAuthFailures`); a full bucket
+          answers 429 before the secret is checked. Strangers therefore never spend
+          the budget of a client that authenticates correctly from its own address.
+
+        Credentials that do not decode (bad base64, not UTF-8) are ``invalid_client``, not a 500.
+        """
+        basic = (request.headers.get("authorization") or "").strip()[:6].lower() == "basic "
+        if basic and ("client_secret" in request.form or "client_assertion" in request.form):
+            raise rfc6749.InvalidRequestError(
+                "Use one client authentication method: the Authorization header or the body, not both.")
+        claimed = _claimed_client_id(request)
+        wait = self.auth_failures.retry_after(claimed, request.ip)
+        if wait:
+            raise TooManyRequests(wait, "Too many failed client authentications from this address.")
         try:
             return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            self.auth_failures.failed(claimed, request.ip)
+            raise
         except ValueError:  # UnicodeDecodeError and binascii.Error are ValueErrors
+            self.auth_failures.failed(claimed, request.ip)
             raise InvalidClientError(status_code=401, description="Malformed client credentials.") from None
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
@@ -241,3 +266,13 @@ class Server(rfc6749.AuthorizationServer):
                 tokens.revoke_family(db, self.revoked, row.family_id)
         return 200, "", list(vocabulary.NO_STORE_ITEMS)
 
+
+def _claimed_client_id(request: FrozenRequest) -> str | None:
+    """The ``client_id`` a request claims (body, else the Basic user), for counting failures."""
+    if request.form.get("client_id"):
+        return request.form["client_id"]
+    try:
+        client_id, _secret = extract_basic_authorization(request.headers)
+    except ValueError:  # undecodable credentials: counted by address only
+        return None
+    return client_id or None

@@ -541,3 +541,45 @@ class RateLimiter:
         if not self.settings.rate_limits:
             return True, 0
         return self.store.hit(f"ratelimit:{bucket}:{self._hash(key)}", limit.limit, limit.window)
+
+
+class ClientAuthFailures:
+    """Failed client authentication (RFC 6749 §2.3, §5.2 ``invalid_client``), counted
+    by (``client_id``, address) and by address, never by ``client_id`` alone.
+
+    Only failures count, and every key holds the address that failed, so strangers
+    guessing a client's secret fill their own buckets: the client, authenticating
+    correctly from its own address, is never refused because of them (issue 10).
+    While a bucket is full, requests that fall in it are refused before the secret
+    is checked, which bounds guessing per address. Failures age out of the sliding
+    window (a success does not clear them: that would cost a write on the hot path).
+    Sized by ``rate_limit_client_auth_failures`` (per pair) and
+    ``rate_limit_client_auth_failures_ip`` (per address); off with ``rate_limits``.
+    """
+
+    def __init__(self, settings: Settings, store: CounterStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._hash = _hasher(settings)
+
+    def _keys(self, client_id: str | None, ip: str) -> list[tuple[str, RateLimit]]:
+        s = self.settings
+        keys = [(f"authfail:ip:{self._hash(ip)}", s.rate_limit_client_auth_failures_ip)]
+        if client_id:
+            keys.append((f"authfail:pair:{self._hash(f'{client_id} {ip}')}", s.rate_limit_client_auth_failures))
+        return keys
+
+    def retry_after(self, client_id: str | None, ip: str) -> int:
+        """Seconds to wait (an upper bound: the window) when a bucket is full, else 0."""
+        if not self.settings.rate_limits:
+            return 0
+        for key, limit in self._keys(client_id, ip):
+            if self.store.failures(key, limit.window) >= limit.limit:
+                return limit.window
+        return 0
+
+    def failed(self, client_id: str | None, ip: str) -> None:
+        if not self.settings.rate_limits:
+            return
+        for key, limit in self._keys(client_id, ip):
+            self.store.add_failure(key, limit.window)

@@ -24,7 +24,8 @@ def test_serve_migrates_sqlite_makes_a_key_and_prints_how_to_start(run, monkeypa
     [(app, kw)] = calls
     assert app == "authserver.app:app_from_env"
     assert kw == {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2, "proxy_headers": False,
-                  "server_header": False, "date_header": True, "access_log": False, "log_config": None}
+                  "server_header": False, "date_header": True, "access_log": False, "log_config": None,
+                  "http": "authserver.security.http_limits:LimitedHttpToolsProtocol"}
     assert (keys / "secret_key").stat().st_mode & 0o777 == 0o600
     status, out, _ = run("keys", "list")  # the first key, in the database
     assert status == 0 and [line.split()[1] for line in out.splitlines()[1:]] == ["active"]

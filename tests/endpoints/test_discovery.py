@@ -48,3 +48,12 @@ def test_every_named_endpoint_answers(client):
     assert client.get(meta["userinfo_endpoint"].removeprefix(ISSUER)).status_code == 401
     assert client.get(meta["authorization_endpoint"].removeprefix(ISSUER)).status_code == 400
     assert client.get(meta["end_session_endpoint"].removeprefix(ISSUER)).status_code == 200
+
+
+def test_no_member_points_at_a_missing_page(client):
+    """Every URL of this server that discovery names exists (issue 10: service_documentation gave 404)."""
+    meta = client.get(PATHS[0]).json()
+    urls = {name: value for name, value in meta.items() if isinstance(value, str) and value.startswith(ISSUER + "/")}
+    assert "jwks_uri" in urls
+    for name, url in urls.items():
+        assert client.get(url.removeprefix(ISSUER)).status_code != 404, name
