@@ -17,8 +17,11 @@ def test_password_grant_refused_to_a_user_without_mfa_at_a_client_requiring_it(c
     cid, secret = make_client(grant_types=["password"], require_mfa=True)
     response = client.post("/token", data={"grant_type": "password", "username": "alice",
                                            "password": PASSWORD, "scope": "openid"}, auth=(cid, secret))
-    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
-    assert "multi-factor" in response.json()["error_description"]
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "This account requires multi-factor authentication; use the authorization code flow.",
+    }
 
 
 def _events(ctx, name):
@@ -49,3 +52,17 @@ def test_refresh_token_reuse_is_audited_with_the_family_revoked(client, ctx, mak
     assert (event.user_id, event.client_id, event.ip) == (user.id, cid, "testclient")
     # both rows of the family were revoked: the reused one and its successor
     assert event.detail["family_revoked"] == 2
+
+
+def test_password_grant_logins_are_audited_on_their_channel(client, ctx, make_user, make_client):
+    user = make_user()
+    cid, secret = make_client(grant_types=["password"])
+    data = {"grant_type": "password", "username": "alice", "password": "wrong password here", "scope": "openid"}
+    failed = client.post("/token", data=data, auth=(cid, secret))
+    assert failed.json() == {"error": "invalid_grant", "error_description": "Invalid username or password."}
+    assert client.post("/token", data={**data, "password": PASSWORD}, auth=(cid, secret)).status_code == 200
+    (failure,) = _events(ctx, "login_failed")
+    (success,) = _events(ctx, "login_succeeded")
+    assert failure.user_id == user.id and failure.detail["channel"] == "password_grant"
+    assert (success.user_id, success.client_id, success.ip) == (user.id, cid, "testclient")
+    assert success.detail == {"channel": "password_grant"}
