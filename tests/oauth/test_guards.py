@@ -9,7 +9,7 @@ from sqlalchemy import select
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from tests.conftest import PASSWORD
-from tests.flows import exchange, get_code, refresh, tokens
+from tests.flows import exchange, get_code, refresh, tokens, unverified
 
 
 def test_password_grant_refused_to_a_user_without_mfa_at_a_client_requiring_it(client, make_user, make_client):
@@ -66,3 +66,17 @@ def test_password_grant_logins_are_audited_on_their_channel(client, ctx, make_us
     assert failure.user_id == user.id and failure.detail["channel"] == "password_grant"
     assert (success.user_id, success.client_id, success.ip) == (user.id, cid, "testclient")
     assert success.detail == {"channel": "password_grant"}
+
+
+def test_password_grant_tokens_carry_acr_and_auth_time(client, make_user, make_client):
+    import time
+
+    make_user()
+    cid, secret = make_client(grant_types=["password"])
+    before = int(time.time())
+    body = client.post("/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD,
+                                       "scope": "openid"}, auth=(cid, secret)).json()
+    for token in (body["access_token"], body["id_token"]):
+        claims = unverified(token)
+        assert claims["acr"] == "urn:authserver:acr:pwd" and claims["amr"] == ["pwd"]
+        assert before <= claims["auth_time"] <= int(time.time())
