@@ -9,7 +9,7 @@ from sqlalchemy import select
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from tests.conftest import PASSWORD
-from tests.flows import exchange, get_code, refresh, tokens, unverified
+from tests.flows import exchange, get_code, introspect, refresh, tokens, unverified
 
 
 def test_password_grant_refused_to_a_user_without_mfa_at_a_client_requiring_it(client, make_user, make_client):
@@ -80,3 +80,32 @@ def test_password_grant_tokens_carry_acr_and_auth_time(client, make_user, make_c
         claims = unverified(token)
         assert claims["acr"] == "urn:authserver:acr:pwd" and claims["amr"] == ["pwd"]
         assert before <= claims["auth_time"] <= int(time.time())
+
+
+def test_introspection_of_an_access_token_is_exactly_its_claims(client, make_user, make_client):
+    user = make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret)
+    claims = unverified(body["access_token"])
+    result = introspect(client, cid, secret, body["access_token"])
+    assert result == {
+        "active": True, "token_type": "Bearer", "scope": body["scope"], "client_id": cid, "sub": user.id,
+        **{k: claims[k] for k in ("aud", "iss", "exp", "iat", "jti", "auth_time", "acr", "amr")},
+    }
+    assert {"aud", "iss", "exp", "iat", "jti", "auth_time", "acr", "amr"} <= claims.keys()
+
+
+def test_introspection_of_a_refresh_token_is_exact(client, ctx, make_user, make_client):
+    import time
+
+    user = make_user()
+    cid, secret = make_client()
+    before = int(time.time())
+    body = tokens(client, cid, secret)
+    result = introspect(client, cid, secret, body["refresh_token"])
+    assert before - 1 <= result.pop("iat") <= int(time.time())
+    expires = result.pop("exp")
+    idle = ctx.settings.refresh_token_idle_ttl
+    assert before + idle - 1 <= expires <= time.time() + idle
+    assert result == {"active": True, "token_type": "refresh_token", "scope": body["scope"], "client_id": cid,
+                      "sub": user.id, "iss": ctx.settings.issuer}
