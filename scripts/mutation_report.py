@@ -80,6 +80,7 @@ CI_TESTS = [
     "tests/oauth/test_grants.py",
     "tests/oauth/test_expiry_and_disabled.py",
     "tests/oauth/test_guards.py",
+    "tests/oauth/test_review_findings.py",
     "tests/accounts/test_authenticate.py",
     "tests/endpoints/test_authorize.py",
     "tests/tokens/test_service.py",
