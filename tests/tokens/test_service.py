@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import socket
 import time
 
 import pytest
@@ -135,9 +136,12 @@ def test_revoked_jti_is_kept_until_its_exp_and_not_after(revoked):
 
 
 def test_revoked_jti_list_fails_closed_when_redis_is_unreachable():
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
-    revoked = service.RevokedJtiList(down, prefix="authserver-test:")
-    assert revoked.is_revoked("anything") is True
-    # a revocation that cannot reach Redis is still honoured by this process
-    revoked.revoke("jti-1", time.time() + 60)
-    assert revoked._memory.get("jti-1", 0) > time.time()
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        down = redis.Redis(host="127.0.0.1", port=closed.getsockname()[1], socket_connect_timeout=0.2,
+                           socket_timeout=0.2)
+        revoked = service.RevokedJtiList(down, prefix="authserver-test:")
+        assert revoked.is_revoked("anything") is True
+        # a revocation that cannot reach Redis is still honoured by this process
+        revoked.revoke("jti-1", time.time() + 60)
+        assert revoked._memory.get("jti-1", 0) > time.time()
