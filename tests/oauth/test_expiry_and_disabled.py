@@ -88,3 +88,33 @@ def test_expired_refresh_token_is_invalid_grant(client, ctx, make_user, make_cli
     response = refresh(client, cid, secret, body["refresh_token"])
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
     assert introspect(client, cid, secret, body["refresh_token"]) == {"active": False}
+
+
+
+def _freeze(monkeypatch) -> dt.datetime:
+    """Pin the clock the grants, the server and the token service read, to test the
+    boundary: a row whose ``expires_at`` is exactly now is expired."""
+    now = utcnow()
+    for module in ("authserver.oauth.grants", "authserver.oauth.server", "authserver.tokens.service"):
+        monkeypatch.setattr(f"{module}.utcnow", lambda: now)
+    return now
+
+
+def test_code_is_expired_at_its_expiry_instant(client, ctx, make_user, make_client, monkeypatch):
+    make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    _backdate(ctx, AuthorizationCode, expires_at=_freeze(monkeypatch))
+    response = exchange(client, cid, secret, code, verifier)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("column", ["expires_at", "family_expires_at"])
+def test_refresh_token_is_expired_at_its_expiry_instant(client, ctx, make_user, make_client, monkeypatch, column):
+    make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret)
+    _backdate(ctx, RefreshToken, **{column: _freeze(monkeypatch)})
+    assert introspect(client, cid, secret, body["refresh_token"]) == {"active": False}
+    response = refresh(client, cid, secret, body["refresh_token"])
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"

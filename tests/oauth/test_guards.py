@@ -4,6 +4,7 @@ its check is removed."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from authserver.audit.models import AuditEvent
@@ -109,3 +110,31 @@ def test_introspection_of_a_refresh_token_is_exact(client, ctx, make_user, make_
     assert before + idle - 1 <= expires <= time.time() + idle
     assert result == {"active": True, "token_type": "refresh_token", "scope": body["scope"], "client_id": cid,
                       "sub": user.id, "iss": ctx.settings.issuer}
+
+
+ERROR_BODIES = {
+    "password grant not allowed": (
+        dict(grant_types=["authorization_code"]),
+        {"grant_type": "password", "username": "alice", "password": PASSWORD},
+        {"error": "unauthorized_client", "error_description": "The client is not allowed the password grant."},
+    ),
+    "password grant without username": (
+        dict(grant_types=["password"]),
+        {"grant_type": "password", "password": PASSWORD},
+        {"error": "invalid_request", "error_description": "Missing 'username' or 'password'."},
+    ),
+}
+
+
+@pytest.mark.parametrize(("client_kw", "data", "expected"), ERROR_BODIES.values(), ids=ERROR_BODIES.keys())
+def test_token_error_bodies_are_exact(client, make_user, make_client, client_kw, data, expected):
+    make_user()
+    cid, secret = make_client(**client_kw)
+    response = client.post("/token", data=data, auth=(cid, secret))
+    assert response.status_code in (400, 401) and response.json() == expected
+
+
+def test_revocation_without_token_body_is_exact(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/revoke", data={}, auth=(cid, secret))
+    assert response.json() == {"error": "invalid_request", "error_description": "Missing 'token'."}

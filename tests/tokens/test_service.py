@@ -145,3 +145,33 @@ def test_revoked_jti_list_fails_closed_when_redis_is_unreachable():
         # a revocation that cannot reach Redis is still honoured by this process
         revoked.revoke("jti-1", time.time() + 60)
         assert revoked._memory.get("jti-1", 0) > time.time()
+
+
+@pytest.fixture
+def redis_client():
+    from tests.conftest import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.skip(f"Redis unreachable: {exc}")
+    yield client
+    client.close()
+
+
+def test_revoked_jti_list_in_redis_is_shared_and_expires(redis_client):
+    prefix = f"authserver-test:{secrets.token_hex(6)}:"
+    try:
+        writer = service.RevokedJtiList(redis_client, prefix=prefix)
+        writer.revoke("jti-1", time.time() + 30)
+        assert writer._memory == {}  # stored in Redis, not in this process
+        assert 0 < redis_client.ttl(f"{prefix}revoked-jti:jti-1") <= 31
+        # another worker sees it; an unknown jti is not revoked
+        reader = service.RevokedJtiList(redis_client, prefix=prefix)
+        assert reader.is_revoked("jti-1") is True
+        assert reader.is_revoked("jti-2") is False
+    finally:
+        for key in redis_client.scan_iter(match=prefix + "*"):
+            redis_client.delete(key)
