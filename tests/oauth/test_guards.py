@@ -10,7 +10,7 @@ from sqlalchemy import select
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from tests.conftest import PASSWORD
-from tests.flows import exchange, get_code, introspect, refresh, tokens, unverified
+from tests.flows import REDIRECT_URI, exchange, get_code, introspect, pkce, refresh, tokens, unverified
 
 
 def test_password_grant_refused_to_a_user_without_mfa_at_a_client_requiring_it(client, make_user, make_client):
@@ -138,3 +138,61 @@ def test_revocation_without_token_body_is_exact(client, make_client):
     cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
     response = client.post("/revoke", data={}, auth=(cid, secret))
     assert response.json() == {"error": "invalid_request", "error_description": "Missing 'token'."}
+
+
+VERIFIER_ERRORS = {
+    "missing": (lambda v: None, "invalid_request", "Missing 'code_verifier'."),
+    "malformed": (lambda v: "a" * 42, "invalid_request", "Invalid 'code_verifier'."),
+    "mismatch": (lambda v: pkce()[0], "invalid_grant", "The 'code_verifier' does not match the 'code_challenge'."),
+}
+
+
+@pytest.mark.parametrize(("make_verifier", "error", "description"), VERIFIER_ERRORS.values(),
+                         ids=VERIFIER_ERRORS.keys())
+def test_code_verifier_error_bodies_are_exact(client, make_user, make_client, make_verifier, error, description):
+    make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    if make_verifier(verifier) is not None:
+        data["code_verifier"] = make_verifier(verifier)
+    response = client.post("/token", data=data, auth=(cid, secret))
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": description}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"require_pkce": False}])
+def test_verifier_without_a_challenge_is_refused(client, make_user, make_client):
+    make_user()
+    cid, secret = make_client()
+    code, _verifier, _ = get_code(client, cid, code_challenge="", code_challenge_method="")
+    response = client.post("/token", data={"grant_type": "authorization_code", "code": code,
+                                           "redirect_uri": REDIRECT_URI, "code_verifier": pkce()[0]},
+                           auth=(cid, secret))
+    assert response.json() == {"error": "invalid_request",
+                               "error_description": "No 'code_challenge' was sent for this code."}
+
+
+def test_code_flow_tokens_carry_acr_and_the_requested_id_token_claims(client, make_user, make_client):
+    import json
+
+    make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret, scope="openid email",
+                  claims=json.dumps({"id_token": {"email": None}}))
+    id_token = unverified(body["id_token"])
+    assert id_token["acr"] == "urn:authserver:acr:pwd" and id_token["email"] == "alice@example.com"
+    assert unverified(body["access_token"])["acr"] == "urn:authserver:acr:pwd"
+
+
+def test_invalid_client_answer_is_json(client):
+    response = client.post("/token", data={"grant_type": "client_credentials"}, auth=("nobody", "nothing"))
+    assert response.status_code == 401 and response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_client_credentials_token_without_any_scope_has_an_empty_scope(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="openid offline_access")
+    response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "" and unverified(response.json()["access_token"])["scope"] == ""
