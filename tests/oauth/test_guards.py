@@ -196,3 +196,40 @@ def test_client_credentials_token_without_any_scope_has_an_empty_scope(client, m
     response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "" and unverified(response.json()["access_token"])["scope"] == ""
+
+
+@pytest.mark.parametrize("name", ["code_challenge", "code_challenge_method"])
+def test_repeated_pkce_parameter_is_invalid_request(client, make_client, name):
+    from tests.flows import auth_params, query
+
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    extra = (name, "S256" if name.endswith("method") else challenge)
+    params = [*auth_params(cid, challenge).items(), extra]
+    response = client.get("/authorize", params=params)
+    assert response.status_code == 302
+    q = query(response.headers["location"])
+    assert q["error"] == "invalid_request" and q["error_description"] == f"Multiple '{name}' in request."
+
+
+def test_missing_grant_type_body_is_exact(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/token", data={}, auth=(cid, secret))
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": "Missing 'grant_type'."}
+    assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+def test_token_response_has_one_cache_control_header(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+    assert response.status_code == 200
+    assert response.headers.get_list("cache-control") == ["no-store"]
+    assert response.headers.get_list("pragma") == ["no-cache"]
+
+
+def test_undecodable_basic_credentials_body_is_exact(client):
+    response = client.post("/token", data={"grant_type": "client_credentials"},
+                           headers={"authorization": "Basic //8="})  # not UTF-8
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid_client", "error_description": "Malformed client credentials."}

@@ -90,11 +90,13 @@ def test_claim_code_once_for_its_client_before_it_expires(ctx, make_user, make_c
     other, _ = make_client()
     with transaction(ctx.sessions) as db:
         live = _code(db, user.id, cid)
+        sibling = _code(db, user.id, cid)  # another outstanding code of the same client
         expired = _code(db, user.id, cid, expires_at=utcnow() - dt.timedelta(seconds=1))
         assert service.claim_code(db, live, other) is None
         row = service.claim_code(db, live, cid)
         assert row is not None and row.code_hash == live
         assert service.claim_code(db, live, cid) is None
+        assert service.claim_code(db, sibling, cid) is not None
         assert service.claim_code(db, expired, cid) is None
         assert db.scalar(sa.select(AuthorizationCode.used_at).where(AuthorizationCode.code_hash == expired)) is None
 
