@@ -233,3 +233,12 @@ def test_undecodable_basic_credentials_body_is_exact(client):
                            headers={"authorization": "Basic //8="})  # not UTF-8
     assert response.status_code == 401
     assert response.json() == {"error": "invalid_client", "error_description": "Malformed client credentials."}
+
+
+def test_missing_code_challenge_is_refused_with_its_reason(client, make_client):
+    from tests.flows import auth_params, query
+
+    cid, _ = make_client()
+    response = client.get("/authorize", params=auth_params(cid, "", code_challenge_method=""))
+    q = query(response.headers["location"])
+    assert (q["error"], q["error_description"]) == ("invalid_request", "'code_challenge' (PKCE, S256) is required.")
