@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -304,9 +305,13 @@ def test_unknown_bucket_is_an_error(settings: Settings) -> None:
 
 @pytest.fixture
 def dead_redis() -> Any:
-    client = connect_redis("redis://127.0.0.1:1/0", timeout=0.2)
-    yield RedisStore(client, "authserver-test:")
-    client.close()
+    # a port bound by this test but not listening refuses connections, whatever
+    # else runs on the machine (port 1 may be taken by someone's server)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        client = connect_redis(f"redis://127.0.0.1:{closed.getsockname()[1]}/0", timeout=0.2)
+        yield RedisStore(client, "authserver-test:")
+        client.close()
 
 
 def test_fallback_keeps_lockout_working_when_redis_is_down(

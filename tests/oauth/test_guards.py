@@ -1,0 +1,244 @@
+"""Checks of the grants and the token service that the rest of the suite left
+unguarded (found by mutation testing, docs/mutation.md): each test fails when
+its check is removed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from authserver.audit.models import AuditEvent
+from authserver.db import transaction
+from tests.conftest import PASSWORD
+from tests.flows import REDIRECT_URI, exchange, get_code, introspect, pkce, refresh, tokens, unverified
+
+
+def test_password_grant_refused_to_a_user_without_mfa_at_a_client_requiring_it(client, make_user, make_client):
+    make_user()
+    cid, secret = make_client(grant_types=["password"], require_mfa=True)
+    response = client.post("/token", data={"grant_type": "password", "username": "alice",
+                                           "password": PASSWORD, "scope": "openid"}, auth=(cid, secret))
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "This account requires multi-factor authentication; use the authorization code flow.",
+    }
+
+
+def _events(ctx, name):
+    with transaction(ctx.sessions) as db:
+        return list(db.scalars(select(AuditEvent).where(AuditEvent.event == name)))
+
+
+def test_code_replay_is_audited(client, ctx, make_user, make_client):
+    user = make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    assert exchange(client, cid, secret, code, verifier).status_code == 200
+    assert _events(ctx, "code_replay_detected") == []
+    assert exchange(client, cid, secret, code, verifier).status_code == 400
+    (event,) = _events(ctx, "code_replay_detected")
+    assert (event.user_id, event.client_id, event.ip) == (user.id, cid, "testclient")
+    assert event.request_id
+
+
+def test_refresh_token_reuse_is_audited_with_the_family_revoked(client, ctx, make_user, make_client):
+    user = make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret)
+    refresh(client, cid, secret, body["refresh_token"])
+    assert _events(ctx, "token_reuse_detected") == []
+    assert refresh(client, cid, secret, body["refresh_token"]).status_code == 400
+    (event,) = _events(ctx, "token_reuse_detected")
+    assert (event.user_id, event.client_id, event.ip) == (user.id, cid, "testclient")
+    # both rows of the family were revoked: the reused one and its successor
+    assert event.detail["family_revoked"] == 2
+
+
+def test_password_grant_logins_are_audited_on_their_channel(client, ctx, make_user, make_client):
+    user = make_user()
+    cid, secret = make_client(grant_types=["password"])
+    data = {"grant_type": "password", "username": "alice", "password": "wrong password here", "scope": "openid"}
+    failed = client.post("/token", data=data, auth=(cid, secret))
+    assert failed.json() == {"error": "invalid_grant", "error_description": "Invalid username or password."}
+    assert client.post("/token", data={**data, "password": PASSWORD}, auth=(cid, secret)).status_code == 200
+    (failure,) = _events(ctx, "login_failed")
+    (success,) = _events(ctx, "login_succeeded")
+    assert failure.user_id == user.id and failure.detail["channel"] == "password_grant"
+    assert (success.user_id, success.client_id, success.ip) == (user.id, cid, "testclient")
+    assert success.detail == {"channel": "password_grant"}
+
+
+def test_password_grant_tokens_carry_acr_and_auth_time(client, make_user, make_client):
+    import time
+
+    make_user()
+    cid, secret = make_client(grant_types=["password"])
+    before = int(time.time())
+    body = client.post("/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD,
+                                       "scope": "openid"}, auth=(cid, secret)).json()
+    for token in (body["access_token"], body["id_token"]):
+        claims = unverified(token)
+        assert claims["acr"] == "urn:authserver:acr:pwd" and claims["amr"] == ["pwd"]
+        assert before <= claims["auth_time"] <= int(time.time())
+
+
+def test_introspection_of_an_access_token_is_exactly_its_claims(client, make_user, make_client):
+    user = make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret)
+    claims = unverified(body["access_token"])
+    result = introspect(client, cid, secret, body["access_token"])
+    assert result == {
+        "active": True, "token_type": "Bearer", "scope": body["scope"], "client_id": cid, "sub": user.id,
+        **{k: claims[k] for k in ("aud", "iss", "exp", "iat", "jti", "auth_time", "acr", "amr")},
+    }
+    assert {"aud", "iss", "exp", "iat", "jti", "auth_time", "acr", "amr"} <= claims.keys()
+
+
+def test_introspection_of_a_refresh_token_is_exact(client, ctx, make_user, make_client):
+    import time
+
+    user = make_user()
+    cid, secret = make_client()
+    before = int(time.time())
+    body = tokens(client, cid, secret)
+    result = introspect(client, cid, secret, body["refresh_token"])
+    assert before - 1 <= result.pop("iat") <= int(time.time())
+    expires = result.pop("exp")
+    idle = ctx.settings.refresh_token_idle_ttl
+    assert before + idle - 1 <= expires <= time.time() + idle
+    assert result == {"active": True, "token_type": "refresh_token", "scope": body["scope"], "client_id": cid,
+                      "sub": user.id, "iss": ctx.settings.issuer}
+
+
+ERROR_BODIES = {
+    "password grant not allowed": (
+        dict(grant_types=["authorization_code"]),
+        {"grant_type": "password", "username": "alice", "password": PASSWORD},
+        {"error": "unauthorized_client", "error_description": "The client is not allowed the password grant."},
+    ),
+    "password grant without username": (
+        dict(grant_types=["password"]),
+        {"grant_type": "password", "password": PASSWORD},
+        {"error": "invalid_request", "error_description": "Missing 'username' or 'password'."},
+    ),
+}
+
+
+@pytest.mark.parametrize(("client_kw", "data", "expected"), ERROR_BODIES.values(), ids=ERROR_BODIES.keys())
+def test_token_error_bodies_are_exact(client, make_user, make_client, client_kw, data, expected):
+    make_user()
+    cid, secret = make_client(**client_kw)
+    response = client.post("/token", data=data, auth=(cid, secret))
+    assert response.status_code in (400, 401) and response.json() == expected
+
+
+def test_revocation_without_token_body_is_exact(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/revoke", data={}, auth=(cid, secret))
+    assert response.json() == {"error": "invalid_request", "error_description": "Missing 'token'."}
+
+
+VERIFIER_ERRORS = {
+    "missing": (lambda v: None, "invalid_request", "Missing 'code_verifier'."),
+    "malformed": (lambda v: "a" * 42, "invalid_request", "Invalid 'code_verifier'."),
+    "mismatch": (lambda v: pkce()[0], "invalid_grant", "The 'code_verifier' does not match the 'code_challenge'."),
+}
+
+
+@pytest.mark.parametrize(("make_verifier", "error", "description"), VERIFIER_ERRORS.values(),
+                         ids=VERIFIER_ERRORS.keys())
+def test_code_verifier_error_bodies_are_exact(client, make_user, make_client, make_verifier, error, description):
+    make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    if make_verifier(verifier) is not None:
+        data["code_verifier"] = make_verifier(verifier)
+    response = client.post("/token", data=data, auth=(cid, secret))
+    assert response.status_code == 400
+    assert response.json() == {"error": error, "error_description": description}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"require_pkce": False}])
+def test_verifier_without_a_challenge_is_refused(client, make_user, make_client):
+    make_user()
+    cid, secret = make_client()
+    code, _verifier, _ = get_code(client, cid, code_challenge="", code_challenge_method="")
+    response = client.post("/token", data={"grant_type": "authorization_code", "code": code,
+                                           "redirect_uri": REDIRECT_URI, "code_verifier": pkce()[0]},
+                           auth=(cid, secret))
+    assert response.json() == {"error": "invalid_request",
+                               "error_description": "No 'code_challenge' was sent for this code."}
+
+
+def test_code_flow_tokens_carry_acr_and_the_requested_id_token_claims(client, make_user, make_client):
+    import json
+
+    make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret, scope="openid email",
+                  claims=json.dumps({"id_token": {"email": None}}))
+    id_token = unverified(body["id_token"])
+    assert id_token["acr"] == "urn:authserver:acr:pwd" and id_token["email"] == "alice@example.com"
+    assert unverified(body["access_token"])["acr"] == "urn:authserver:acr:pwd"
+
+
+def test_invalid_client_answer_is_json(client):
+    response = client.post("/token", data={"grant_type": "client_credentials"}, auth=("nobody", "nothing"))
+    assert response.status_code == 401 and response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_client_credentials_token_without_any_scope_has_an_empty_scope(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="openid offline_access")
+    response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "" and unverified(response.json()["access_token"])["scope"] == ""
+
+
+@pytest.mark.parametrize("name", ["code_challenge", "code_challenge_method"])
+def test_repeated_pkce_parameter_is_invalid_request(client, make_client, name):
+    from tests.flows import auth_params, query
+
+    cid, _ = make_client()
+    _verifier, challenge = pkce()
+    extra = (name, "S256" if name.endswith("method") else challenge)
+    params = [*auth_params(cid, challenge).items(), extra]
+    response = client.get("/authorize", params=params)
+    assert response.status_code == 302
+    q = query(response.headers["location"])
+    assert q["error"] == "invalid_request" and q["error_description"] == f"Multiple '{name}' in request."
+
+
+def test_missing_grant_type_body_is_exact(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/token", data={}, auth=(cid, secret))
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": "Missing 'grant_type'."}
+    assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+def test_token_response_has_one_cache_control_header(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+    assert response.status_code == 200
+    assert response.headers.get_list("cache-control") == ["no-store"]
+    assert response.headers.get_list("pragma") == ["no-cache"]
+
+
+def test_undecodable_basic_credentials_body_is_exact(client):
+    response = client.post("/token", data={"grant_type": "client_credentials"},
+                           headers={"authorization": "Basic //8="})  # not UTF-8
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid_client", "error_description": "Malformed client credentials."}
+
+
+def test_missing_code_challenge_is_refused_with_its_reason(client, make_client):
+    from tests.flows import auth_params, query
+
+    cid, _ = make_client()
+    response = client.get("/authorize", params=auth_params(cid, "", code_challenge_method=""))
+    q = query(response.headers["location"])
+    assert (q["error"], q["error_description"]) == ("invalid_request", "'code_challenge' (PKCE, S256) is required.")
