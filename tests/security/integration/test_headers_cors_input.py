@@ -61,7 +61,7 @@ def test_oversized_body_is_413(client, path):
     ("/token", b"grant_type=%ZZ&&&==", "application/x-www-form-urlencoded", 400),
     ("/token", b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded", 400),
     ("/token", b'{"grant_type": "client_credentials"}', "application/json", 400),
-    ("/introspect", b"token=\x00\x01", "application/x-www-form-urlencoded", 401),  # no client
+    ("/introspect", b"token=\x00\x01", "application/x-www-form-urlencoded", 400),  # the input edge, before auth
     ("/login", b"csrf_token=%ff%fe&username=\x00", "application/x-www-form-urlencoded", 400),
     ("/login/mfa", b"code=%00", "application/x-www-form-urlencoded", 400),
     ("/authorize", b"client_id=%ff", "application/x-www-form-urlencoded", 400),
