@@ -84,6 +84,7 @@ class Settings:
     refresh_token_idle_ttl: int = 14 * 86400
     refresh_token_max_ttl: int = 90 * 86400
     session_ttl: int = 12 * 3600
+    max_devices_per_user: int = 0
     key_activation_delay: int = 600
     jwks_max_age: int = 300
     require_pkce: bool = True
@@ -173,6 +174,8 @@ class Settings:
                      "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"AUTHSERVER_{name.upper()} must be positive")
+        if self.max_devices_per_user < 0:
+            raise SettingsError("AUTHSERVER_MAX_DEVICES_PER_USER must be 0 (no limit) or more")
         if self.argon2_memory_cost < 8:
             raise SettingsError("AUTHSERVER_ARGON2_MEMORY_COST must be at least 8 (KiB)")
         if self.secret_key.get() and len(self.secret_key.get()) < 32:

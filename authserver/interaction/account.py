@@ -27,6 +27,7 @@ from authserver.interaction import web
 from authserver.oauth import authorization, bridge
 from authserver.security import totp
 from authserver.security.passwords import WeakPasswordError, normalize, validate_password
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.tokens import service as tokens
@@ -81,6 +82,8 @@ async def account_page(request: Request) -> Response:
             "user": user,
             "current_sid": session.sid,
             "sessions": sessions.for_user(db, user.id),
+            "device_notices": devices.notices(db, user.id),
+            "max_devices": ctx.settings.max_devices_per_user,
             "consents": granted,
             "mfa_enabled": factors.confirmed_factor(db, user.id) is not None,
             "backup_codes_left": factors.unused_backup_codes(db, user.id),

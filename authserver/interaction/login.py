@@ -17,6 +17,7 @@ from authserver.clients import service as clients
 from authserver.endpoints.guards import rate_limit
 from authserver.interaction import web
 from authserver.oauth import authorization, bridge
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 
 FAILED = "Invalid username or password."
@@ -77,9 +78,11 @@ async def login_submit(request: Request) -> Response:
         if result.user is None:
             return "failed", _login_values(ctx, session, rid, FAILED, form.get("username", "")), None
         user = result.user
-        _new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id, amr=["pwd"],
+        new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id, amr=["pwd"],
                                      acr=authorization.ACR_PWD, auth_time=int(ctx.clock()), ip=ip,
                                      user_agent=request.headers.get("user-agent"))
+        if not result.mfa:  # otherwise the sign-in completes with the second factor
+            devices.sign_in(db, ctx, new, user_agent=request.headers.get("user-agent"), ip=ip)
         audit.record(db, "login_succeeded", user_id=user.id, ip=ip, channel="login")
         target = f"/authorize/resume?rid={rid}" if rid else "/account"
         return "ok", target, value

@@ -23,6 +23,7 @@ from authserver.audit import service as audit
 from authserver.endpoints.guards import rate_limit
 from authserver.interaction import web
 from authserver.oauth import authorization, bridge
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 
 FAILED = "That code is not valid. Try again with a new code."
@@ -114,9 +115,10 @@ async def mfa_submit(request: Request) -> Response:
             audit.record(db, "backup_code_used", user_id=user.id, ip=ip,
                          remaining=factors.unused_backup_codes(db, user.id))
         audit.record(db, "mfa_succeeded", user_id=user.id, ip=ip, method=used)
-        _new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id,
-                                      amr=["pwd", "otp"], acr=authorization.ACR_MFA, auth_time=int(ctx.clock()), ip=ip,
-                                      user_agent=request.headers.get("user-agent"))
+        new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id,
+                                     amr=["pwd", "otp"], acr=authorization.ACR_MFA, auth_time=int(ctx.clock()), ip=ip,
+                                     user_agent=request.headers.get("user-agent"))
+        devices.sign_in(db, ctx, new, user_agent=request.headers.get("user-agent"), ip=ip)
         return "ok", None, value
 
     state, values, new_cookie = await bridge.call(ctx, run)

@@ -29,6 +29,7 @@ from authserver.interaction import web
 from authserver.logging import mask_email
 from authserver.oauth import authorization, bridge
 from authserver.security.passwords import WeakPasswordError, validate_password
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 
 CSRF_FAILED = "The form expired or was not sent by this site. Go back and try again."
@@ -191,6 +192,7 @@ async def verify_submit(request: Request) -> Response:
         _new, value = sessions.log_in(db, ctx.box, ctx.settings, session, user_id=user.id, amr=["pwd"],
                                       acr=authorization.ACR_PWD, auth_time=int(ctx.clock()), ip=ip,
                                       user_agent=request.headers.get("user-agent"))
+        devices.sign_in(db, ctx, _new, user_agent=request.headers.get("user-agent"), ip=ip)
         sessions.set_data(_new, "signup_code", None)
         return "ok", value
 

@@ -276,7 +276,7 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
     assert session is not None
     principal = Principal(
         s.user, session.auth_time, list(session.amr or []), session.acr, session.sid,
-        claims=s.claims,
+        claims=s.claims, device_id=session.device_id,
     )
     status, _body, headers = ctx.oauth.create_authorization_response(request, grant_user=principal, grant=grant)
     _forget(session, rid)
