@@ -14,6 +14,7 @@ from authserver.accounts.models import EmailCode
 from authserver.clients.models import InitialAccessToken
 from authserver.context import Context
 from authserver.db import transaction, utcnow
+from authserver.sessions import devices
 from authserver.sessions.models import BrowserSession
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 
@@ -26,7 +27,7 @@ def run_cleanup(ctx: Context, now: dt.datetime | None = None) -> dict[str, int]:
     """Delete expired rows and retired signing keys; returns the number removed per kind.
 
     The kinds, in order: ``authorization_codes``, ``refresh_tokens``,
-    ``browser_sessions``, ``email_codes``, ``initial_access_tokens``,
+    ``browser_sessions``, ``devices``, ``email_codes``, ``initial_access_tokens``,
     ``retired_keys``. Rotated refresh tokens stay until their family expires,
     so a stolen old token presented late still reveals the theft
     (RFC 9700 §4.14.2).
@@ -43,6 +44,7 @@ def run_cleanup(ctx: Context, now: dt.datetime | None = None) -> dict[str, int]:
             )
         ),
         "browser_sessions": sa.delete(BrowserSession).where(BrowserSession.expires_at < now),
+        "devices": devices.forgettable(now),
         "email_codes": sa.delete(EmailCode).where(EmailCode.expires_at < now),
         "initial_access_tokens": sa.delete(InitialAccessToken).where(
             InitialAccessToken.expires_at.is_not(None), InitialAccessToken.expires_at < now

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Delete, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User
@@ -211,3 +211,18 @@ def notices(db: Session, user_id: str) -> list[Notice]:
                Device.ended_at > utcnow() - dt.timedelta(days=NOTICE_DAYS))
         .order_by(Device.ended_at.desc()).limit(10))
     return [Notice(name, ended_at, by) for name, ended_at, by in rows if ended_at is not None]
+
+
+def forgettable(now: dt.datetime) -> Delete:
+    """The devices ``cleanup`` deletes: ended ones once their notice is over, and those
+    that have had nothing live for ``NOTICE_DAYS`` (no browser session, no refresh token
+    that can still be used; found through the ``user_id`` indexes)."""
+    since = now - dt.timedelta(days=NOTICE_DAYS)
+    session = select(BrowserSession.id).where(BrowserSession.device_id == Device.id)
+    token = select(RefreshToken.id).where(
+        RefreshToken.user_id == Device.user_id, RefreshToken.device_id == Device.id,
+        RefreshToken.revoked_at.is_(None), RefreshToken.family_expires_at > now)
+    return delete(Device).where(or_(
+        Device.ended_at < since,
+        and_(Device.ended_at.is_(None), Device.last_used_at < since, ~session.exists(), ~token.exists()),
+    )).execution_options(synchronize_session=False)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from authserver.audit.models import AuditEvent
-from authserver.db import transaction
+from authserver.db import transaction, utcnow
 from authserver.sessions import devices
 from authserver.sessions.models import BrowserSession, Device
 from authserver.tokens.models import RefreshToken
@@ -235,3 +235,23 @@ def test_concurrent_sign_ins_never_exceed_the_limit(app, ctx, make_user):
     finally:
         for b in browsers:
             b.__exit__(None, None, None)
+
+
+def test_cleanup_forgets_devices_with_nothing_live(app, ctx, make_user, make_client):
+    from authserver.maintenance.service import run_cleanup
+
+    user = make_user()
+    cid, secret = make_client()
+    with _browser(app, FIREFOX_LINUX) as firefox, _browser(app, CHROME_WINDOWS) as chrome:
+        tokens(firefox, cid, secret)  # a refresh family keeps it
+        login(chrome)  # only a browser session
+    month = 31 * 86400
+    _age(ctx, "Firefox on Linux", month)
+    _age(ctx, "Chrome on Windows", month)
+    with transaction(ctx.sessions) as db:
+        db.execute(BrowserSession.__table__.delete())  # both browsers' sessions expired
+        db.add(Device(id="ended", user_id=user.id, name="Old phone", ended_reason="device_limit",
+                      ended_at=utcnow() - dt.timedelta(seconds=month)))
+    assert run_cleanup(ctx)["devices"] == 2
+    with transaction(ctx.sessions) as db:
+        assert db.scalars(select(Device.name)).all() == ["Firefox on Linux"]
