@@ -179,7 +179,8 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
         user = accounts.get_user(db, row.user_id, with_roles=False)
         if user is None or user.disabled:
             return None
-        if row.device_id is not None and not devices.is_live(db, row.device_id):
+        if (row.device_id is not None and self.server.ctx.settings.max_devices_per_user
+                and not devices.is_live(db, row.device_id)):
             return None  # the browser was signed out by the device limit meanwhile
         return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims,
                          device_id=row.device_id)
