@@ -207,7 +207,7 @@ def test_concurrent_sign_ins_never_exceed_the_limit(app, ctx, make_user):
     for b in browsers:
         b.__enter__()
     forms = [form_value(b.get("/login").text, "csrf_token") for b in browsers]
-    barrier = threading.Barrier(len(browsers))
+    barrier = threading.Barrier(len(browsers), timeout=30)
     statuses: list[int] = []
 
     def sign_in(browser: TestClient, csrf_token: str) -> None:
