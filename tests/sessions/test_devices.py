@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
@@ -255,3 +256,90 @@ def test_cleanup_forgets_devices_with_nothing_live(app, ctx, make_user, make_cli
     assert run_cleanup(ctx)["devices"] == 2
     with transaction(ctx.sessions) as db:
         assert db.scalars(select(Device.name)).all() == ["Firefox on Linux"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_devices_per_user": 1}])
+def test_access_tokens_of_codes_without_a_refresh_token_are_revoked_too(app, ctx, make_user, make_client):
+    make_user()
+    cid, secret = make_client(grant_types=["authorization_code"])
+    with _browser(app, FIREFOX_LINUX) as firefox, _browser(app, CHROME_WINDOWS) as chrome:
+        issued = tokens(firefox, cid, secret)
+        assert "refresh_token" not in issued
+        assert introspect(firefox, cid, secret, issued["access_token"])["active"] is True
+        login(chrome)
+        assert introspect(firefox, cid, secret, issued["access_token"]) == {"active": False}
+
+
+def _sign_out_while(ctx: Any, device_id: str, holding: Any) -> None:
+    """Sign the device out from another thread while ``holding`` (an open transaction on
+    Postgres) has not committed; wait until the sign-out is blocked by it, then commit."""
+    pid = holding.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    errors: list[BaseException] = []
+
+    def sign_out() -> None:
+        try:
+            with transaction(ctx.sessions) as db:
+                row = db.get(Device, device_id)
+                assert row is not None
+                devices.end(db, ctx, row, reason=devices.DEVICE_LIMIT)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=sign_out)
+    thread.start()
+    blocked = sa.text("SELECT count(*) FROM pg_stat_activity "
+                      "WHERE wait_event_type = 'Lock' AND :pid = ANY(pg_blocking_pids(pid))")
+    waited = False
+    try:
+        with ctx.engine.connect() as watch:
+            for _ in range(200):
+                waited = bool(watch.execute(blocked, {"pid": pid}).scalar())
+                if waited or not thread.is_alive():
+                    break
+                threading.Event().wait(0.05)
+    finally:
+        holding.commit()
+        holding.close()
+        thread.join(30)
+    assert not errors, errors
+    assert waited, "the sign-out did not wait for the other transaction"
+
+
+def _new_token(old: RefreshToken, token_hash: str, family_id: str) -> RefreshToken:
+    return RefreshToken(token_hash=token_hash, family_id=family_id, client_id=old.client_id,
+                        user_id=old.user_id, scope=old.scope, device_id=old.device_id,
+                        expires_at=old.expires_at, family_expires_at=old.family_expires_at)
+
+
+def _unrevoked(ctx: Any) -> list[str]:
+    with transaction(ctx.sessions) as db:
+        return list(db.scalars(select(RefreshToken.token_hash).where(RefreshToken.revoked_at.is_(None))))
+
+
+@pytest.mark.parametrize("in_flight", ["rotation", "code exchange"])
+def test_what_is_in_flight_does_not_outlive_the_sign_out(backend, app, ctx, make_user, make_client, in_flight):
+    """A refresh that rotated the device's token, or a code exchange that started a family
+    on it, has not committed when the device is signed out: the sign-out waits for it
+    and then revokes what it wrote."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time: the two cannot interleave")
+    make_user()
+    cid, secret = make_client()
+    with _browser(app, FIREFOX_LINUX) as firefox:
+        tokens(firefox, cid, secret)
+    with transaction(ctx.sessions) as db:
+        old = db.scalars(select(RefreshToken)).one()
+    assert old.device_id is not None
+    holding = ctx.sessions()
+    holding.begin()
+    if in_flight == "rotation":
+        from authserver.tokens import service as token_service
+
+        assert token_service.claim_refresh_token(holding, old.id)
+        holding.add(_new_token(old, "rotated", old.family_id))
+    else:  # what the authorization-code grant does before it issues (grants.AuthorizationCodeGrant)
+        assert devices.is_live(holding, old.device_id)
+        holding.add(_new_token(old, "exchanged", "a-new-family"))
+    holding.flush()
+    _sign_out_while(ctx, old.device_id, holding)
+    assert _unrevoked(ctx) == []
