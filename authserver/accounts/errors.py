@@ -1,10 +1,7 @@
 """Errors of the accounts domain."""
 
-from authserver.errors import AppError
+from authserver.errors import DomainError
 
 
-class AccountError(AppError):
+class AccountError(DomainError):
     """Invalid account data or an unknown user; the message is safe to show."""
-
-    status_code = 400
-    error = "invalid_request"

@@ -19,7 +19,8 @@ EVENTS = frozenset({
     "consent_granted", "consent_revoked", "client_created", "client_updated",
     "client_secret_rotated", "client_deleted", "key_rotated", "deny_list_hit",
     "deny_list_changed", "user_created", "user_disabled", "password_changed",
-    "password_reset", "session_revoked", "signup_completed", "rate_limited", "registration_token_created",
+    "password_reset", "password_set_by_admin", "session_revoked", "signup_completed", "rate_limited",
+    "registration_token_created",
     "user_enabled", "user_deleted", "user_roles_changed", "registration_token_revoked",
 })
 

@@ -9,33 +9,23 @@ from __future__ import annotations
 import argparse
 
 from authserver.audit import service as audit
-from authserver.cli.common import (
-    ACTOR,
-    CliError,
-    SubParsers,
-    command,
-    group,
-    open_context,
-    print_json,
-    print_table,
-    timestamp,
-    when,
-)
+from authserver.cli import common
 from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
+from authserver.oauth import vocabulary
 
 
-def add_commands(sub: SubParsers) -> None:
-    group_ = group(sub, "clients", "manage OAuth clients")
-    p = command(group_, "create", cmd_create, "register a client", json=True)
+def add_commands(sub: common.SubParsers) -> None:
+    group_ = common.group(sub, "clients", "manage OAuth clients")
+    p = common.command(group_, "create", cmd_create, "register a client", json=True)
     p.add_argument("--name", required=True)
     p.add_argument("--redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
     p.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="GRANT",
-                   help=", ".join(clients.GRANT_TYPES))
+                   help=", ".join(vocabulary.GRANT_TYPES))
     p.add_argument("--scope", required=True, help='space-separated, e.g. "openid profile email"')
-    p.add_argument("--auth-method", choices=clients.AUTH_METHODS)
+    p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS)
     p.add_argument("--public", action="store_true", help="same as --auth-method none (no secret)")
     p.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
     p.add_argument("--skip-consent", action="store_true", help="first-party app: never ask for consent")
@@ -44,12 +34,12 @@ def add_commands(sub: SubParsers) -> None:
     p.add_argument("--audience", action="extend", nargs="+", default=[], metavar="AUD",
                    help="access-token aud (default: the client_id)")
     p.add_argument("--require-mfa", action="store_true")
-    command(group_, "list", cmd_list, "list clients", json=True)
-    p = command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
+    common.command(group_, "list", cmd_list, "list clients", json=True)
+    p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
-    p = command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
+    p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
-    p = command(group_, "delete", cmd_delete, "delete a client")
+    p = common.command(group_, "delete", cmd_delete, "delete a client")
     p.add_argument("client_id")
 
 
@@ -73,9 +63,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     method = args.auth_method
     if args.public:
         if method not in (None, "none"):
-            raise CliError(f"--public means --auth-method none, not {method}")
+            raise common.CliError(f"--public means --auth-method none, not {method}")
         method = "none"
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         new = clients.create_client(
             db, ctx.box,
             client_name=args.name,
@@ -91,10 +81,10 @@ def cmd_create(args: argparse.Namespace) -> int:
         )
         client = new.client
         audit.record(db, "client_created", client_id=client.client_id, client_name=client.client_name,
-                     actor=ACTOR)
+                     actor=common.ACTOR)
         body = client_json(client, new.client_secret)
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     print(f"client_id:     {body['client_id']}")
     if new.client_secret is not None:
@@ -106,23 +96,23 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         rows = clients.list_clients(db)
         body = [client_json(c, None) for c in rows]
         table = [
             [c.client_id, c.client_name, c.token_endpoint_auth_method, ",".join(c.grant_types),
-             " ".join(c.redirect_uris) or "-", when(c.created_at)]
+             " ".join(c.redirect_uris) or "-", common.when(c.created_at)]
             for c in rows
         ]
     if args.json:
-        print_json(body)
+        common.print_json(body)
     else:
-        print_table(["CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REDIRECT_URIS", "CREATED"], table)
+        common.print_table(["CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REDIRECT_URIS", "CREATED"], table)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         client = clients.get_client(db, args.client_id)
         if client is None:
             raise ClientError(f"no such client: {args.client_id}")
@@ -132,11 +122,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
-            "created_at": timestamp(client.created_at),
-            "secret_rotated_at": timestamp(client.secret_rotated_at),
+            "created_at": common.timestamp(client.created_at),
+            "secret_rotated_at": common.timestamp(client.secret_rotated_at),
         }
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     for name, value in body.items():
         if isinstance(value, list):
@@ -144,7 +134,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         elif isinstance(value, bool):
             text = "yes" if value else "no"
         elif name.endswith("_at"):
-            text = when(value if isinstance(value, int) else None)
+            text = common.when(value if isinstance(value, int) else None)
         else:
             text = str(value)
         print(f"{name + ':':<28}{text}")
@@ -152,11 +142,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         secret = clients.rotate_secret(db, ctx.box, args.client_id)
-        audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=ACTOR)
+        audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=common.ACTOR)
     if args.json:
-        print_json({"client_id": args.client_id, "client_secret": secret})
+        common.print_json({"client_id": args.client_id, "client_secret": secret})
     else:
         print(f"client_secret: {secret}")
         print("The old secret no longer works. Store this one now: it is shown only once.")
@@ -164,8 +154,8 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         clients.delete_client(db, args.client_id)
-        audit.record(db, "client_deleted", client_id=args.client_id, actor=ACTOR)
+        audit.record(db, "client_deleted", client_id=args.client_id, actor=common.ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
     return 0

@@ -176,7 +176,7 @@ def require_sqlite_file(database_url: str) -> None:
         return
     if not Path(url.database).exists():
         raise CliError(
-            f"no database at {url.database} (working directory {Path.cwd()}); "
+            f"no database at {url.database} (AUTHSERVER_DATABASE_URL; working directory {Path.cwd()}); "
             "run `authserver migrate` (or `authserver serve`) first"
         )
 

@@ -1,10 +1,7 @@
 """Errors of the clients domain."""
 
-from authserver.errors import AppError
+from authserver.errors import DomainError
 
 
-class ClientError(AppError):
+class ClientError(DomainError):
     """Invalid client metadata or an unknown client; the message is safe to show."""
-
-    status_code = 400
-    error = "invalid_request"

@@ -30,12 +30,13 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy.orm import Session
 
 from authserver.audit import service as audit
+from authserver.errors import AppError
 from authserver.settings import check_private_file
 
 CLOCK_SKEW = 60
 
 
-class KeyError_(Exception):
+class KeyError_(AppError):
     """The key directory holds no usable key, or a key file is unreadable."""
 
 

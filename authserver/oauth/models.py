@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authserver.accounts.models import User
 from authserver.clients.models import Client
 from authserver.security.crypto import SecretBox
+from authserver.tokens.models import AuthorizationCode, RefreshToken
 
 
 class OAuthClient(ClientMixin):
@@ -89,7 +90,7 @@ class Principal:
 class AuthorizationCodeAdapter:
     """An ``AuthorizationCode`` row as Authlib's ``AuthorizationCodeMixin``."""
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: AuthorizationCode) -> None:
         self.row = row
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
@@ -110,7 +111,7 @@ class AuthorizationCodeAdapter:
 class RefreshTokenAdapter:
     """A ``RefreshToken`` row as Authlib's ``TokenMixin``."""
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: RefreshToken) -> None:
         self.row = row
 
     def check_client(self, client: OAuthClient) -> bool:

@@ -12,13 +12,18 @@ import hashlib
 import itertools
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.security.crypto import new_token
+
+if TYPE_CHECKING:
+    from authserver.keys.service import KeyStore
+    from authserver.settings import Settings
+    from authserver.tokens.service import RevokedJtiList
 
 CLOCK_SKEW = 30
 # jti: unique, not secret (RFC 7519 §4.1.7). A random per-process prefix and a
@@ -75,7 +80,7 @@ def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | Non
 
 
 class TokenIssuer:
-    def __init__(self, settings: Any, keys: Any, revoked: Any) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore, revoked: RevokedJtiList) -> None:
         self.settings = settings
         self.keys = keys
         self.revoked = revoked

@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import Any
 
 import structlog
+from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ log = structlog.get_logger("authserver.tokens")
 class RevokedJtiList:
     """Revoked access-token ids, each kept until the token would have expired."""
 
-    def __init__(self, redis: Any = None, prefix: str = "authserver:") -> None:
+    def __init__(self, redis: Redis | None = None, prefix: str = "authserver:") -> None:
         self._redis = redis
         self._prefix = f"{prefix}revoked-jti:"
         self._memory: dict[str, float] = {}
@@ -161,4 +161,4 @@ def claim_refresh_token(db: Session, token_id: int) -> bool:
         .values(rotated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

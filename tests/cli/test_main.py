@@ -33,6 +33,7 @@ def test_help_exits_zero(run):
     ("AUTHSERVER_ISSUER", "ftp://example.com"),
     ("AUTHSERVER_ACCESS_TOKEN_TTL", "ten"),
     ("AUTHSERVER_SECRET_KEY", "short"),
+    ("AUTHSERVER_ACCES_TOKEN_TTL", "60"),  # misspelt: refused, not ignored
 ])
 def test_bad_setting_names_the_variable(run, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -41,7 +42,7 @@ def test_bad_setting_names_the_variable(run, monkeypatch, name, value):
 
 def test_missing_sqlite_file_says_migrate(run, monkeypatch, tmp_path):
     monkeypatch.setenv("AUTHSERVER_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
-    assert_error(run("users", "list"), "authserver migrate")
+    assert_error(run("users", "list"), "AUTHSERVER_DATABASE_URL", str(tmp_path / "none.db"), "authserver migrate")
     assert not (tmp_path / "none.db").exists()
 
 

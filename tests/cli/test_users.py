@@ -210,3 +210,26 @@ def test_users_set_roles(run, ctx, make_user):
     assert get_user(ctx, "alice").role_names == []
     assert_error(run("users", "set-roles", "alice", "bad role"), "invalid role name")
     assert len(audit_events(ctx, "user_roles_changed")) == 2
+
+
+def test_users_set_password_revokes_and_changes(run, make_user, ctx):
+    from authserver.accounts.models import User
+    from authserver.audit.models import AuditEvent
+    from authserver.db import transaction
+
+    make_user("alice")
+    status, out, err = run("users", "set-password", "alice", "--password-stdin",
+                           stdin="quiet orchard lantern ninety\n")
+    assert status == 0, err
+    assert "password set" in out
+    with transaction(ctx.sessions) as db:
+        user = db.query(User).filter_by(username="alice").one()
+        assert ctx.passwords.verify(user.password_hash, "quiet orchard lantern ninety")
+        events = [e.event for e in db.query(AuditEvent).filter_by(user_id=user.id)]
+    assert "password_set_by_admin" in events
+
+
+def test_users_set_password_refuses_weak(run, make_user):
+    make_user("alice")
+    status, _, err = run("users", "set-password", "alice", "--password-stdin", stdin="password\n")
+    assert status == 2 and err.startswith("error:"), err

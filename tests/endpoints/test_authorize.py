@@ -174,3 +174,9 @@ def test_login_post_without_csrf_token_is_refused(client, make_user, make_client
     response = client.post("/login", data={"rid": rid, "username": "alice",
                                            "password": "correct horse battery staple"})
     assert response.status_code == 400 and "location" not in response.headers
+
+
+def test_client_id_with_a_nul_byte_is_an_unknown_client(client):
+    """Postgres text refuses NUL: the lookup must not reach it (found by test_fuzz)."""
+    response = client.get("/authorize", params={"client_id": "\x00", "response_type": "code"})
+    assert response.status_code == 400 and "location" not in response.headers
