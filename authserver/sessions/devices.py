@@ -145,6 +145,7 @@ def sign_in_application(db: Session, ctx: Context, user_id: str, name: str,
 def _new_device(db: Session, ctx: Context, user_id: str, name: str, ip: str | None) -> Device:
     limit = ctx.settings.max_devices_per_user
     device = Device(id=str(uuid.uuid4()), user_id=user_id, name=name)
+    live: list[ActiveDevice] = []
     if limit:
         # Serialise the user's sign-ins across workers: the count below must see every
         # device committed before it (READ COMMITTED reads anew once the lock is held).
@@ -154,9 +155,8 @@ def _new_device(db: Session, ctx: Context, user_id: str, name: str, ip: str | No
         live = active(db, user_id)
     db.add(device)
     db.flush()  # before the devices it ends refer to it
-    if limit:
-        for old in live[:max(0, len(live) - limit + 1)]:
-            end(db, ctx, old.device, reason=DEVICE_LIMIT, by=device, ip=ip)
+    for old in live[:max(0, len(live) - limit + 1)]:
+        end(db, ctx, old.device, reason=DEVICE_LIMIT, by=device, ip=ip)
     return device
 
 
