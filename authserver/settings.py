@@ -101,6 +101,7 @@ class Settings:
     refresh_token_idle_ttl: int = 14 * 86400
     refresh_token_max_ttl: int = 90 * 86400
     session_ttl: int = 12 * 3600
+    max_devices_per_user: int = 0
     key_activation_delay: int = 600
     jwks_max_age: int = 300
     key_rotation_interval: int = 90 * 86400

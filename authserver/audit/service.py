@@ -13,6 +13,7 @@ log = structlog.get_logger("authserver.audit")
 
 EVENTS = frozenset({
     "login_succeeded", "login_failed", "account_locked", "account_unlocked", "logout",
+    "device_signed_out",
     "mfa_enrolled", "mfa_disabled", "mfa_succeeded", "mfa_failed", "backup_code_used",
     "token_reuse_detected", "code_replay_detected", "password_grant_failed",
     "consent_granted", "consent_revoked", "client_created", "client_updated",

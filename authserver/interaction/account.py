@@ -22,6 +22,7 @@ from authserver.db import utcnow
 from authserver.oauth import authorization
 from authserver.security import totp
 from authserver.security.passwords import WeakPasswordError, normalize
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.tokens import service as tokens
@@ -63,6 +64,8 @@ def overview(page: Page) -> Result:
         "user": user,
         "current_sid": session.sid,
         "sessions": sessions.for_user(db, user.id),
+        "device_notices": devices.notices(db, user.id),
+        "max_devices": page.ctx.settings.max_devices_per_user,
         "consents": granted,
         "mfa_enabled": factors.confirmed_factor(db, user.id) is not None,
         "backup_codes_left": factors.unused_backup_codes(db, user.id),

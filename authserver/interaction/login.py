@@ -44,6 +44,7 @@ def login_submit(page: Page) -> Result:
     result = accounts.authenticate(page.db, page.ctx, login, page.form.get("password", ""), page.ip)
     if result.user is None:
         return _form(page, FAILED, login)
-    page.log_in(result.user.id, amr=["pwd"], acr=authorization.ACR_PWD)
+    # with a second factor, the sign-in completes on the MFA page
+    page.log_in(result.user.id, amr=["pwd"], acr=authorization.ACR_PWD, complete=not result.mfa)
     audit.record(page.db, "login_succeeded", user_id=result.user.id, ip=page.ip, channel="login")
     return Redirect(with_rid("/authorize/resume", page.rid) if page.rid else "/account")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from authserver.accounts.models import EmailCode
 from authserver.clients.models import InitialAccessToken
 from authserver.db import transaction, utcnow
+from authserver.sessions import devices
 from authserver.sessions.models import BrowserSession
 from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedToken, TokenCutoff
 
@@ -30,7 +31,7 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
     """Delete expired rows and retired signing keys; returns the number removed per kind.
 
     The kinds, in order: ``authorization_codes``, ``refresh_tokens``,
-    ``browser_sessions``, ``email_codes``, ``initial_access_tokens``,
+    ``browser_sessions``, ``devices``, ``email_codes``, ``initial_access_tokens``,
     ``revoked_tokens``, ``token_cutoffs``, ``retired_keys``. Rotated refresh
     tokens stay until their family expires, so a stolen old token presented
     late still reveals the theft (RFC 9700 §4.14.2). Revoked access-token ids
@@ -52,6 +53,7 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
             )
         ),
         "browser_sessions": sa.delete(BrowserSession).where(BrowserSession.expires_at < now),
+        "devices": devices.forgettable(now),
         "email_codes": sa.delete(EmailCode).where(EmailCode.expires_at < now),
         "initial_access_tokens": sa.delete(InitialAccessToken).where(
             InitialAccessToken.expires_at.is_not(None), InitialAccessToken.expires_at < now

@@ -24,6 +24,7 @@ from authserver.oauth import vocabulary
 from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
+from authserver.sessions import devices
 from authserver.tokens import service as tokens
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 
@@ -158,6 +159,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
             amr=principal.amr,
             acr=principal.acr,
             sid=principal.sid,
+            device_id=principal.device_id,
             expires_at=utcnow() + dt.timedelta(seconds=self.server.ctx.settings.authorization_code_ttl),
         ))
 
@@ -180,10 +182,15 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCodeAdapter) -> Principal | None:
         row = authorization_code.row
-        user = accounts.get_user(current_db.get(), row.user_id, with_roles=False)
+        db = current_db.get()
+        user = accounts.get_user(db, row.user_id, with_roles=False)
         if user is None or user.disabled:
             return None
-        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims)
+        if (row.device_id is not None and self.server.ctx.settings.max_devices_per_user
+                and not devices.is_live(db, row.device_id)):
+            return None  # the browser was signed out by the device limit meanwhile
+        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims,
+                         device_id=row.device_id)
 
 
 class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
@@ -233,7 +240,7 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
         user = getattr(self, "_user", None) or accounts.get_user(current_db.get(), row.user_id)
         if user is None:
             return None
-        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid)
+        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, device_id=row.device_id)
 
     def revoke_old_credential(self, refresh_token: Any) -> None:
         """Nothing to do: the old token was marked rotated in ``validate_token_request``."""
@@ -245,6 +252,18 @@ class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
     never get a token this way."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        """A refresh token makes this sign-in a device of its own, counted by the device
+        limit (``sessions.devices.sign_in_application``); without one nothing outlives
+        the access token, so nothing is counted."""
+        principal: Principal = self.request.user
+        if token.get("refresh_token"):
+            client = self.request.client
+            principal.device_id = devices.sign_in_application(
+                current_db.get(), self.server.ctx, principal.user.id,
+                client.row.client_name or client.client_id, ip=self.request.ip).id
+        super().save_token(token)
 
     def authenticate_user(self, username: str, password: str) -> Principal:
         db = current_db.get()

@@ -80,6 +80,8 @@ class Principal:
     sid: str | None = None
     nonce: str | None = None
     claims: dict[str, Any] | None = None
+    #: the device the grant is for (``sessions.devices``): refresh families are bound to it
+    device_id: str | None = None
 
     def get_user_id(self) -> str:
         return self.user.id

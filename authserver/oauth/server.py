@@ -116,6 +116,8 @@ class Server(rfc6749.AuthorizationServer):
                 amr=principal.amr if principal else [],
                 acr=principal.acr if principal else None,
                 sid=principal.sid if principal else None,
+                # a rotated token stays on its family's device
+                device_id=old.device_id if old else principal.device_id if principal else None,
                 expires_at=min(now + dt.timedelta(seconds=settings.refresh_token_idle_ttl), family_expires),
                 family_expires_at=family_expires,
                 access_token_jti=issued["jti"],

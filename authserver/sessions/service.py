@@ -125,15 +125,19 @@ def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession 
            amr: list[str], acr: str | None, auth_time: int, ip: str | None,
            user_agent: str | None) -> tuple[BrowserSession, str]:
     """Replace ``old`` with a fresh authenticated session (new id, sid and CSRF secret),
-    keeping its pending interactions (an anonymous session's data moves into the new row).
-    ``auth_time`` is when the user authenticated (OIDC Core §2), read by the caller
-    from ``Context.clock``."""
+    keeping its pending interactions (an anonymous session's data moves into the new
+    row) and, for the same user, its device (the device limit counts it when the
+    sign-in completes: ``sessions.devices.sign_in``). ``auth_time`` is when the user
+    authenticated (OIDC Core §2), read by the caller from ``Context.clock``."""
     data = dict(old.data or {}) if old is not None else {}
     data.pop("mfa", None)
+    # the same user signing in again in this browser stays on the same device
+    device_id = old.device_id if old is not None and old.user_id == user_id else None
     if old is not None and not is_anonymous(old):
         db.delete(old)
         db.flush()
     row, value = _create(db, box, settings, ip=ip, user_agent=user_agent, data=data)
+    row.device_id = device_id
     row.user_id = user_id
     row.auth_time = auth_time
     row.amr = amr

@@ -32,6 +32,8 @@ class AuthorizationCode(Base):
     amr: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     acr: Mapped[str | None] = mapped_column(sa.String(100))
     sid: Mapped[str | None] = mapped_column(sa.String(64))
+    # The browser's device (``devices.id``): the exchange is refused once it was signed out.
+    device_id: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]
@@ -61,6 +63,9 @@ class RefreshToken(Base):
     amr: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     acr: Mapped[str | None] = mapped_column(sa.String(100))
     sid: Mapped[str | None] = mapped_column(sa.String(64))
+    # The device the family was issued to (``devices.id``), read through user_id's index.
+    # No foreign key: its check would lock the device row on every refresh.
+    device_id: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     family_expires_at: Mapped[dt.datetime]

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.oauth import authorization, bridge
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.web import http
@@ -157,13 +158,20 @@ class Page:
             self.loaded = sessions.anonymous()
         return self.loaded
 
-    def log_in(self, user_id: str, *, amr: list[str], acr: str) -> BrowserSession:
+    def log_in(self, user_id: str, *, amr: list[str], acr: str, complete: bool = True) -> BrowserSession:
         """Replace the session with an authenticated one (a new id against session
         fixation: OWASP Session Management Cheat Sheet, "Renew the Session ID After Any
-        Privilege Level Change")."""
+        Privilege Level Change").
+
+        ``complete``: no second factor is left to pass, so this browser is now a device
+        of the user's, counted by the device limit (which may sign out another one:
+        ``sessions.devices.sign_in``). A password awaiting its second factor is not.
+        """
         self.loaded, self._cookie = sessions.log_in(
             self.db, self.ctx.box, self.ctx.settings, self.loaded, user_id=user_id, amr=amr, acr=acr,
             auth_time=int(self.ctx.clock()), ip=self.ip, user_agent=self.user_agent)
+        if complete:
+            devices.sign_in(self.db, self.ctx, self.loaded, user_agent=self.user_agent, ip=self.ip)
         return self.loaded
 
     def clear_cookie(self) -> None:
