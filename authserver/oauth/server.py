@@ -175,7 +175,9 @@ class Server(rfc6749.AuthorizationServer):
           answers 429 before the secret is checked. Strangers therefore never spend
           the budget of a client that authenticates correctly from its own address.
 
-        Credentials that do not decode (bad base64, not UTF-8) are ``invalid_client``, not a 500.
+        Base64 that does not decode is ``invalid_client`` (Authlib finds no credentials);
+        credentials that decode to something other than UTF-8 never get here: the input
+        edge (``security/input.py``) answers them ``invalid_request``.
         """
         basic = (request.headers.get("authorization") or "").strip()[:6].lower() == "basic "
         if basic and ("client_secret" in request.form or "client_assertion" in request.form):
@@ -190,9 +192,6 @@ class Server(rfc6749.AuthorizationServer):
         except InvalidClientError:
             self.auth_failures.failed(claimed, request.ip)
             raise
-        except ValueError:  # UnicodeDecodeError and binascii.Error are ValueErrors
-            self.auth_failures.failed(claimed, request.ip)
-            raise InvalidClientError(status_code=401, description="Malformed client credentials.") from None
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
         client: OAuthClient = self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)

@@ -230,9 +230,17 @@ def test_token_response_has_one_cache_control_header(client, make_client):
 
 def test_undecodable_basic_credentials_body_is_exact(client):
     response = client.post("/token", data={"grant_type": "client_credentials"},
-                           headers={"authorization": "Basic //8="})  # not UTF-8
+                           headers={"authorization": "Basic //8="})  # base64 of bytes that are not UTF-8
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request",
+                               "error_description": "The Basic credentials are not valid UTF-8."}
+
+
+def test_bad_base64_basic_credentials_are_invalid_client(client):
+    response = client.post("/token", data={"grant_type": "client_credentials"},
+                           headers={"authorization": "Basic a"})
     assert response.status_code == 401
-    assert response.json() == {"error": "invalid_client", "error_description": "Malformed client credentials."}
+    assert response.json()["error"] == "invalid_client"
 
 
 def test_missing_code_challenge_is_refused_with_its_reason(client, make_client):
