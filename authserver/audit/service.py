@@ -19,6 +19,8 @@ EVENTS = frozenset({
     "client_secret_rotated", "client_deleted", "key_rotated", "deny_list_hit",
     "deny_list_changed", "user_created", "user_disabled", "password_changed",
     "password_reset", "session_revoked", "signup_completed", "rate_limited", "registration_token_created",
+    "role_created", "role_updated", "role_deleted", "role_permission_granted", "role_permission_revoked",
+    "user_roles_changed", "client_roles_changed",
 })
 
 
