@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import utcnow
+from authserver.roles.permissions import is_prefix
 from authserver.security.crypto import SecretBox
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "password", "client_credentials")
@@ -83,6 +84,15 @@ def validate_metadata(
     }
 
 
+def validate_permission_prefixes(prefixes: list[str]) -> list[str]:
+    """Whole-segment prefixes (``orders``, ``orders:items``) of the permissions this
+    client's access tokens may carry (docs/roles.md); deduplicated."""
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not is_prefix(prefix):
+            raise ClientError(f"invalid permission prefix: {prefix!r} (e.g. 'orders' or 'orders:items')")
+    return list(dict.fromkeys(prefixes))
+
+
 def create_client(
     db: Session,
     box: SecretBox,
@@ -97,6 +107,7 @@ def create_client(
     require_mfa: bool = False,
     introspect_any: bool = False,
     audience: list[str] | None = None,
+    permission_prefixes: list[str] | None = None,
 ) -> NewClient:
     """Validate and store a client; returns the plaintext secret once (None for public)."""
     metadata = validate_metadata(
@@ -116,6 +127,7 @@ def create_client(
         require_mfa=require_mfa,
         introspect_any=introspect_any,
         audience=list(audience or []),
+        permission_prefixes=validate_permission_prefixes(permission_prefixes or []),
     )
     db.add(client)
     db.flush()

@@ -92,11 +92,11 @@ BUILT_IN_ROLES: Final[dict[str, BuiltInRole]] = {
 
 
 def is_permission(value: str) -> bool:
-    return len(value) <= MAX_PERMISSION_LENGTH and PERMISSION.match(value) is not None
+    return len(value) <= MAX_PERMISSION_LENGTH and PERMISSION.fullmatch(value) is not None
 
 
 def is_prefix(value: str) -> bool:
-    return len(value) <= MAX_PERMISSION_LENGTH and PREFIX.match(value) is not None
+    return len(value) <= MAX_PERMISSION_LENGTH and PREFIX.fullmatch(value) is not None
 
 
 def concerning(permissions: Iterable[str], prefixes: Iterable[str]) -> list[str]:

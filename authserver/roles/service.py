@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User, UserRole
 from authserver.audit import service as audit
+from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
+from authserver.clients.service import validate_permission_prefixes
 from authserver.roles.errors import RoleError, UnknownRole
 from authserver.roles.models import ClientRole, Role, RolePermission
 from authserver.roles.permissions import BUILT_IN_ROLES, is_permission
@@ -28,7 +30,7 @@ MAX_DESCRIPTION = 500
 
 
 def _name(name: str) -> str:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise RoleError(f"invalid role name: {name!r} (1-100 letters, digits, ':', '.', '_' or '-')")
     return name
 
@@ -52,7 +54,7 @@ def _description(description: str) -> str:
 
 
 def get_role(db: Session, name: str) -> Role | None:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         return None
     return db.get(Role, name)
 
@@ -213,6 +215,22 @@ def set_client_roles(db: Session, client: Client, names: Sequence[str], *, actor
         audit.record(db, "client_roles_changed", client_id=client.client_id, actor=actor, roles=after,
                      previous=before)
     return after
+
+
+def set_client_permission_prefixes(db: Session, client: Client, prefixes: Sequence[str], *,
+                                  actor: str) -> list[str]:
+    """Choose which permissions the client's access tokens carry: those under these
+    whole-segment prefixes (the ones that concern its audience). Raises
+    :class:`RoleError` for a malformed prefix."""
+    try:
+        wanted = validate_permission_prefixes(list(prefixes))
+    except ClientError as exc:
+        raise RoleError(str(exc)) from None
+    if wanted != client.permission_prefixes:
+        client.permission_prefixes = wanted
+        db.flush()
+        audit.record(db, "client_updated", client_id=client.client_id, actor=actor, permission_prefixes=wanted)
+    return wanted
 
 
 def seed_built_in_roles(db: Session) -> None:
