@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from authserver.accounts.service import get_user
 from authserver.clients.service import get_client
@@ -146,3 +147,39 @@ def test_introspection_without_roles_scope_has_none(client, make_client, alice):
                               permission_prefixes=["orders"])
     result = introspect(client, cid, secret, password_token(client, cid, secret, "openid")["access_token"])
     assert result["active"] is True and "roles" not in result and "entitlements" not in result
+
+
+@pytest.fixture
+def role_queries(ctx):
+    """The SQL statements that read roles or permissions, as the app runs them."""
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        if "role_permissions" in statement or "client_roles" in statement:
+            seen.append(statement)
+
+    sa_event.listen(ctx.engine, "before_cursor_execute", listen)
+    yield seen
+    sa_event.remove(ctx.engine, "before_cursor_execute", listen)
+
+
+def test_a_user_token_reads_roles_and_permissions_in_one_query(client, make_client, alice, role_queries):
+    cid, secret = make_client(grant_types=["password"], redirect_uris=[], scope="openid roles",
+                              permission_prefixes=["orders"])
+    password_token(client, cid, secret, "openid")
+    assert role_queries == []  # not asked: not read
+    password_token(client, cid, secret, "openid roles")
+    assert len(role_queries) == 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"client_cache_ttl": 60}])
+def test_a_cached_client_reads_its_roles_once(ctx, client, make_client, role_queries):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="roles",
+                              permission_prefixes=["admin"])
+    with transaction(ctx.sessions) as db:
+        roles.set_client_roles(db, get_client(db, cid), ["auditor"], actor="test")
+    role_queries.clear()
+    for _ in range(3):
+        response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+        assert unverified(response.json()["access_token"])["roles"] == ["auditor"]
+    assert len(role_queries) == 1
