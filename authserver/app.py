@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio.to_thread
-from authlib.oauth2.base import OAuth2Error
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from authserver import errors
@@ -31,7 +28,6 @@ from authserver.endpoints import (
 from authserver.interaction import routes as interaction
 from authserver.logging import configure_logging
 from authserver.middleware import RequestContextMiddleware
-from authserver.oauth.server import Server
 from authserver.security.denylist_middleware import DenyListMiddleware
 from authserver.settings import Settings
 
@@ -41,7 +37,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     configure_logging(settings.log_format, settings.log_level)
     ctx = context or Context(settings)
     ctx.keys.check_permissions()
-    ctx.oauth = Server(ctx)
+    ctx.oauth  # noqa: B018  (build the protocol engine now, not on the first request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,7 +46,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
         yield
         ctx.close()
 
-    routes: list[Any] = [
+    routes: list[BaseRoute] = [
         *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
         *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
         *interaction.routes,
@@ -60,11 +56,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
         routes=routes,
         middleware=[Middleware(RequestContextMiddleware, settings=settings),
                     Middleware(DenyListMiddleware, context=ctx)],
-        exception_handlers={
-            errors.AppError: errors.handle_app_error,
-            OAuth2Error: errors.handle_oauth_error,
-            HTTPException: errors.handle_http_exception,
-        },
+        exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
     app.state.context = ctx

@@ -1,26 +1,41 @@
-"""The running server's shared objects, built once by ``create_app(settings)``.
+"""The running server's shared objects: a typed registry built once per process.
 
-Handlers reach it as ``request.app.state.context``; the CLI builds one too.
+``create_app(settings)`` builds one (or takes one from the caller) and handlers
+reach it with :func:`context_of`; the CLI builds one too. Everything else is
+built on first use, so a CLI command that needs only the database never loads
+the protocol engine, Redis or the templates; their modules are imported then
+too (the ``TYPE_CHECKING`` imports below only name the types).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import redis
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
 
 from authserver.db import create_engine, session_factory
 from authserver.keys.service import KeyStore
+from authserver.resources import resource_dir
 from authserver.security.crypto import SecretBox
 from authserver.settings import Settings
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
+
+    from authserver.oauth.server import Server
+    from authserver.security.passwords import PasswordHasher
+    from authserver.security.throttle import CounterStore, Lockout, RateLimiter
+    from authserver.tokens.service import RevokedJtiList
+
+TEMPLATES_DIR = resource_dir("templates")
 log = structlog.get_logger("authserver")
 
 
@@ -29,8 +44,10 @@ class Context:
     settings: Settings
     engine: Engine = field(init=False)
     sessions: sessionmaker[Session] = field(init=False)
-    #: the protocol engine (``oauth.server.Server``), attached by ``create_app``
-    oauth: Any = field(init=False, default=None)
+    #: wall-clock seconds for authentication times: ``auth_time`` stamped at login,
+    #: ``max_age`` and the age of a pending authorization request (OIDC Core §2,
+    #: §3.1.2.1); tests move it forward instead of sleeping
+    clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -52,6 +69,13 @@ class Context:
         )
 
     @cached_property
+    def oauth(self) -> Server:
+        """The protocol engine (Authlib's authorization server with our grants)."""
+        from authserver.oauth.server import Server
+
+        return Server(self)
+
+    @cached_property
     def redis(self) -> redis.Redis | None:
         url = self.settings.redis_url
         if not url:
@@ -61,14 +85,14 @@ class Context:
         return connect_redis(url)
 
     @cached_property
-    def revoked(self) -> Any:
-        """Revoked access-token ids (``tokens.service.RevokedJtiList``)."""
+    def revoked(self) -> RevokedJtiList:
+        """Revoked access-token ids, shared by the server, the CLI and the pages."""
         from authserver.tokens.service import RevokedJtiList
 
         return RevokedJtiList(self.redis, self.settings.redis_prefix)
 
     @cached_property
-    def counters(self) -> Any:
+    def counters(self) -> CounterStore:
         """Lockout and rate-limit counters: Redis with an in-process fallback,
         or in-process only on the embedded default."""
         from authserver.security.throttle import FallbackStore, MemoryStore, RedisStore
@@ -78,25 +102,25 @@ class Context:
         return FallbackStore(RedisStore(self.redis, self.settings.redis_prefix), MemoryStore(), log)
 
     @cached_property
-    def lockout(self) -> Any:
+    def lockout(self) -> Lockout:
         from authserver.security.throttle import Lockout
 
         return Lockout(self.settings, self.counters)
 
     @cached_property
-    def rate_limiter(self) -> Any:
+    def rate_limiter(self) -> RateLimiter:
         from authserver.security.throttle import RateLimiter
 
         return RateLimiter(self.settings, self.counters)
 
     @cached_property
-    def passwords(self) -> Any:
+    def passwords(self) -> PasswordHasher:
         from authserver.security.passwords import PasswordHasher
 
         return PasswordHasher.from_settings(self.settings)
 
     @cached_property
-    def templates(self) -> Any:
+    def templates(self) -> Jinja2Templates:
         from starlette.templating import Jinja2Templates
 
         templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -105,5 +129,12 @@ class Context:
 
     def close(self) -> None:
         self.engine.dispose()
-        if self.__dict__.get("redis") is not None:
-            self.redis.close()  # type: ignore[union-attr]
+        connection = self.__dict__.get("redis")
+        if connection is not None:
+            connection.close()
+
+
+def context_of(connection: HTTPConnection) -> Context:
+    """The context of the app serving ``connection`` (set by ``create_app``)."""
+    ctx: Context = connection.app.state.context
+    return ctx

@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from authserver.resources import resource_dir
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -116,14 +118,11 @@ def import_models() -> None:
     from authserver.tokens import models as _tokens  # noqa: F401
 
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-
-
 def alembic_config(database_url: str, connection: Any = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     if connection is not None:
         cfg.attributes["connection"] = connection

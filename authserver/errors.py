@@ -1,42 +1,89 @@
 """The non-protocol error hierarchy, and the one place exceptions become responses.
 
-Protocol errors are Authlib ``OAuth2Error`` subclasses (see ``oauth/errors.py``);
-everything else raised by the app is an :class:`AppError`. ``hint`` is what the
-client sees; ``detail`` is logged only.
+Protocol errors of the authorization and token endpoints are Authlib
+``OAuth2Error`` subclasses (see ``oauth/errors.py``); everything else raised by
+the app is an :class:`AppError`. ``hint`` is what the client sees; ``detail``
+is logged only.
+
+The Starlette exception handlers registered by ``create_app`` (:data:`HANDLERS`)
+and the pure ASGI middleware (request limits, the deny list, the last-resort
+500) all render through :func:`render`, so every refusal has the same shape:
+``{"error", "error_description"}`` JSON with ``Cache-Control: no-store`` (RFC
+6749 §5.2, RFC 6750 §3), or the HTML error page for a browser.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 from authlib.oauth2.base import OAuth2Error
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from authserver.oauth.vocabulary import NO_STORE
+
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
 
 log = structlog.get_logger("authserver.errors")
 
 
 class AppError(Exception):
+    """Base of every error the app raises on purpose; unhandled, it is a 500."""
+
     status_code = 500
     error = "server_error"
     hint = "The server could not handle the request."
+    #: API errors are always JSON; the others are an HTML page when a browser asks for HTML
+    json_only = False
 
     def __init__(self, hint: str | None = None, *, detail: str | None = None, **headers: str) -> None:
         super().__init__(hint or self.hint)
         if hint:
             self.hint = hint
         self.detail = detail
-        self.headers = headers
+        self.headers: dict[str, str] = headers
+
+    def body(self) -> dict[str, str]:
+        """The JSON body (RFC 6749 §5.2 shape)."""
+        return {"error": self.error, "error_description": self.hint}
+
+
+class DomainError(AppError):
+    """A business rule refused the input; the message is safe to show (form, CLI, API)."""
+
+    status_code = 400
+    error = "invalid_request"
+    hint = "The request is invalid."
 
 
 class BadRequest(AppError):
     status_code = 400
     error = "invalid_request"
     hint = "The request is malformed."
+    json_only = True
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+    error = "invalid_request"
+    hint = "The request body is too large."
+    json_only = True
 
+
+class AccessDenied(AppError):
+    """The client's address is on the admin deny list. The body names no reason."""
+
+    status_code = 403
+    error = "access_denied"
+    hint = "The request was refused."
+    json_only = True
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error}
 
 
 class TooManyRequests(AppError):
@@ -49,6 +96,50 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
+def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value of RFC 6750 §3: no error code when the request
+    carried no token (§3.1), else the code and optionally its description."""
+    value = 'Bearer realm="authserver"'
+    if error:
+        value += f', error="{error}"'
+        if description:
+            value += f', error_description="{description}"'
+    return value
+
+
+class BearerError(AppError):
+    """A protected resource refusing a Bearer access token (RFC 6750 §3)."""
+
+    status_code = 401
+    error = "invalid_token"
+    hint = "The access token is invalid or expired."
+    json_only = True
+
+    def __init__(self, hint: str | None = None, *, detail: str | None = None) -> None:
+        super().__init__(hint, detail=detail)
+        self.headers["WWW-Authenticate"] = bearer_challenge(self.error, self.hint)
+
+
+class MissingToken(BearerError):
+    """RFC 6750 §3.1: no credentials, so a bare challenge and an empty body."""
+
+    error = ""
+
+    def body(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidToken(BearerError):
+    """RFC 6750 §3.1 ``invalid_token``."""
+
+
+class InsufficientScope(BearerError):
+    """RFC 6750 §3.1 ``insufficient_scope``."""
+
+    status_code = 403
+    error = "insufficient_scope"
+    hint = "The access token lacks the required scope."
+
 
 def wants_html(request: Request) -> bool:
     """Browsers get HTML; API clients (and anything not asking for HTML) get JSON."""
@@ -56,27 +147,28 @@ def wants_html(request: Request) -> bool:
 
 
 def error_page(request: Request, status: int, error: str, hint: str,
-               headers: dict[str, str] | None = None) -> Response:
+               headers: Mapping[str, str] | None = None) -> Response:
     """The HTML error page (never a redirect)."""
-    return request.app.state.context.templates.TemplateResponse(
+    templates: Jinja2Templates = request.app.state.context.templates
+    return templates.TemplateResponse(
         request, "error.html", {"error": error, "error_description": hint},
-        status_code=status, headers={"Cache-Control": "no-store", **(headers or {})},
+        status_code=status, headers={**NO_STORE, **(headers or {})},
     )
 
 
-def error_response(request: Request, status: int, error: str, hint: str,
-                   headers: dict[str, str] | None = None) -> Response:
-    if wants_html(request):
-        return error_page(request, status, error, hint, headers)
-    headers = {"Cache-Control": "no-store", **(headers or {})}
-    return JSONResponse({"error": error, "error_description": hint}, status, headers=headers)
+def render(exc: AppError, request: Request | None = None) -> Response:
+    """The response for ``exc``: the HTML page when ``request`` is a browser asking for
+    HTML and the error allows it, else JSON. Middleware passes no request (JSON only)."""
+    if request is not None and not exc.json_only and wants_html(request):
+        return error_page(request, exc.status_code, exc.error, exc.hint, exc.headers)
+    return JSONResponse(exc.body(), exc.status_code, headers={**NO_STORE, **exc.headers})
 
 
 async def handle_app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     if exc.detail:
         log.info("request_failed", error=exc.error, status=exc.status_code, detail=exc.detail)
-    return error_response(request, exc.status_code, exc.error, exc.hint, exc.headers)
+    return render(exc, request)
 
 
 async def handle_oauth_error(request: Request, exc: Exception) -> Response:
@@ -86,31 +178,44 @@ async def handle_oauth_error(request: Request, exc: Exception) -> Response:
     return Response(
         body if isinstance(body, str | bytes) else str(body),
         status,
-        headers={**dict(headers), "Cache-Control": "no-store"},
+        headers={**dict(headers), **NO_STORE},
         media_type="application/json",
     )
 
 
-async def handle_http_exception(request: Request, exc: Any) -> Response:
-    status = getattr(exc, "status_code", 500)
-    names = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request", 413: "invalid_request"}
-    hints = {404: "There is nothing here.", 405: "Method not allowed."}
-    return error_response(
-        request, status, names.get(status, "invalid_request"),
-        hints.get(status, "The request could not be handled."),
-        dict(getattr(exc, "headers", None) or {}),
-    )
+_HTTP_ERRORS = {404: ("not_found", "There is nothing here."), 405: ("method_not_allowed", "Method not allowed.")}
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's routing errors (404, 405) and request parsing errors (400, 413)."""
+    assert isinstance(exc, HTTPException)
+    error, hint = _HTTP_ERRORS.get(exc.status_code, ("invalid_request", "The request could not be handled."))
+    app_error = AppError(hint, **dict(exc.headers or {}))
+    app_error.status_code, app_error.error = exc.status_code, error
+    return render(app_error, request)
+
+
+_SERVER_ERROR_PAGE = (
+    "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
+    "<p>The error was logged. Please try again later.</p>"
+)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    """Log with the request id; show a generic page or JSON, never a trace."""
-    log.exception("unhandled_error", exc_type=type(exc).__name__)
+    """The last resort: log the exception (the request id is bound by the middleware),
+    answer 500 with a generic page or JSON, never a trace. Called by
+    ``RequestContextMiddleware`` and registered as Starlette's 500 handler."""
+    log.exception("unhandled_error", exc_type=type(exc).__name__, path=request.url.path)
     if wants_html(request):
-        return HTMLResponse(
-            "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
-            "<p>The error was logged. Please try again later.</p>",
-            500,
-        )
-    return JSONResponse(
-        {"error": "server_error", "error_description": "The server could not handle the request."}, 500
-    )
+        return HTMLResponse(_SERVER_ERROR_PAGE, 500, headers=NO_STORE)
+    return render(AppError())
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+#: what ``create_app`` passes to Starlette as ``exception_handlers``
+HANDLERS: dict[type[Exception] | int, Handler] = {
+    AppError: handle_app_error,
+    OAuth2Error: handle_oauth_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

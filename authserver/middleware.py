@@ -1,5 +1,6 @@
 """Pure ASGI middleware: request id and access log, last-resort error page,
-body size limit, security headers and CORS. Pure ASGI keeps the hot paths cheap.
+body size limit, security headers and CORS. Pure ASGI keeps the hot paths cheap;
+its refusals are rendered by :mod:`authserver.errors` like every other error.
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ import itertools
 import os
 import re
 import time
-from typing import Any
 
 import structlog
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authserver import errors
 from authserver.security.network import client_ip
 from authserver.settings import Settings
 
@@ -31,7 +33,9 @@ def _reseed_request_ids() -> None:
 
 os.register_at_fork(after_in_child=_reseed_request_ids)
 
-# CORS only where a browser-based client needs it (DESIGN.md "Headers").
+# CORS only where a browser-based client needs it: the endpoints a single-page app calls
+# with fetch. The pages and /authorize are top-level navigations and get none
+# (docs/decisions.md "Headers and CORS").
 CORS_PATHS = frozenset({
     "/token", "/jwks.json", "/userinfo", "/revoke", "/introspect",
     "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
@@ -55,8 +59,8 @@ def _security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
 
 class RequestContextMiddleware:
     """Binds a request id, logs one access line (path only, never the query),
-    adds security headers, enforces the body limit and turns any unexpected
-    exception into a plain 500 without a trace."""
+    adds security headers, enforces the body limit and hands any unexpected
+    exception to :func:`errors.handle_unexpected` (a 500 without a trace)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -86,15 +90,6 @@ class RequestContextMiddleware:
         origin = headers.get("origin")
         cors = origin if (origin in self.cors_origins and path in CORS_PATHS) else None
 
-        length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await _plain(send, 413 if length.isdigit() else 400, request_id, self.headers)
-            return
-
-        if cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            await _preflight(send, cors, request_id)
-            return
-
         received = [0]
 
         async def limited_receive() -> Message:
@@ -119,16 +114,26 @@ class RequestContextMiddleware:
                 message["headers"] = raw
             await send(message)
 
+        length = headers.get("content-length")
         try:
-            await self.app(scope, limited_receive, send_wrapper)
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                refusal = errors.PayloadTooLarge() if length.isdigit() else errors.BadRequest()
+                await errors.render(refusal)(scope, receive, send_wrapper)
+            elif cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+                await _preflight(send, cors, request_id)
+                status_holder[0] = 204
+            else:
+                await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
             if not response_started[0]:
-                await _plain(send, 413, request_id, self.headers)
+                await errors.render(errors.PayloadTooLarge())(scope, receive, send_wrapper)
             status_holder[0] = 413
         except Exception as exc:
-            log.exception("unhandled_error", exc_type=type(exc).__name__, path=path)
             if not response_started[0]:
-                await _plain(send, 500, request_id, self.headers)
+                response = await errors.handle_unexpected(Request(scope), exc)
+                await response(scope, receive, send_wrapper)
+            else:
+                log.exception("unhandled_error", exc_type=type(exc).__name__, path=path)
             status_holder[0] = 500
         finally:
             log.info(
@@ -142,24 +147,6 @@ class RequestContextMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
-
-
-async def _plain(send: Send, status: int, request_id: str, extra: list[tuple[bytes, bytes]]) -> None:
-    bodies = {
-        400: b'{"error":"invalid_request","error_description":"The request is malformed."}',
-        413: b'{"error":"invalid_request","error_description":"The request body is too large."}',
-        500: b'{"error":"server_error","error_description":"The server could not handle the request."}',
-    }
-    body = bodies[status]
-    headers: list[Any] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        (b"x-request-id", request_id.encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _preflight(send: Send, origin: str, request_id: str) -> None:

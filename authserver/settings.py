@@ -1,26 +1,40 @@
 """One frozen, typed settings object built once from ``AUTHSERVER_*`` variables.
 
-Nothing else in the package reads ``os.environ``. A bad value raises
-:class:`SettingsError` naming the variable. Secrets are wrapped in
-:class:`Secret` so they never appear in ``repr``.
+Nothing else in the package reads ``os.environ``. The process environment wins
+over a ``.env`` file in the working directory, which wins over the defaults.
+A bad value raises :class:`SettingsError` with a sentence naming the variable,
+what it must be and (unless it is a secret) what it was; an unknown
+``AUTHSERVER_*`` name is refused with the nearest known one. Secrets are
+wrapped in :class:`Secret` so they never appear in ``repr``.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
+import re
 import secrets
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from authserver.errors import AppError
+from authserver.oauth.vocabulary import LOOPBACK_HOSTS
+
 PREFIX = "AUTHSERVER_"
+ENV_FILE = Path(".env")
+"""Read at start by ``from_env()`` from the working directory, when present."""
+NOT_SETTINGS_PREFIX = "AUTHSERVER_TEST_"
+"""The test suite's own variables (``AUTHSERVER_TEST_DATABASE_URL``, ...): not settings, not refused."""
+NOT_SETTINGS = frozenset({"AUTHSERVER_WORKERS"})
+"""Read by the container's command (``--workers``), not by the settings object."""
 
 
-class SettingsError(ValueError):
+class SettingsError(AppError):
     """A configuration value is missing or invalid; the message names the variable."""
 
 
@@ -59,9 +73,11 @@ class RateLimit:
         try:
             limit, window = (int(part) for part in raw.split("/", 1))
         except ValueError:
-            raise SettingsError(f"{name} must look like LIMIT/SECONDS, e.g. 30/60") from None
+            raise SettingsError(
+                f"{name} must be LIMIT/SECONDS (requests per window), e.g. 30/60, got {_shown(raw)}"
+            ) from None
         if limit < 1 or window < 1:
-            raise SettingsError(f"{name} must have a positive limit and window")
+            raise SettingsError(f"{name} must have a limit and a window of at least 1, got {_shown(raw)}")
         return cls(limit, window)
 
 
@@ -77,6 +93,7 @@ class Settings:
     data_dir: Path = Path("data")
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     previous_secret_keys: tuple[Secret, ...] = ()
+    allow_generated_secret_key: bool = False
 
     access_token_ttl: int = 600
     id_token_ttl: int = 600
@@ -126,99 +143,304 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``environ`` (default ``os.environ``).
+        """Build settings from ``environ``; by default the process environment over ``./.env``.
 
-        Generates ``SECRET_KEY`` into ``KEYS_DIR/secret_key`` (mode 0600) when it
-        is unset, so the embedded default needs no configuration.
+        Raises :class:`SettingsError` for an unknown ``AUTHSERVER_*`` name, a bad
+        value or a directory the server cannot use. An unset ``SECRET_KEY`` is read
+        from, or generated into, ``KEYS_DIR/secret_key`` (mode 0600) on SQLite; on
+        PostgreSQL only with ``ALLOW_GENERATED_SECRET_KEY``, because every node of
+        a shared database must use the same key (README, "Configuration").
         """
-        env = os.environ if environ is None else environ
+        env = environment() if environ is None else environ
+        known = {PREFIX + f.name.upper(): f for f in fields(cls)}
+        _refuse_unknown(env, known)
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = PREFIX + f.name.upper()
-            if name in env and env[name] != "":
-                values[f.name] = _convert(name, f.name, env[name], f.type)
+        for name, f in known.items():
+            raw = env.get(name, "").strip()
+            if raw:
+                values[f.name] = _convert(name, f, raw)
         values.update(overrides)
         settings = cls(**values)
         settings._validate()
+        settings._check_paths()
         if not settings.secret_key.get():
+            if not settings.is_sqlite and not settings.allow_generated_secret_key:
+                raise SettingsError(
+                    "AUTHSERVER_SECRET_KEY is unset and AUTHSERVER_DATABASE_URL is PostgreSQL: every node "
+                    "must share one key, so set it (at least 32 characters, e.g. the output of "
+                    "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`), or set "
+                    "AUTHSERVER_ALLOW_GENERATED_SECRET_KEY=1 if every node shares AUTHSERVER_KEYS_DIR"
+                )
             key = load_or_create_secret_key(settings.keys_dir)
-            settings = cls(**{**values, "secret_key": Secret(key)})
+            settings = replace(settings, secret_key=Secret(key))
         return settings
 
     def _validate(self) -> None:
         parts = urlsplit(self.issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SettingsError("AUTHSERVER_ISSUER must be an http(s) URL")
+            raise SettingsError(f"AUTHSERVER_ISSUER must be an http(s) URL, got {_shown(self.issuer)}")
         if parts.query or parts.fragment or self.issuer.endswith("/"):
             raise SettingsError(
-                "AUTHSERVER_ISSUER must have no query, fragment or trailing slash (RFC 8414 §2)"
+                "AUTHSERVER_ISSUER must have no query, fragment or trailing slash (RFC 8414 §2), "
+                f"got {_shown(self.issuer)}"
             )
-        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise SettingsError("AUTHSERVER_ISSUER must be https unless it is a loopback address")
-        if not (self.database_url.startswith("sqlite") or self.database_url.startswith("postgresql")):
-            raise SettingsError("AUTHSERVER_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise SettingsError(
+                f"AUTHSERVER_ISSUER must be https unless it is a loopback address, got {_shown(self.issuer)}"
+            )
+        # URLs that may carry a password are described by their scheme only.
+        if not self.database_url.startswith(("sqlite:", "sqlite+pysqlite:", "postgresql+psycopg:")):
+            raise SettingsError(
+                "AUTHSERVER_DATABASE_URL must be a sqlite:///PATH or postgresql+psycopg://USER@HOST/DB URL, "
+                f"got {_scheme(self.database_url)}"
+            )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("AUTHSERVER_REDIS_URL must be a redis:// or rediss:// URL")
+            raise SettingsError(
+                f"AUTHSERVER_REDIS_URL must be a redis://, rediss:// or unix:// URL, got {_scheme(self.redis_url)}"
+            )
+        if self.smtp_url is not None and urlsplit(self.smtp_url.get()).scheme not in ("smtp", "smtps"):
+            raise SettingsError(
+                f"AUTHSERVER_SMTP_URL must be an smtp:// or smtps:// URL, got {_scheme(self.smtp_url.get())}"
+            )
         if self.log_format not in ("json", "console"):
-            raise SettingsError("AUTHSERVER_LOG_FORMAT must be json or console")
+            raise SettingsError(f"AUTHSERVER_LOG_FORMAT must be json or console, got {_shown(self.log_format)}")
         if self.log_level not in ("debug", "info", "warning", "error"):
-            raise SettingsError("AUTHSERVER_LOG_LEVEL must be debug, info, warning or error")
-        if not 1 <= self.authorization_code_ttl <= 60:
-            raise SettingsError("AUTHSERVER_AUTHORIZATION_CODE_TTL must be 1..60 seconds")
-        if self.refresh_token_idle_ttl > self.refresh_token_max_ttl:
-            raise SettingsError("AUTHSERVER_REFRESH_TOKEN_IDLE_TTL must not exceed REFRESH_TOKEN_MAX_TTL")
+            raise SettingsError(
+                f"AUTHSERVER_LOG_LEVEL must be debug, info, warning or error, got {_shown(self.log_level)}"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and value < 0:
+                raise SettingsError(f"{PREFIX}{f.name.upper()} must not be negative, got {value}")
         for name in ("access_token_ttl", "id_token_ttl", "session_ttl", "argon2_time_cost",
                      "argon2_parallelism", "lockout_account_threshold", "lockout_ip_threshold",
                      "lockout_window", "lockout_base_duration", "threadpool_size", "db_pool_size",
                      "max_body_bytes"):
             if getattr(self, name) < 1:
-                raise SettingsError(f"AUTHSERVER_{name.upper()} must be positive")
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()} must be a positive whole number{_unit(name)}, got {getattr(self, name)}"
+                )
+        if not 1 <= self.authorization_code_ttl <= 60:
+            raise SettingsError(
+                "AUTHSERVER_AUTHORIZATION_CODE_TTL must be between 1 and 60 seconds (codes are short-lived, "
+                f"RFC 6749 §4.1.2), got {self.authorization_code_ttl}"
+            )
+        if self.refresh_token_idle_ttl > self.refresh_token_max_ttl:
+            raise SettingsError(
+                f"AUTHSERVER_REFRESH_TOKEN_IDLE_TTL ({self.refresh_token_idle_ttl} seconds) must not exceed "
+                f"AUTHSERVER_REFRESH_TOKEN_MAX_TTL ({self.refresh_token_max_ttl} seconds)"
+            )
         if self.argon2_memory_cost < 8:
-            raise SettingsError("AUTHSERVER_ARGON2_MEMORY_COST must be at least 8 (KiB)")
+            raise SettingsError(f"AUTHSERVER_ARGON2_MEMORY_COST must be at least 8 KiB, got {self.argon2_memory_cost}")
         if self.secret_key.get() and len(self.secret_key.get()) < 32:
-            raise SettingsError("AUTHSERVER_SECRET_KEY must be at least 32 characters")
-        for origin in self.cors_origins:
+            raise SettingsError("AUTHSERVER_SECRET_KEY must be at least 32 characters, got a shorter one")
+        for position, key in enumerate(self.previous_secret_keys, 1):
+            if len(key.get()) < 32:
+                raise SettingsError(
+                    f"AUTHSERVER_PREVIOUS_SECRET_KEYS entry {position} must be at least 32 characters, "
+                    "got a shorter one (entries are separated by commas)"
+                )
+        for position, origin in enumerate(self.cors_origins, 1):
             o = urlsplit(origin)
-            if o.scheme not in ("http", "https") or not o.netloc or o.path not in ("", "/"):
-                raise SettingsError(f"AUTHSERVER_CORS_ORIGINS has an invalid origin: {origin!r}")
+            if o.scheme not in ("http", "https") or not o.netloc or o.path not in ("", "/") or o.query:
+                raise SettingsError(
+                    f"AUTHSERVER_CORS_ORIGINS entry {position} must be an origin like https://app.example.com "
+                    f"(scheme, host, optional port; no path), got {_shown(origin)}"
+                )
+        for position, proxy in enumerate(self.trusted_proxies, 1):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"AUTHSERVER_TRUSTED_PROXIES entry {position} must be an IP address or a CIDR network "
+                    f"like 10.0.0.0/8, got {_shown(proxy)}"
+                ) from None
+
+    def _check_paths(self) -> None:
+        """Refuse, naming the setting and the path, a directory the server must use but cannot."""
+        secret_file = self.keys_dir / "secret_key"
+        provisioned = any(self.keys_dir.glob("*.pem")) and (bool(self.secret_key.get()) or secret_file.exists())
+        # A read-only KEYS_DIR (a mounted secret) is fine once it holds a key and the secret.
+        _check_directory("AUTHSERVER_KEYS_DIR", self.keys_dir, writable=not provisioned)
+        if self.smtp_url is None:
+            _check_directory("AUTHSERVER_DATA_DIR (mail is written to its outbox/ without SMTP_URL)",
+                             self.data_dir, writable=True)
+        database = sqlite_path(self.database_url)
+        if database is not None:
+            where = "AUTHSERVER_DATABASE_URL"
+            if database.exists() and not database.is_file():
+                raise SettingsError(f"{where}: the SQLite database {database} is not a file")
+            if database.exists() and not os.access(database, os.R_OK | os.W_OK):
+                raise SettingsError(f"{where}: the SQLite database {database} is not writable by this user")
+            # SQLite writes its -wal and -shm files beside the database.
+            _check_directory(f"{where}: the directory of the SQLite database", database.parent, writable=True)
 
 
-def _convert(env_name: str, attr: str, raw: str, type_: Any) -> Any:
-    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
-    raw = raw.strip()
+def environment(env_file: Path = ENV_FILE) -> dict[str, str]:
+    """The process environment over the ``AUTHSERVER_*`` lines of ``env_file``, when it exists.
+
+    Other names in the file are ignored (``docker compose`` reads the same file).
+    """
+    from_file = read_env_file(env_file) if env_file.exists() else {}
+    merged = {name: value for name, value in from_file.items() if name.startswith(PREFIX)}
+    merged.update(os.environ)
+    return merged
+
+
+_ENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``NAME=value`` lines: ``#`` comments, blank lines, optional ``export``,
+    values in single or double quotes taken literally; no ``${...}`` expansion (refused).
+
+    Error messages give the line number, never the line: it may hold a secret.
+    """
     try:
-        if type_name == "bool":
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if type_name == "int":
-            return int(raw)
-        if type_name == "Path":
-            return Path(raw)
-        if type_name == "Secret":
-            return Secret(raw)
-        if type_name == "Secret | None":
-            return Secret(raw)
-        if type_name == "RateLimit":
-            return RateLimit.parse(env_name, raw)
-        if type_name == "tuple[Secret, ...]":
-            return tuple(Secret(s.strip()) for s in raw.split(",") if s.strip())
-        if type_name == "tuple[str, ...]":
-            items = tuple(s.strip() for s in raw.split(",") if s.strip())
-            if attr == "trusted_proxies":
-                for item in items:
-                    ipaddress.ip_network(item, strict=False)
-            if attr == "cors_origins":
-                items = tuple(i.rstrip("/") for i in items)
-            return items
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsError(f"cannot read the settings file {path}: {reason}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.fullmatch(line)
+        if match is None:
+            raise SettingsError(f"{path} line {number}: expected NAME=value")
+        name, value = match.groups()
+        if value[:1] in ("'", '"'):
+            end = value.find(value[0], 1)
+            if end < 0:
+                raise SettingsError(f"{path} line {number}: the value of {name} has no closing quote")
+            rest = value[end + 1:].strip()
+            if rest and not rest.startswith("#"):
+                raise SettingsError(f"{path} line {number}: text after the closing quote of {name}")
+            literal = value[0] == "'"
+            value = value[1:end]
+        else:
+            literal = False
+            value = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
+        if not literal and "${" in value:
+            raise SettingsError(
+                f"{path} line {number}: {name} uses ${{...}}, which authserver does not expand; "
+                "write the value out, or put it in single quotes to keep it literally"
+            )
+        values[name] = value
+    return values
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URL; None for PostgreSQL or an in-memory database."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split(":///", 1)[-1].split("?", 1)[0] if ":///" in database_url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _refuse_unknown(env: Mapping[str, str], known: Mapping[str, Field[Any]]) -> None:
+    """A mistyped name would otherwise leave its setting at the default without a word."""
+    unknown = sorted(
+        name for name in env
+        if name.startswith(PREFIX) and name not in known
+        and name not in NOT_SETTINGS and not name.startswith(NOT_SETTINGS_PREFIX)
+    )
+    if not unknown:
+        return
+    suffixes = [name.removeprefix(PREFIX) for name in known]
+    described = []
+    for name in unknown:
+        near = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.6)
+        described.append(f"{name} (did you mean {PREFIX}{near[0]}?)" if near else name)
+    raise SettingsError(
+        f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(described)}; "
+        "every setting is listed in .env.example and in the README"
+    )
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _convert(name: str, f: Field[Any], raw: str) -> object:
+    """``raw`` (stripped, not empty) as the field's type; the type is the annotation's text."""
+    type_name = str(f.type).removesuffix(" | None")
+    if type_name == "str":
         return raw
-    except SettingsError:
-        raise
-    except ValueError:
-        raise SettingsError(f"{env_name} has an invalid value for a {type_name} setting") from None
+    if type_name == "bool":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise SettingsError(f"{name} must be true or false (or 1/0, yes/no, on/off), got {_shown(raw)}")
+    if type_name == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number{_unit(f.name)}, got {_shown(raw)}") from None
+    if type_name == "Path":
+        return Path(raw)
+    if type_name == "Secret":
+        return Secret(raw)
+    if type_name == "RateLimit":
+        return RateLimit.parse(name, raw)
+    if type_name == "tuple[Secret, ...]":
+        return tuple(Secret(item) for item in _items(raw))
+    if type_name == "tuple[str, ...]":
+        items = _items(raw)
+        return tuple(item.rstrip("/") for item in items) if f.name == "cors_origins" else items
+    raise TypeError(f"no parser for {name} ({type_name}); add one to settings._convert")
+
+
+def _items(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _unit(attr: str) -> str:
+    """The unit an integer setting is counted in, for messages (from its name)."""
+    if attr.endswith(("_ttl", "_window", "_duration", "_delay", "_max_age")):
+        return " of seconds"
+    if attr.endswith("_bytes"):
+        return " of bytes"
+    if attr == "argon2_memory_cost":
+        return " of KiB"
+    return ""
+
+
+def _shown(raw: str) -> str:
+    """``raw`` quoted for a message, cut short: an operator may have pasted something long."""
+    return repr(raw if len(raw) <= 60 else raw[:57] + "...")
+
+
+def _scheme(url: str) -> str:
+    """How a URL that may hold a password is described: its scheme only."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return f"a {scheme}:// URL" if scheme else "a value that is not a URL"
+
+
+def _check_directory(setting: str, path: Path, *, writable: bool) -> None:
+    """Raise :class:`SettingsError` naming ``setting`` and ``path`` when ``path`` is not a
+    usable directory: missing and not creatable, not a directory, or not writable when
+    ``writable``."""
+    access = os.R_OK | os.X_OK | (os.W_OK if writable else 0)
+    if path.exists():
+        if not path.is_dir():
+            raise SettingsError(f"{setting} {path} is not a directory")
+        if not os.access(path, access):
+            need = "readable and writable" if writable else "readable"
+            raise SettingsError(f"{setting} {path} is not {need} by this user (uid {os.getuid()})")
+        return
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SettingsError(f"{setting} {path} cannot be created: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SettingsError(
+            f"{setting} {path} does not exist and cannot be created: {parent} is not writable "
+            f"by this user (uid {os.getuid()})"
+        )
 
 
 def load_or_create_secret_key(keys_dir: Path) -> str:
@@ -227,18 +449,21 @@ def load_or_create_secret_key(keys_dir: Path) -> str:
     Refuses a key file that group or others can read.
     """
     path = keys_dir / "secret_key"
-    if path.exists():
-        check_private_file(path)
-        value = path.read_text().strip()
-        if len(value) < 32:
-            raise SettingsError(f"{path.name} in AUTHSERVER_KEYS_DIR is too short")
+    try:
+        if path.exists():
+            check_private_file(path)
+            value = path.read_text().strip()
+            if len(value) < 32:
+                raise SettingsError(f"{path.name} in AUTHSERVER_KEYS_DIR ({path}) is too short")
+            return value
+        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
         return value
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-    return value
+    except OSError as exc:
+        raise SettingsError(f"AUTHSERVER_KEYS_DIR: cannot use {path}: {exc.strerror}") from None
 
 
 def check_private_file(path: Path) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,27 @@ def ctx(settings: Settings) -> Iterator[Context]:
     yield context
     _wipe(context)
     context.close()
+
+
+@dataclass
+class Clock:
+    """A stopped wall clock for ``Context.clock``: it moves only when a test says so."""
+
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(ctx: Context) -> Clock:
+    """The context's clock, stopped at the current second; ``clock.advance(5)``
+    makes the next login five seconds later (``auth_time``, ``max_age``)."""
+    ctx.clock = stopped = Clock(float(int(time.time())))
+    return stopped
 
 
 @pytest.fixture

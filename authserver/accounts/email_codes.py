@@ -15,13 +15,14 @@ from sqlalchemy.orm import Session
 
 from authserver.accounts.models import EmailCode
 from authserver.db import utcnow
+from authserver.security.crypto import SecretBox
 
 CODE_DIGITS = 8
 CODE_TTL = 15 * 60
 MAX_ATTEMPTS = 5
 
 
-def _hash(box: Any, purpose: str, code: str) -> str:
+def _hash(box: SecretBox, purpose: str, code: str) -> str:
     return box.keyed_hash(f"email-code:{purpose}:{code}")
 
 
@@ -29,7 +30,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def issue(db: Session, box: Any, purpose: str, email: str, *, user_id: str | None = None,
+def issue(db: Session, box: SecretBox, purpose: str, email: str, *, user_id: str | None = None,
           pending: dict[str, Any] | None = None, deliverable: bool = True) -> tuple[EmailCode, str]:
     """Store a new code; return the row and the plaintext to mail.
 
@@ -45,7 +46,7 @@ def issue(db: Session, box: Any, purpose: str, email: str, *, user_id: str | Non
     return row, code
 
 
-def check(db: Session, box: Any, row_id: Any, purpose: str, code: str) -> tuple[str, EmailCode | None]:
+def check(db: Session, box: SecretBox, row_id: object, purpose: str, code: str) -> tuple[str, EmailCode | None]:
     """Spend one attempt: ``("ok", row)`` (now used), ``("wrong", row)`` or ``("expired", None)``."""
     if not isinstance(row_id, int):
         return "expired", None

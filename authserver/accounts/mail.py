@@ -18,22 +18,22 @@ import ssl
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
 
 from authserver.logging import mask_email
+from authserver.settings import Settings
 
 log = structlog.get_logger("authserver.mail")
 SMTP_TIMEOUT = 10
 
 
-def outbox(settings: Any) -> Path:
+def outbox(settings: Settings) -> Path:
     return Path(settings.data_dir) / "outbox"
 
 
-def send(settings: Any, to: str, subject: str, body: str) -> None:
+def send(settings: Settings, to: str, subject: str, body: str) -> None:
     """Send (or, without SMTP, store) one plain-text message. Raises ``OSError``/``smtplib.SMTPException``."""
     message = EmailMessage()
     message["From"] = settings.mail_from
@@ -49,7 +49,7 @@ def send(settings: Any, to: str, subject: str, body: str) -> None:
     log.info("mail_sent", to=mask_email(to), subject=subject, transport=transport)
 
 
-def deliver(settings: Any, to: str, subject: str, body: str) -> bool:
+def deliver(settings: Settings, to: str, subject: str, body: str) -> bool:
     """:func:`send`, logging a failure instead of raising (runs after the response)."""
     try:
         send(settings, to, subject, body)

@@ -9,14 +9,13 @@ concurrent requests cannot both spend the same TOTP step or backup code
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from authserver.accounts.models import BackupCode, TotpFactor
 from authserver.db import utcnow
 from authserver.security import totp
+from authserver.security.crypto import SecretBox
 
 BACKUP_CODES = 10
 
@@ -30,7 +29,7 @@ def confirmed_factor(db: Session, user_id: str) -> TotpFactor | None:
     return factor if factor is not None and factor.confirmed_at is not None else None
 
 
-def start_enrolment(db: Session, box: Any, user_id: str) -> str:
+def start_enrolment(db: Session, box: SecretBox, user_id: str) -> str:
     """Create (or replace) an unconfirmed TOTP factor; return its base32 secret.
 
     Raises ``ValueError`` when a confirmed factor already exists.
@@ -49,7 +48,7 @@ def start_enrolment(db: Session, box: Any, user_id: str) -> str:
     return secret
 
 
-def pending_secret(db: Session, box: Any, user_id: str) -> str | None:
+def pending_secret(db: Session, box: SecretBox, user_id: str) -> str | None:
     """The secret of an unconfirmed factor, to show again while enrolling."""
     factor = db.get(TotpFactor, user_id)
     if factor is None or factor.confirmed_at is not None:
@@ -57,7 +56,7 @@ def pending_secret(db: Session, box: Any, user_id: str) -> str | None:
     return box.decrypt(factor.secret_encrypted, _aad(user_id)).decode()
 
 
-def confirm_enrolment(db: Session, box: Any, user_id: str, code: str) -> list[str] | None:
+def confirm_enrolment(db: Session, box: SecretBox, user_id: str, code: str) -> list[str] | None:
     """Activate the pending factor with a first valid code; return fresh backup codes
     (shown once, stored hashed) or None when the code is wrong."""
     factor = db.get(TotpFactor, user_id)
@@ -72,7 +71,7 @@ def confirm_enrolment(db: Session, box: Any, user_id: str, code: str) -> list[st
     return new_backup_codes(db, box, user_id)
 
 
-def new_backup_codes(db: Session, box: Any, user_id: str) -> list[str]:
+def new_backup_codes(db: Session, box: SecretBox, user_id: str) -> list[str]:
     """Replace the user's backup codes; the plaintext is returned once and never stored."""
     db.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
     codes = totp.generate_backup_codes(BACKUP_CODES)
@@ -87,7 +86,7 @@ def unused_backup_codes(db: Session, user_id: str) -> int:
         BackupCode.user_id == user_id, BackupCode.used_at.is_(None))) or 0
 
 
-def verify(db: Session, box: Any, user_id: str, code: str) -> str | None:
+def verify(db: Session, box: SecretBox, user_id: str, code: str) -> str | None:
     """Spend a TOTP code or a backup code; return ``"totp"``, ``"backup"`` or None.
 
     A TOTP code is accepted only for a step above ``last_used_step`` and a

@@ -2,29 +2,41 @@
 
 Authentication answers the same way, after the same Argon2 work, whether the
 account is unknown, disabled, locked or the password is wrong
-(DESIGN.md "Security invariants"; NIST SP 800-63B §5.2.2).
+(no account enumeration: OWASP ASVS 2.2.1, NIST SP 800-63B §5.2.2;
+docs/decisions.md "Lockout").
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from authserver.accounts.errors import AccountError
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
+from authserver.db import utcnow
 from authserver.logging import mask_email
 from authserver.roles.errors import RoleError
 from authserver.roles.service import check_roles
+from authserver.security.passwords import PasswordHasher, validate_password
+from authserver.security.throttle import Lockout
+from authserver.sessions import service as sessions
+from authserver.sessions.models import BrowserSession
+from authserver.tokens import service as tokens
+from authserver.tokens.service import RevokedJtiList, revoke_user_code_tokens, revoke_user_families
+
+if TYPE_CHECKING:
+    from authserver.context import Context
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-ROLE = re.compile(r"^[A-Za-z0-9:._-]{1,100}$")
 
 
 def normalize_login(value: str) -> str:
@@ -38,7 +50,7 @@ def mask_login(value: str) -> str:
 
 def create_user(
     db: Session,
-    hasher: Any,
+    hasher: PasswordHasher,
     *,
     username: str,
     email: str,
@@ -102,6 +114,88 @@ def list_users(db: Session) -> list[User]:
     return list(db.scalars(select(User).order_by(User.created_at, User.username)))
 
 
+def require_user(db: Session, login: str) -> User:
+    """The user by username or e-mail; raises :class:`AccountError` when there is none."""
+    user = find_by_login(db, login)
+    if user is None:
+        raise AccountError(f"no such user: {login}")
+    return user
+
+
+@dataclass(frozen=True)
+class EndedAccess:
+    """What :func:`disable_user` or :func:`delete_user` took away."""
+
+    sessions: int
+    refresh_tokens: int
+
+
+def _end_access(db: Session, revoked: RevokedJtiList, user_id: str) -> EndedAccess:
+    """Log the user out everywhere and revoke every token they hold.
+
+    Browser sessions are deleted (no page and no ``prompt=none`` request works
+    any more); every refresh-token family is revoked with the access tokens it
+    issued, and so are access tokens issued from a code without a refresh token
+    (RFC 7009 §2.1: revoking a grant invalidates its access tokens).
+    """
+    refresh_tokens = revoke_user_families(db, revoked, user_id)
+    revoke_user_code_tokens(db, revoked, user_id)
+    sessions = db.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
+    return EndedAccess(
+        sessions=sessions.rowcount or 0,  # type: ignore[attr-defined]
+        refresh_tokens=refresh_tokens,
+    )
+
+
+def disable_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str) -> EndedAccess | None:
+    """Disable the account and end every session and token it holds.
+
+    Returns what was ended, or None when the account was already disabled
+    (nothing changes then). ``actor`` names who did it in the audit event.
+    """
+    if user.disabled:
+        return None
+    user.disabled = True
+    ended = _end_access(db, revoked, user.id)
+    audit.record(db, "user_disabled", user_id=user.id, actor=actor,
+                 sessions=ended.sessions, refresh_tokens=ended.refresh_tokens)
+    return ended
+
+
+def enable_user(db: Session, user: User, *, actor: str) -> bool:
+    """Let a disabled account log in again; False when it was not disabled.
+
+    Sessions and tokens ended by :func:`disable_user` stay ended.
+    """
+    if not user.disabled:
+        return False
+    user.disabled = False
+    audit.record(db, "user_enabled", user_id=user.id, actor=actor)
+    return True
+
+
+def delete_user(db: Session, revoked: RevokedJtiList, user: User, *, actor: str) -> EndedAccess:
+    """Delete the account for good, first ending its sessions and tokens.
+
+    Roles, factors, consents, codes and refresh tokens go with the row (foreign
+    keys ``ON DELETE CASCADE``); the ``sub`` is never reused (OIDC Core §2).
+    The audit trail keeps the user id.
+    """
+    ended = _end_access(db, revoked, user.id)
+    user_id = user.id
+    db.delete(user)
+    db.flush()
+    audit.record(db, "user_deleted", user_id=user_id, actor=actor, username=mask_login(user.username))
+    return ended
+
+
+def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> None:
+    """Clear the account's lockout counters (NIST SP 800-63B §5.2.2), e.g. after a
+    support check; the per-address counters stay."""
+    lockout.unlock(lockout_key(user, user.username))
+    audit.record(db, "account_unlocked", user_id=user.id, actor=actor)
+
+
 def has_mfa(db: Session, user_id: str) -> bool:
     factor = db.get(TotpFactor, user_id)
     return factor is not None and factor.confirmed_at is not None
@@ -121,7 +215,7 @@ class AuthResult:
     mfa: bool = False
 
 
-def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
+def authenticate(db: Session, ctx: Context, login: str, password: str, ip: str, *,
                  channel: str = "login") -> AuthResult:
     """Check a password with lockout; same work and answer for every failure."""
     from authserver.security.passwords import normalize
@@ -158,3 +252,80 @@ def authenticate(db: Session, ctx: Any, login: str, password: str, ip: str, *,
     if ctx.passwords.needs_rehash(user.password_hash):
         user.password_hash = ctx.passwords.hash(password)
     return AuthResult(user, mfa=mfa)
+
+
+def set_password(db: Session, ctx: Context, user: User, password: str, *, ip: str | None = None,
+                 keep_session: str | None = None, event: str = "password_changed",
+                 unlock: bool = False, actor: str | None = None) -> None:
+    """Give ``user`` a new password: the policy (NIST SP 800-63B §5.1.1.2), a new hash,
+    every other browser session ended and the user's refresh-token families revoked
+    with the access tokens they issued (RFC 6819 §5.2.2.4), then one audit ``event``.
+
+    ``keep_session`` spares the session the change was made from; ``unlock`` clears the
+    account lockout (a reset proves control of the mailbox); ``actor`` names an
+    administrator who set it (the CLI's ``users set-password``). Raises ``WeakPasswordError``
+    with the policy's own words and changes nothing then.
+    """
+    password = validate_password(password, username=user.username, email=user.email)
+    user.password_hash = ctx.passwords.hash(password)
+    user.password_changed_at = utcnow()
+    ended = sessions.end_all_for_user(db, user.id, keep=keep_session)
+    revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
+    if unlock:
+        ctx.lockout.unlock(lockout_key(user, ""))
+    audit.record(db, event, user_id=user.id, ip=ip, sessions_ended=ended, refresh_tokens_revoked=revoked,
+                 **({"actor": actor} if actor else {}))
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """A checked sign-up form: normalised identifiers and the password's hash (never
+    the password). ``email_taken``: the address has an account, so no code is mailed
+    but the page answers the same (no account enumeration: OWASP Authentication
+    Cheat Sheet, "Authentication and Error Messages")."""
+
+    username: str
+    email: str
+    password_hash: str
+    email_taken: bool
+
+    def pending(self) -> dict[str, str | None]:
+        """What the e-mail code row keeps until the address is verified."""
+        return {"username": self.username, "email": self.email, "password_hash": self.password_hash,
+                "name": None}
+
+
+def start_signup(db: Session, ctx: Context, *, username: str, email: str, password: str) -> SignupRequest:
+    """Check a sign-up form and hash its password. Raises :class:`AccountError` or
+    ``WeakPasswordError`` with a sentence fit to show on the form."""
+    username = normalize_login(username)
+    email = normalize_login(email)
+    if not USERNAME.match(username):
+        raise AccountError("Username must be 2-63 characters: letters, digits, '.', '_' or '-'.")
+    if not EMAIL.match(email) or len(email) > 320:
+        raise AccountError("That e-mail address is not valid.")
+    password = validate_password(password, username=username, email=email)
+    if db.scalar(select(User.id).where(User.username == username)):
+        raise AccountError("That username is taken; choose another.")
+    taken = db.scalar(select(User.id).where(User.email == email)) is not None
+    return SignupRequest(username, email, ctx.passwords.hash(password), taken)
+
+
+def complete_signup(db: Session, pending: Mapping[str, Any], *, ip: str | None = None) -> User | None:
+    """Create the verified user a sign-up's e-mail code was holding (see
+    :meth:`SignupRequest.pending`); ``None`` when the username or address was
+    registered meanwhile, the unique indexes deciding a race."""
+    username, email = str(pending["username"]), str(pending["email"])
+    if db.scalar(select(User.id).where(or_(User.username == username, User.email == email))):
+        return None
+    user = User(username=username, email=email, email_verified=True,
+                password_hash=str(pending["password_hash"]), name=pending.get("name"))
+    try:
+        with db.begin_nested():
+            db.add(user)
+            db.flush()
+    except IntegrityError:
+        return None
+    audit.record(db, "user_created", user_id=user.id, ip=ip, username=mask_login(username))
+    audit.record(db, "signup_completed", user_id=user.id, ip=ip, email=mask_email(email))
+    return user

@@ -18,9 +18,11 @@ EVENTS = frozenset({
     "consent_granted", "consent_revoked", "client_created", "client_updated",
     "client_secret_rotated", "client_deleted", "key_rotated", "deny_list_hit",
     "deny_list_changed", "user_created", "user_disabled", "password_changed",
-    "password_reset", "session_revoked", "signup_completed", "rate_limited", "registration_token_created",
+    "password_reset", "password_set_by_admin", "session_revoked", "signup_completed", "rate_limited",
+    "registration_token_created",
+    "user_enabled", "user_deleted", "user_roles_changed", "registration_token_revoked",
     "role_created", "role_updated", "role_deleted", "role_permission_granted", "role_permission_revoked",
-    "user_roles_changed", "client_roles_changed",
+    "client_roles_changed",
 })
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authserver.db import Base, utcnow
+from authserver.oauth import vocabulary
 
 
 class Client(Base):
@@ -39,7 +40,7 @@ class Client(Base):
 
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_method == vocabulary.NONE
 
 
 class InitialAccessToken(Base):

@@ -3,7 +3,7 @@
 Plain functions over a sync session, run by ``endpoints/register.py`` inside
 ``bridge.call``. Authlib's ``ClientRegistrationEndpoint`` is not used: it always
 issues a secret, returns ``client_secret`` on read and needs the plaintext
-registration token (see AUTHLIB_NOTES.md).
+registration token (RFC 7592 §2: the server keeps only its hash, so it cannot).
 
 Policy for self-registered clients:
 
@@ -11,8 +11,7 @@ Policy for self-registered clients:
   as a keyed hash, optionally expiring, usable until it expires;
 * grants ``authorization_code``, ``refresh_token`` and (confidential clients
   only) ``client_credentials``; never ``password`` (RFC 9700 §2.4);
-* scopes only from the server's own list (``openid profile email
-  offline_access roles``); never ``skip_consent``, ``require_mfa``,
+* scopes only from the server's own list (``vocabulary.REGISTRABLE_SCOPES``); never ``skip_consent``, ``require_mfa``,
   ``introspect_any`` or an ``audience`` override: those stay admin-only and
   are ignored if sent, like any metadata this server does not understand
   (RFC 7591 §2);
@@ -27,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -37,11 +37,10 @@ from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client, InitialAccessToken
 from authserver.db import utcnow
+from authserver.errors import AppError, bearer_challenge
+from authserver.oauth import vocabulary as v
 from authserver.security.crypto import SecretBox, new_token
 
-REGISTRABLE_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
-REGISTRABLE_SCOPES = ("openid", "profile", "email", "offline_access", "roles")
-DEFAULT_SCOPE = "openid profile email"
 DEFAULT_CLIENT_NAME = "Unnamed client"
 MAX_URIS = 20
 MAX_URI_LENGTH = 2000
@@ -49,25 +48,23 @@ MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 200
 
 
-class RegistrationError(Exception):
-    """A protocol error: ``status``, RFC 7591 §3.2.2 / RFC 6750 §3.1 ``error`` code."""
+class RegistrationError(AppError):
+    """A refusal with its HTTP status and an RFC 7591 §3.2.2 or RFC 6750 §3.1 ``error``
+    code; rendered as JSON by :func:`authserver.errors.handle_app_error`."""
+
+    json_only = True
 
     def __init__(self, status: int, error: str, description: str,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(description)
-        self.status = status
+        super().__init__(description, **(headers or {}))
+        self.status_code = status
         self.error = error
-        self.description = description
-        self.headers = headers or {}
 
 
 def invalid_token(presented: bool) -> RegistrationError:
     """401 with a Bearer challenge; no error code when no token was sent (RFC 6750 §3.1)."""
-    challenge = 'Bearer realm="authserver"'
-    if presented:
-        challenge += ', error="invalid_token"'
     return RegistrationError(401, "invalid_token", "A valid bearer token is required.",
-                             {"WWW-Authenticate": challenge})
+                             {"WWW-Authenticate": bearer_challenge("invalid_token" if presented else None)})
 
 
 def _metadata_error(description: str) -> RegistrationError:
@@ -99,6 +96,22 @@ def create_initial_access_token(db: Session, box: SecretBox, description: str = 
     return token
 
 
+def list_initial_access_tokens(db: Session) -> list[InitialAccessToken]:
+    """Every initial access token not yet removed by cleanup, oldest first (hashes only)."""
+    return list(db.scalars(select(InitialAccessToken).order_by(InitialAccessToken.created_at,
+                                                                InitialAccessToken.id)))
+
+
+def revoke_initial_access_token(db: Session, token_id: int, *, actor: str) -> None:
+    """Delete an initial access token so it can register no more clients; clients it
+    registered stay. Raises :class:`ClientError` for an unknown id."""
+    row = db.get(InitialAccessToken, token_id)
+    if row is None:
+        raise ClientError(f"no such registration token: {token_id}")
+    db.delete(row)
+    audit.record(db, "registration_token_revoked", token_id=token_id, actor=actor)
+
+
 def _check_initial_access_token(db: Session, box: SecretBox, token: str | None) -> InitialAccessToken:
     if not token:
         raise invalid_token(False)
@@ -122,7 +135,7 @@ def _string(body: dict[str, Any], name: str, default: str) -> str:
 
 
 def _string_list(body: dict[str, Any], name: str, default: list[str],
-                 error: Any = _metadata_error) -> list[str]:
+                 error: Callable[[str], RegistrationError] = _metadata_error) -> list[str]:
     value = body.get(name)
     if value is None:
         return list(default)
@@ -131,23 +144,23 @@ def _string_list(body: dict[str, Any], name: str, default: list[str],
     return value
 
 
-def parse_metadata(body: Any) -> dict[str, Any]:
+def parse_metadata(body: object) -> dict[str, Any]:
     """RFC 7591 §2 metadata from a JSON body, checked against the self-registration
     policy and the rules of :func:`clients.service.validate_metadata`."""
     if not isinstance(body, dict):
         raise _metadata_error("the request body must be a JSON object")
-    grant_types = _string_list(body, "grant_types", ["authorization_code"])
-    if "password" in grant_types:
+    grant_types = _string_list(body, "grant_types", [v.AUTHORIZATION_CODE])
+    if v.PASSWORD in grant_types:
         raise _metadata_error("the password grant cannot be registered dynamically (RFC 9700 §2.4)")
     for grant in grant_types:
-        if grant not in REGISTRABLE_GRANTS:
+        if grant not in v.REGISTRABLE_GRANT_TYPES:
             raise _metadata_error(f"unsupported grant type: {grant}")
-    auth_method = _string(body, "token_endpoint_auth_method", "client_secret_basic")
-    code_flow = "authorization_code" in grant_types
+    auth_method = _string(body, "token_endpoint_auth_method", v.DEFAULT_AUTH_METHOD)
+    code_flow = v.AUTHORIZATION_CODE in grant_types
 
-    response_types = _string_list(body, "response_types", ["code"] if code_flow else [])
+    response_types = _string_list(body, "response_types", list(v.RESPONSE_TYPES) if code_flow else [])
     for rtype in response_types:
-        if rtype != "code":
+        if rtype not in v.RESPONSE_TYPES:
             raise _metadata_error(f"unsupported response type: {rtype}")
     if bool(response_types) != code_flow:
         # RFC 7591 §2.1: response_type "code" goes with the authorization_code grant
@@ -171,11 +184,11 @@ def parse_metadata(body: Any) -> dict[str, Any]:
         raise _metadata_error(f"at most {MAX_URIS} post-logout redirect URIs of at most "
                               f"{MAX_URI_LENGTH} characters")
 
-    scope = _string(body, "scope", DEFAULT_SCOPE if code_flow else "")
+    scope = _string(body, "scope", v.DEFAULT_SCOPE if code_flow else "")
     for s in scope.split():
-        if s not in REGISTRABLE_SCOPES:
+        if s not in v.REGISTRABLE_SCOPES:
             raise _metadata_error(f"scope {s!r} cannot be registered (allowed: "
-                                  f"{' '.join(REGISTRABLE_SCOPES)})")
+                                  f"{' '.join(v.REGISTRABLE_SCOPES)})")
 
     client_name = _string(body, "client_name", DEFAULT_CLIENT_NAME).strip() or DEFAULT_CLIENT_NAME
     if len(client_name) > MAX_NAME_LENGTH:
@@ -212,7 +225,7 @@ def client_information(client: Client, issuer: str) -> dict[str, Any]:
 # -- RFC 7591 registration ---------------------------------------------------
 
 
-def register_client(db: Session, box: SecretBox, *, initial_token: str | None, body: Any,
+def register_client(db: Session, box: SecretBox, *, initial_token: str | None, body: object,
                     issuer: str, ip: str | None = None) -> dict[str, Any]:
     """Register a client (RFC 7591 §3.1); returns the §3.2.1 response body."""
     _check_initial_access_token(db, box, initial_token)
@@ -256,7 +269,7 @@ def read_client(db: Session, box: SecretBox, *, client_id: str, token: str | Non
     return client_information(_authorize(db, box, client_id, token), issuer)
 
 
-def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | None, body: Any,
+def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | None, body: object,
                   issuer: str, ip: str | None = None) -> dict[str, Any]:
     """RFC 7592 §2.2: replace the metadata; the response carries a new registration token."""
     client = _authorize(db, box, client_id, token)
@@ -273,7 +286,7 @@ def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | N
                                 "chosen by the client")
     # registration_access_token, client_id_issued_at etc. echoed from a read are ignored
     metadata = parse_metadata(body)
-    if (metadata["token_endpoint_auth_method"] == "none") != client.is_public:
+    if (metadata["token_endpoint_auth_method"] == v.NONE) != client.is_public:
         raise _metadata_error("a client cannot switch between public (none) and confidential "
                               "authentication; register a new client")
     for key, value in metadata.items():

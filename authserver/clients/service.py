@@ -14,11 +14,19 @@ from sqlalchemy.orm import Session
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import utcnow
+from authserver.oauth.vocabulary import (
+    AUTH_METHODS,
+    AUTHORIZATION_CODE,
+    CONFIDENTIAL_GRANT_TYPES,
+    DEFAULT_AUTH_METHOD,
+    GRANT_TYPES,
+    LOOPBACK_HOSTS,
+    NONE,
+    RESPONSE_TYPES,
+)
 from authserver.roles.permissions import is_prefix
 from authserver.security.crypto import SecretBox
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "password", "client_credentials")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 §3.3 scope-token
 
 
@@ -36,7 +44,7 @@ def validate_redirect_uri(uri: str) -> str:
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
             raise ClientError(f"redirect URI has no host: {uri}")
-        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
             raise ClientError(f"redirect URI must use https unless it is a loopback address: {uri}")
     elif parts.scheme in ("javascript", "data", "file", "vbscript"):
         raise ClientError(f"redirect URI scheme is not allowed: {uri}")
@@ -62,10 +70,10 @@ def validate_metadata(
         raise ClientError("at least one grant type is required")
     if token_endpoint_auth_method not in AUTH_METHODS:
         raise ClientError(f"unsupported auth method: {token_endpoint_auth_method}")
-    public = token_endpoint_auth_method == "none"
-    if public and ("client_credentials" in grant_types or "password" in grant_types):
+    public = token_endpoint_auth_method == NONE
+    if public and CONFIDENTIAL_GRANT_TYPES.intersection(grant_types):
         raise ClientError("public clients cannot use client_credentials or password grants")
-    if "authorization_code" in grant_types and not redirect_uris:
+    if AUTHORIZATION_CODE in grant_types and not redirect_uris:
         raise ClientError("authorization_code clients need at least one redirect URI")
     for uri in [*redirect_uris, *(post_logout_redirect_uris or [])]:
         validate_redirect_uri(uri)
@@ -78,7 +86,7 @@ def validate_metadata(
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
         "post_logout_redirect_uris": list(dict.fromkeys(post_logout_redirect_uris or [])),
         "grant_types": list(dict.fromkeys(grant_types)),
-        "response_types": ["code"] if "authorization_code" in grant_types else [],
+        "response_types": list(RESPONSE_TYPES) if AUTHORIZATION_CODE in grant_types else [],
         "scope": " ".join(dict.fromkeys(scopes)),
         "token_endpoint_auth_method": token_endpoint_auth_method,
     }
@@ -101,7 +109,7 @@ def create_client(
     redirect_uris: list[str],
     grant_types: list[str],
     scope: str,
-    token_endpoint_auth_method: str = "client_secret_basic",
+    token_endpoint_auth_method: str = DEFAULT_AUTH_METHOD,
     post_logout_redirect_uris: list[str] | None = None,
     skip_consent: bool = False,
     require_mfa: bool = False,
@@ -118,7 +126,7 @@ def create_client(
         token_endpoint_auth_method=token_endpoint_auth_method,
         post_logout_redirect_uris=post_logout_redirect_uris,
     )
-    secret = None if token_endpoint_auth_method == "none" else secrets.token_urlsafe(32)
+    secret = None if token_endpoint_auth_method == NONE else secrets.token_urlsafe(32)
     client = Client(
         client_id=new_client_id(),
         client_secret_hash=box.keyed_hash(secret) if secret else None,
@@ -142,7 +150,7 @@ def new_client_id() -> str:
 
 
 def get_client(db: Session, client_id: str) -> Client | None:
-    if not client_id or len(client_id) > 64:
+    if not client_id or len(client_id) > 64 or "\x00" in client_id:  # Postgres text refuses NUL
         return None
     return db.get(Client, client_id)
 

@@ -10,22 +10,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authserver.interaction import web
 from authserver.oauth import authorization, bridge
 from authserver.sessions import service as sessions
+from authserver.web import http
+from authserver.web.pages import SIGN_IN_EXPIRED
 
 
 def respond(request: Request, outcome: authorization.Outcome) -> Response:
     if outcome.location:
-        return web.redirect(outcome.location, request, outcome.cookie, outcome.status)
-    return web.error_page(request, outcome.error or "invalid_request",
+        return http.redirect(outcome.location, request, outcome.cookie, outcome.status)
+    return http.error_page(request, outcome.error or "invalid_request",
                           outcome.error_description or "The request is invalid.", outcome.status)
 
 
 async def authorize(request: Request) -> Response:
-    ctx = web.context(request)
+    ctx = http.context(request)
     frozen = await bridge.freeze(request, include_args=request.method == "GET")
-    cookie = web.session_cookie(request)
+    cookie = http.session_cookie(request)
 
     def run() -> authorization.Outcome:
         session = sessions.load(bridge.current_db.get(), ctx.box, cookie)
@@ -36,17 +37,16 @@ async def authorize(request: Request) -> Response:
 
 async def resume(request: Request) -> Response:
     """Continue a pending request after login, MFA or consent."""
-    ctx = web.context(request)
+    ctx = http.context(request)
     rid = request.query_params.get("rid", "")
-    cookie = web.session_cookie(request)
+    cookie = http.session_cookie(request)
 
     def run() -> authorization.Outcome:
         session = sessions.load(bridge.current_db.get(), ctx.box, cookie)
         params = authorization.pending_params(session, rid)
         if params is None:
             return authorization.Outcome(error="invalid_request", status=400,
-                                         error_description="This sign-in request has expired. "
-                                                           "Start again from the application.")
+                                         error_description=SIGN_IN_EXPIRED)
         frozen = bridge.FrozenRequest("GET", ctx.settings.issuer + "/authorize", request.headers, [],
                                       params, include_args=True, ip=request.state.client_ip)
         return authorization.run(ctx, frozen, session, rid)

@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authserver.oauth.server import SCOPES
+from authserver.oauth import vocabulary as v
+from authserver.settings import Settings
 
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
           "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified", "roles"]
 
 
-def metadata(settings: Any) -> dict[str, Any]:
+def metadata(settings: Settings) -> dict[str, Any]:
     base = settings.issuer
     return {
         "issuer": base,
@@ -30,24 +31,23 @@ def metadata(settings: Any) -> dict[str, Any]:
         "introspection_endpoint": f"{base}/introspect",
         "registration_endpoint": f"{base}/register",
         "end_session_endpoint": f"{base}/logout",
-        "scopes_supported": SCOPES,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "password", "client_credentials"],
+        "scopes_supported": list(v.SCOPES),
+        "response_types_supported": list(v.RESPONSE_TYPES),
+        "response_modes_supported": list(v.RESPONSE_MODES),
+        "grant_types_supported": list(v.GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                           "none"],
-        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": list(v.ID_TOKEN_SIGNING_ALGS),
+        "token_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
+        "code_challenge_methods_supported": list(v.CODE_CHALLENGE_METHODS),
         "claims_supported": CLAIMS,
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
-        "prompt_values_supported": ["none", "login", "consent"],
-        "acr_values_supported": ["urn:authserver:acr:pwd", "urn:authserver:acr:mfa"],
+        "prompt_values_supported": list(v.PROMPT_VALUES),
+        "acr_values_supported": list(v.ACR_VALUES),
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
@@ -62,7 +62,7 @@ async def openid_configuration(request: Request) -> Response:
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
-def render(settings: Any) -> bytes:
+def render(settings: Settings) -> bytes:
     return json.dumps(metadata(settings), separators=(",", ":")).encode()
 
 

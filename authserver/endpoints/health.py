@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -10,8 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from authserver.context import context_of
+from authserver.oauth.vocabulary import NO_STORE
 
-def _check(ctx: Any) -> dict[str, str]:
+if TYPE_CHECKING:
+    from authserver.context import Context
+
+
+def _check(ctx: Context) -> dict[str, str]:
     result = {"database": "ok", "redis": "not_configured"}
     try:
         with ctx.engine.connect() as conn:
@@ -28,7 +34,7 @@ def _check(ctx: Any) -> dict[str, str]:
 
 
 async def health(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(_check, request.app.state.context)
+    checks = await run_in_threadpool(_check, context_of(request))
     if checks["database"] != "ok":
         status = "unavailable"
     elif checks["redis"] == "unavailable":
@@ -36,7 +42,7 @@ async def health(request: Request) -> JSONResponse:
     else:
         status = "ok"
     return JSONResponse({"status": status, **checks}, 503 if status == "unavailable" else 200,
-                        headers={"Cache-Control": "no-store"})
+                        headers=NO_STORE)
 
 
 routes = [Route("/health", health, methods=["GET"])]

@@ -6,15 +6,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authserver.endpoints.guards import client_id_of, rate_limit
+from authserver.context import context_of
 from authserver.oauth import bridge
+from authserver.web.guards import client_id_of, rate_limit
 
 
 async def introspect(request: Request) -> Response:
-    ctx = request.app.state.context
+    ctx = context_of(request)
     frozen = await bridge.freeze(request)
 
-    def run() -> tuple:
+    def run() -> bridge.Result:
         rate_limit(ctx, "introspection", frozen.ip, client_id_of(frozen))
         return ctx.oauth.introspect(frozen)
 

@@ -6,9 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authserver.context import context_of
+
 
 async def jwks(request: Request) -> Response:
-    ctx = request.app.state.context
+    ctx = context_of(request)
     return Response(
         ctx.keys.jwks_bytes,
         media_type="application/jwk-set+json",

@@ -9,25 +9,26 @@ asked to confirm (§2: the OP SHOULD ask).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from authlib.common.urls import add_params_to_uri
-from starlette.requests import Request
-from starlette.responses import Response
+from sqlalchemy.orm import Session
 from starlette.routing import Route
 
 from authserver.audit import service as audit
 from authserver.clients import service as clients
-from authserver.interaction import web
-from authserver.oauth import bridge
 from authserver.sessions import service as sessions
+from authserver.web.pages import ErrorPage, Page, Redirect, Render, Result, form_page
+
+if TYPE_CHECKING:
+    from authserver.context import Context
 
 PARAMS = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id", "ui_locales", "logout_hint")
 
 
-def _validate(ctx: Any, params: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+def _validate(ctx: Context, db: Session, params: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
     """Returns ``(error, redirect_to, hint_sub)``."""
-    db = bridge.current_db.get()
     hint = params.get("id_token_hint")
     claims = ctx.oauth.token_issuer.verify_id_token_hint(hint) if hint else None
     if hint and claims is None:
@@ -49,41 +50,25 @@ def _validate(ctx: Any, params: dict[str, str]) -> tuple[str | None, str | None,
     return None, target, claims["sub"] if claims else None
 
 
-async def logout(request: Request) -> Response:
-    ctx = web.context(request)
-    params = dict(await bridge.read_form(request)) if request.method == "POST" else dict(request.query_params)
-    params = {k: v for k, v in params.items() if k in PARAMS or k in ("csrf_token", "confirm")}
-    cookie = web.session_cookie(request)
-
-    def run() -> tuple[str, Any]:
-        db = bridge.current_db.get()
-        error, target, hint_sub = _validate(ctx, params)
-        if error:
-            return "error", error
-        session = sessions.load(db, ctx.box, cookie)
-        if session is not None and session.user_id:
-            answered = request.method == "POST" and sessions.check_csrf(session, params.get("csrf_token"))
-            if answered and params.get("confirm") == "no":
-                return "kept", None
-            confirmed = answered and params.get("confirm") == "yes"
-            if not confirmed and hint_sub != session.user_id:
-                return "confirm", {"csrf_token": sessions.csrf_token(session),
-                                   "params": {k: v for k, v in params.items() if k in PARAMS}}
-            audit.record(db, "logout", user_id=session.user_id, ip=request.state.client_ip)
-            sessions.end(db, session)
-        return "done", target
-
-    outcome, data = await bridge.call(ctx, run)
-    if outcome == "error":
-        return web.error_page(request, "invalid_request", data)
-    if outcome == "confirm":
-        return web.page(request, "logout.html", data)
-    if outcome == "kept":
-        return web.page(request, "logged_out.html", {"kept": True})
-    response = web.redirect(data, request) if data else web.page(request, "logged_out.html", {})
-    if outcome == "done":
-        web.clear_session_cookie(response, request)
-    return response
+@form_page(csrf="optional")  # §2: the RP may POST here; our confirmation form carries the token
+def logout(page: Page) -> Result:
+    params = {k: v for k, v in page.params.items() if k in PARAMS or k in ("csrf_token", "confirm")}
+    error, target, hint_sub = _validate(page.ctx, page.db, params)
+    if error:
+        return ErrorPage(error)
+    session = page.loaded
+    if session is not None and session.user_id:
+        # only a confirmation sent from our own form (CSRF-checked) counts as the user's answer
+        if page.csrf_ok and params.get("confirm") == "no":
+            return Render("logged_out.html", {"kept": True})
+        confirmed = page.csrf_ok and params.get("confirm") == "yes"
+        if not confirmed and hint_sub != session.user_id:
+            return Render("logout.html", {"csrf_token": page.csrf_token(),
+                                          "params": {k: v for k, v in params.items() if k in PARAMS}})
+        audit.record(page.db, "logout", user_id=session.user_id, ip=page.ip)
+        sessions.end(page.db, session)
+    page.clear_cookie()
+    return Redirect(target) if target else Render("logged_out.html")
 
 
 routes = [Route("/logout", logout, methods=["GET", "POST"])]

@@ -7,18 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver.clients import registration
-from authserver.endpoints.guards import rate_limit
+from authserver.context import context_of
 from authserver.oauth import bridge
+from authserver.oauth.vocabulary import NO_STORE
+from authserver.web.guards import rate_limit
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-
-def bearer_token(request: Any) -> str | None:
+def bearer_token(request: Request | bridge.FrozenJsonRequest) -> str | None:
     """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), else None.
     A token in the query or body is never accepted."""
     scheme, _, token = (request.headers.get("authorization") or "").strip().partition(" ")
@@ -28,24 +29,22 @@ def bearer_token(request: Any) -> str | None:
     return token
 
 
-async def _run(request: Request, work: Callable[[Any], Any], status: int) -> Response:
-    ctx = request.app.state.context
-    try:
-        result = await bridge.call(ctx, lambda: work(bridge.current_db.get()))
-    except registration.RegistrationError as exc:
-        return JSONResponse({"error": exc.error, "error_description": exc.description}, exc.status,
-                            headers={**NO_STORE, **exc.headers})
+async def _run(request: Request, work: Callable[[Session], dict[str, Any] | None], status: int) -> Response:
+    """Run ``work`` in a transaction; a ``RegistrationError`` rolls it back and goes to
+    the app's error handler (``authserver.errors``)."""
+    ctx = context_of(request)
+    result = await bridge.call(ctx, lambda: work(bridge.current_db.get()))
     if result is None:
         return Response(status_code=status, headers=NO_STORE)
     return JSONResponse(result, status, headers=NO_STORE)
 
 
 async def register(request: Request) -> Response:
-    ctx = request.app.state.context
+    ctx = context_of(request)
     frozen = await bridge.freeze_json(request)
     token = bearer_token(frozen)
 
-    def work(db: Any) -> dict[str, Any]:
+    def work(db: Session) -> dict[str, Any]:
         rate_limit(ctx, "registration", frozen.ip)
         return registration.register_client(db, ctx.box, initial_token=token, body=frozen.payload.data,
                                             issuer=ctx.settings.issuer, ip=frozen.ip)
@@ -54,7 +53,7 @@ async def register(request: Request) -> Response:
 
 
 async def configure(request: Request) -> Response:
-    ctx = request.app.state.context
+    ctx = context_of(request)
     client_id = request.path_params["client_id"]
     token = bearer_token(request)
     issuer = ctx.settings.issuer

@@ -6,11 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authserver.context import context_of
 from authserver.oauth import bridge
 
 
 async def revoke(request: Request) -> Response:
-    ctx = request.app.state.context
+    ctx = context_of(request)
     frozen = await bridge.freeze(request)
     return bridge.to_response(await bridge.call(ctx, lambda: ctx.oauth.revoke(frozen)))
 

@@ -1,37 +1,28 @@
-"""Consent page: the requested scopes in words; the decision is remembered per user and client."""
+"""Consent page (OIDC Core §3.1.2.4): the requested scopes in words; the decision is remembered
+per user and client."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import Response
-
 from authserver.clients import service as clients
+from authserver.clients.models import Client
 from authserver.consents import service as consents
-from authserver.interaction import web
-from authserver.oauth import authorization, bridge
-from authserver.sessions import service as sessions
-
-SCOPE_WORDS = {
-    "openid": "Sign you in with your account",
-    "profile": "See your name and username",
-    "email": "See your e-mail address",
-    "offline_access": "Stay signed in to your account when you are not using it",
-    "roles": "See the roles you have",
-}
+from authserver.oauth import authorization, vocabulary
+from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
 
 
 def describe(scope: str) -> str:
-    return SCOPE_WORDS.get(scope, f"Access \u201c{scope}\u201d")
+    return vocabulary.SCOPE_DESCRIPTIONS.get(scope, f"Access \u201c{scope}\u201d")
 
 
-def _requested(db: Any, session: Any, rid: str) -> tuple[Any, list[str]] | None:
-    params = authorization.pending_params(session, rid)
+def _requested(page: Page) -> tuple[Client, list[str]] | None:
+    """The client and the scopes it asks for (those it may have; all of them when
+    none is asked for), while the signed-in user's request is pending."""
+    session = page.loaded
+    params = authorization.pending_params(session, page.rid)
     if params is None or session is None or not session.user_id:
         return None
     data = dict(params)
-    client = clients.get_client(db, data.get("client_id", ""))
+    client = clients.get_client(page.db, data.get("client_id", ""))
     if client is None:
         return None
     allowed = client.scope.split()
@@ -39,53 +30,24 @@ def _requested(db: Any, session: Any, rid: str) -> tuple[Any, list[str]] | None:
     return client, requested
 
 
-async def consent_form(request: Request) -> Response:
-    ctx = web.context(request)
-    rid = request.query_params.get("rid", "")
-    cookie = web.session_cookie(request)
-
-    def run() -> dict[str, Any] | None:
-        db = bridge.current_db.get()
-        session = sessions.load(db, ctx.box, cookie)
-        found = _requested(db, session, rid)
-        if found is None or session is None:
-            return None
-        client, scopes = found
-        return {"rid": rid, "csrf_token": sessions.csrf_token(session), "client_name": client.client_name,
-                "scopes": [(s, describe(s)) for s in scopes]}
-
-    values = await bridge.call(ctx, run)
-    if values is None:
-        return web.error_page(request, "invalid_request", "This sign-in request has expired.")
-    return web.page(request, "consent.html", values)
+@form_page()
+def consent_form(page: Page) -> Result:
+    found = _requested(page)
+    return EXPIRED if found is None else Render("consent.html", {
+        "rid": page.rid, "csrf_token": page.csrf_token(), "client_name": found[0].client_name,
+        "scopes": [(s, describe(s)) for s in found[1]]})
 
 
-async def consent_submit(request: Request) -> Response:
-    ctx = web.context(request)
-    form = dict(await bridge.read_form(request))
-    rid = form.get("rid", "")
-    cookie = web.session_cookie(request)
-
-    def run() -> str:
-        db = bridge.current_db.get()
-        session = sessions.load(db, ctx.box, cookie)
-        if not sessions.check_csrf(session, form.get("csrf_token")):
-            return "csrf"
-        found = _requested(db, session, rid)
-        if found is None or session is None or not session.user_id:
-            return "expired"
-        client, scopes = found
-        if form.get("decision") == "allow":
-            consents.grant(db, session.user_id, client.client_id, scopes, request.state.client_ip)
-            authorization.update_pending(session, rid, consented=True)
-        else:
-            authorization.update_pending(session, rid, denied=True)
-        return "ok"
-
-    outcome = await bridge.call(ctx, run)
-    if outcome == "csrf":
-        return web.error_page(request, "invalid_request",
-                              "The form expired or was not sent by this site. Go back and try again.")
-    if outcome == "expired":
-        return web.error_page(request, "invalid_request", "This sign-in request has expired.")
-    return web.redirect(f"/authorize/resume?rid={rid}", request)
+@form_page()
+def consent_submit(page: Page) -> Result:
+    found = _requested(page)
+    if found is None:
+        return EXPIRED
+    client, scopes = found
+    session = page.session
+    if page.form.get("decision") == "allow":
+        consents.grant(page.db, str(session.user_id), client.client_id, scopes, page.ip)
+        authorization.update_pending(session, page.rid, consented=True)
+    else:
+        authorization.update_pending(session, page.rid, denied=True)
+    return Redirect(with_rid("/authorize/resume", page.rid))

@@ -3,148 +3,85 @@
 ``/password/reset`` answers the same whether or not the address has an
 account: an unknown address gets a stored code nobody knows, and no mail.
 ``/password/reset/confirm`` takes the code and a new password (policy
-checked first, so a weak password does not spend a guess), sets the new hash,
-ends every session of the user and clears the account lockout.
+checked first, so a weak password does not spend a guess), then
+:func:`accounts.set_password` sets the new hash, ends every session of the
+user, revokes their tokens and clears the account lockout.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response
+from functools import partial
 
 from authserver.accounts import email_codes, mail
 from authserver.accounts import service as accounts
 from authserver.accounts.models import EmailCode
-from authserver.audit import service as audit
-from authserver.db import utcnow
-from authserver.endpoints.guards import rate_limit
-from authserver.interaction import web
-from authserver.interaction.signup import CODE_EXPIRED, CODE_FAILED, CSRF_FAILED, browser_session
-from authserver.oauth import bridge
+from authserver.interaction.signup import CODE_EXPIRED, CODE_FAILED
 from authserver.security.passwords import WeakPasswordError, validate_password
 from authserver.sessions import service as sessions
-from authserver.tokens import service as tokens
+from authserver.web.pages import Page, Redirect, Render, Result, form_page
 
 
-async def reset_form(request: Request) -> Response:
-    ctx = web.context(request)
-    cookie = web.session_cookie(request)
-
-    def run() -> tuple[dict[str, Any], str | None]:
-        session, new_cookie = browser_session(bridge.current_db.get(), ctx, request, cookie)
-        return {"csrf_token": sessions.csrf_token(session)}, new_cookie
-
-    values, new_cookie = await bridge.call(ctx, run)
-    return web.page(request, "reset.html", values, cookie=new_cookie)
+@form_page()
+def reset_form(page: Page) -> Result:
+    page.ensure_session()
+    return Render("reset.html", {"csrf_token": page.csrf_token()})
 
 
-async def reset_submit(request: Request) -> Response:
-    ctx = web.context(request)
-    form = dict(await bridge.read_form(request))
-    cookie = web.session_cookie(request)
-    ip = request.state.client_ip
-
-    def run() -> tuple[str, tuple[str, str, str] | None]:
-        db = bridge.current_db.get()
-        rate_limit(ctx, "registration", ip)
-        session = sessions.load(db, ctx.box, cookie)
-        if session is None or not sessions.check_csrf(session, form.get("csrf_token")):
-            return "csrf", None
-        email = accounts.normalize_login(form.get("email", ""))[:320]
-        user = accounts.find_by_login(db, email) if "@" in email else None
-        user_id = user.id if user is not None and not user.disabled else None
-        known = user_id is not None
-        row, code = email_codes.issue(db, ctx.box, "reset", email, user_id=user_id, deliverable=known)
-        sessions.set_data(session, "reset_code", row.id)
-        if not known:
-            return "sent", None
-        letter = (f"Your password reset code is {code}\n\nIt expires in 15 minutes. If you did not ask "
-                  "to reset your password, ignore this message; your password is unchanged.\n")
-        return "sent", (user.email, "Reset your password", letter)  # type: ignore[union-attr]
-
-    state, letter = await bridge.call(ctx, run)
-    if state == "csrf":
-        return web.error_page(request, "invalid_request", CSRF_FAILED)
-    response = web.redirect("/password/reset/confirm", request)
-    if letter is not None:  # after the response: its timing must not tell known addresses apart
-        response.background = BackgroundTask(mail.deliver, ctx.settings, *letter)
-    return response
+@form_page(rate_limit="registration")
+def reset_submit(page: Page) -> Result:
+    email = accounts.normalize_login(page.form.get("email", ""))[:320]
+    user = accounts.find_by_login(page.db, email) if "@" in email else None
+    known = user if user is not None and not user.disabled else None
+    row, code = email_codes.issue(page.db, page.ctx.box, "reset", email, user_id=known.id if known else None,
+                                  deliverable=known is not None)
+    sessions.set_data(page.session, "reset_code", row.id)
+    if known is None:
+        return Redirect("/password/reset/confirm")
+    letter = (f"Your password reset code is {code}\n\nIt expires in 15 minutes. If you did not ask "
+              "to reset your password, ignore this message; your password is unchanged.\n")
+    # mailed after the response: its timing must not tell known addresses apart
+    return Redirect("/password/reset/confirm",
+                    after=partial(mail.deliver, page.ctx.settings, known.email, "Reset your password", letter))
 
 
-def _confirm_values(session: Any, error: str | None = None) -> dict[str, Any]:
-    return {"csrf_token": sessions.csrf_token(session), "error": error}
+def _confirm_form(page: Page, error: str | None = None) -> Render:
+    return Render("reset_confirm.html", {"csrf_token": page.csrf_token(), "error": error})
 
 
-async def confirm_form(request: Request) -> Response:
-    ctx = web.context(request)
-    cookie = web.session_cookie(request)
-
-    def run() -> dict[str, Any] | None:
-        session = sessions.load(bridge.current_db.get(), ctx.box, cookie)
-        if session is None or not (session.data or {}).get("reset_code"):
-            return None
-        return _confirm_values(session)
-
-    values = await bridge.call(ctx, run)
-    if values is None:
-        return web.redirect("/password/reset", request)
-    return web.page(request, "reset_confirm.html", values)
+@form_page()
+def confirm_form(page: Page) -> Result:
+    if page.loaded is None or not (page.loaded.data or {}).get("reset_code"):
+        return Redirect("/password/reset")
+    return _confirm_form(page)
 
 
-async def confirm_submit(request: Request) -> Response:
-    ctx = web.context(request)
-    form = dict(await bridge.read_form(request))
-    cookie = web.session_cookie(request)
-    ip = request.state.client_ip
-
-    def run() -> tuple[str, dict[str, Any] | None]:
-        db = bridge.current_db.get()
-        session = sessions.load(db, ctx.box, cookie)
-        if session is None or not sessions.check_csrf(session, form.get("csrf_token")):
-            return "csrf", None
-        row_id = (session.data or {}).get("reset_code")
-        pending = db.get(EmailCode, row_id) if isinstance(row_id, int) else None
-        if pending is None:
-            return "expired", None
-        user = accounts.get_user(db, pending.user_id)
-        password = form.get("new_password", "")
-        if password != form.get("confirm_password", password):
-            return "retry", _confirm_values(session, "The new passwords do not match.")
-        try:
-            password = validate_password(password, username=user.username if user else None,
-                                         email=pending.email)
-        except WeakPasswordError as exc:
-            return "retry", _confirm_values(session, str(exc))
-        outcome, _row = email_codes.check(db, ctx.box, row_id, "reset", form.get("code", ""))
-        if outcome == "wrong":
-            return "retry", _confirm_values(session, CODE_FAILED)
-        if outcome != "ok" or user is None:
-            sessions.set_data(session, "reset_code", None)
-            return "expired", None
-        user.password_hash = ctx.passwords.hash(password)
-        user.password_changed_at = utcnow()
-        ended = sessions.end_all_for_user(db, user.id)
-        revoked = tokens.revoke_user_families(db, ctx.revoked, user.id)
-        ctx.lockout.unlock(accounts.lockout_key(user, ""))
-        audit.record(db, "password_reset", user_id=user.id, ip=ip, sessions_ended=ended,
-                     refresh_tokens_revoked=revoked)
-        return "ok", None
-
-    state, values = await bridge.call(ctx, run)
-    if state == "csrf":
-        return web.error_page(request, "invalid_request", CSRF_FAILED)
-    if state == "expired":
-        return web.error_page(request, "invalid_request", CODE_EXPIRED)
-    if state == "retry":
-        assert values is not None
-        return web.page(request, "reset_confirm.html", values)
-    return web.redirect("/password/reset/done", request)
+@form_page()
+def confirm_submit(page: Page) -> Result:
+    session, db = page.session, page.db
+    row_id = (session.data or {}).get("reset_code")
+    pending = db.get(EmailCode, row_id) if isinstance(row_id, int) else None
+    if pending is None:
+        return CODE_EXPIRED
+    user = accounts.get_user(db, pending.user_id)
+    password = page.form.get("new_password", "")
+    if password != page.form.get("confirm_password", password):
+        return _confirm_form(page, "The new passwords do not match.")
+    try:  # before the code: a weak password must not spend a guess (set_password checks again)
+        validate_password(password, username=user.username if user else None, email=pending.email)
+    except WeakPasswordError as exc:
+        return _confirm_form(page, str(exc))
+    outcome, _row = email_codes.check(db, page.ctx.box, row_id, "reset", page.form.get("code", ""))
+    if outcome == "wrong":
+        return _confirm_form(page, CODE_FAILED)
+    if outcome != "ok" or user is None:
+        sessions.set_data(session, "reset_code", None)
+        return CODE_EXPIRED
+    accounts.set_password(db, page.ctx, user, password, ip=page.ip, event="password_reset", unlock=True)
+    return Redirect("/password/reset/done")
 
 
-async def done_page(request: Request) -> Response:
-    return web.page(request, "message.html", {
+@form_page()
+def done_page(page: Page) -> Result:
+    return Render("message.html", {
         "title": "Password changed", "message": "Your password was changed. You can now sign in with it.",
         "link": ("/account", "Sign in")})

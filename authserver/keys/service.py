@@ -27,13 +27,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy.orm import Session
 
+from authserver.audit import service as audit
+from authserver.errors import AppError
 from authserver.settings import check_private_file
 
 CLOCK_SKEW = 60
 
 
-class KeyError_(Exception):
+class KeyError_(AppError):
     """The key directory holds no usable key, or a key file is unreadable."""
 
 
@@ -235,3 +238,12 @@ def _public_jwk(key: SigningKey) -> dict[str, object]:
     """Public members only (RFC 7517 §4, RFC 7518 §6.3.1)."""
     public = key.key.as_dict(private=False)
     return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": key.kid, "n": public["n"], "e": public["e"]}
+
+
+def rotate(db: Session, store: KeyStore, *, delay: int | None, actor: str) -> SigningKey:
+    """Add a signing key (see :meth:`KeyStore.rotate`) and audit it with ``db``'s transaction."""
+    # The database is checked before the key is written, so a broken one leaves no unaudited key.
+    db.connection()
+    key = store.rotate(delay=delay)
+    audit.record(db, "key_rotated", kid=key.kid, activates_at=key.activates_at, actor=actor)
+    return key

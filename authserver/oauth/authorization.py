@@ -20,12 +20,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.base import OAuth2Error
 
 from authserver.accounts import service as accounts
+from authserver.accounts.models import User
 from authserver.consents import service as consents
 from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import (
@@ -40,11 +41,15 @@ from authserver.oauth.errors import (
     UnsupportedResponseTypeError,
 )
 from authserver.oauth.models import Principal
+from authserver.oauth.vocabulary import ACR_MFA as ACR_MFA  # re-exported for the pages
+from authserver.oauth.vocabulary import ACR_PWD as ACR_PWD
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 
-ACR_MFA = "urn:authserver:acr:mfa"
-ACR_PWD = "urn:authserver:acr:pwd"
+if TYPE_CHECKING:
+    from authserver.context import Context
+    from authserver.oauth.grants import AuthorizationCodeGrant
+
 PENDING_TTL = 1800
 MAX_PENDING = 10
 
@@ -71,9 +76,9 @@ class Interaction(Exception):
 class State:
     """Everything the checks look at."""
 
-    ctx: Any
+    ctx: Context
     request: FrozenRequest
-    grant: Any
+    grant: AuthorizationCodeGrant
     session: BrowserSession | None
     pending: dict[str, Any] | None
     params: dict[str, str] = field(default_factory=dict)
@@ -82,7 +87,7 @@ class State:
     hint_sub: str | None = None
 
     @property
-    def user(self) -> Any:
+    def user(self) -> User | None:
         if self.session is None or not self.session.user_id:
             return None
         return accounts.get_user(current_db.get(), self.session.user_id)
@@ -171,7 +176,7 @@ def check_login(s: State) -> None:
     if "login" in s.prompts:
         raise Interaction("login")
     max_age = s.params.get("max_age")
-    if max_age is not None and time.time() - (s.session.auth_time or 0) > int(max_age):  # type: ignore[union-attr]
+    if max_age is not None and s.ctx.clock() - (s.session.auth_time or 0) > int(max_age):  # type: ignore[union-attr]
         raise Interaction("login")
     if s.hint_sub is not None and s.hint_sub != user.id:
         raise Interaction("login")
@@ -228,10 +233,11 @@ PROMPT_NONE_ERRORS = {"login": LoginRequiredError, "mfa": InteractionRequiredErr
 
 
 def with_iss(location: str, issuer: str) -> str:
-    return add_params_to_uri(location, [("iss", issuer)])
+    location_with_iss: str = add_params_to_uri(location, [("iss", issuer)])
+    return location_with_iss
 
 
-def _error_outcome(ctx: Any, error: OAuth2Error, state: str | None) -> Outcome:
+def _error_outcome(ctx: Context, error: OAuth2Error, state: str | None) -> Outcome:
     if error.redirect_uri:
         error.state = state
         _status, _body, headers = error()
@@ -239,9 +245,9 @@ def _error_outcome(ctx: Any, error: OAuth2Error, state: str | None) -> Outcome:
     return Outcome(error=error.error, error_description=error.get_error_description(), status=400)
 
 
-def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None = None) -> Outcome:
+def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None = None) -> Outcome:
     """Validate, check, and either issue a code or hand over to an interaction page."""
-    pending = _pending(session, rid)
+    pending = _pending(session, rid, ctx.clock())
     if rid and pending is None:
         return Outcome(error="invalid_request", status=400,
                        error_description="This sign-in request has expired. Start again from the application.")
@@ -273,9 +279,10 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
             return _error_outcome(ctx, PROMPT_NONE_ERRORS[needed.kind](redirect_uri=grant.redirect_uri),
                                   state_param)
         return _interact(ctx, request, session, rid, needed.kind)
-    assert session is not None
+    user = s.user
+    assert session is not None and user is not None  # check_login passed
     principal = Principal(
-        s.user, session.auth_time, list(session.amr or []), session.acr, session.sid,
+        user, session.auth_time, list(session.amr or []), session.acr, session.sid,
         claims=s.claims,
     )
     status, _body, headers = ctx.oauth.create_authorization_response(request, grant_user=principal, grant=grant)
@@ -286,18 +293,19 @@ def run(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: s
     return Outcome(location=with_iss(location, ctx.settings.issuer))
 
 
-def _pending(session: BrowserSession | None, rid: str | None) -> dict[str, Any] | None:
+def _pending(session: BrowserSession | None, rid: str | None, now: float) -> dict[str, Any] | None:
     if not rid or session is None:
         return None
-    item = (session.data or {}).get("authz", {}).get(rid)
-    if not item or item["created"] + PENDING_TTL < time.time():
+    item: dict[str, Any] | None = (session.data or {}).get("authz", {}).get(rid)
+    if not item or item["created"] + PENDING_TTL < now:
         return None
     return item
 
 
 def pending_params(session: BrowserSession | None, rid: str | None) -> list[tuple[str, str]] | None:
-    item = _pending(session, rid)
-    return [tuple(p) for p in item["params"]] if item else None  # type: ignore[misc]
+    # pages only show the pending request; run() decides on Context.clock
+    item = _pending(session, rid, time.time())
+    return [(p[0], p[1]) for p in item["params"]] if item else None
 
 
 def update_pending(session: BrowserSession, rid: str, **changes: Any) -> None:
@@ -314,7 +322,7 @@ def _forget(session: BrowserSession | None, rid: str | None) -> None:
         sessions.set_data(session, "authz", authz)
 
 
-def _interact(ctx: Any, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
+def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
               kind: str) -> Outcome:
     cookie = None
     db = current_db.get()
@@ -323,12 +331,14 @@ def _interact(ctx: Any, request: FrozenRequest, session: BrowserSession | None, 
                                           user_agent=request.headers.get("user-agent"))
     if rid is None or rid not in (session.data or {}).get("authz", {}):
         rid = secrets.token_urlsafe(16)
+        # "created" is compared with the session's auth_time: the same clock
+        now = ctx.clock()
         authz = {k: v for k, v in (session.data or {}).get("authz", {}).items()
-                 if v["created"] + PENDING_TTL > time.time()}
+                 if v["created"] + PENDING_TTL > now}
         while len(authz) >= MAX_PENDING:
             authz.pop(min(authz, key=lambda k: authz[k]["created"]))
         params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
-        authz[rid] = {"params": params, "created": int(time.time()), "sid": session.sid}
+        authz[rid] = {"params": params, "created": int(now), "sid": session.sid}
         sessions.set_data(session, "authz", authz)
     path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
     return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie)

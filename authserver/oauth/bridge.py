@@ -16,7 +16,7 @@ import contextvars
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
@@ -28,7 +28,12 @@ from starlette.responses import Response
 
 from authserver.errors import BadRequest
 
+if TYPE_CHECKING:
+    from authserver.context import Context
+
 T = TypeVar("T")
+#: what Authlib's server methods return: ``(status, body, headers)``
+Result = tuple[int, Any, list[Any]]
 
 #: The database session of the request being handled in this worker thread.
 current_db: contextvars.ContextVar[Session] = contextvars.ContextVar("current_db")
@@ -61,7 +66,6 @@ class FrozenRequest(OAuth2Request):
         self._args = FrozenPayload(args)
         self.payload = FrozenPayload([*args, *form] if include_args else form)
         self.ip = ip
-        self.principal: Any = None  # set by the authorization endpoint
 
     @property
     def args(self) -> dict[str, str]:
@@ -131,7 +135,7 @@ def _canonical_url(request: Request) -> str:
     return f"{url}?{request.url.query}" if request.url.query else url
 
 
-def _run_in_session(ctx: Any, fn: Callable[[], T]) -> T:
+def _run_in_session(ctx: Context, fn: Callable[[], T]) -> T:
     session = ctx.sessions()
     token = current_db.set(session)
     try:
@@ -142,14 +146,14 @@ def _run_in_session(ctx: Any, fn: Callable[[], T]) -> T:
         session.close()
 
 
-async def call(ctx: Any, fn: Callable[[], T]) -> T:
+async def call(ctx: Context, fn: Callable[[], T]) -> T:
     """Run ``fn`` in a worker thread inside one committed database transaction."""
     return await run_in_threadpool(_run_in_session, ctx, fn)
 
 
-def to_response(result: tuple[int, Any, Any]) -> Response:
-    status, body, headers = result
-    headers = dict(headers or [])
+def to_response(result: Result) -> Response:
+    status, body, pairs = result
+    headers = dict(pairs or [])
     if isinstance(body, dict | list):
         body = json.dumps(body, separators=(",", ":"))
         headers["Content-Type"] = "application/json"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from authlib.oauth2.base import OAuth2Error
-from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported for endpoints)
+from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
     InvalidClientError,
     InvalidGrantError,
@@ -12,11 +12,18 @@ from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported for endp
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
-from authlib.oidc.core.errors import (  # noqa: F401
+from authlib.oidc.core.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
     LoginRequiredError,
 )
+
+__all__ = [  # Authlib's codes are re-exported, so the app names every protocol error from here
+    "AccessDeniedError", "ConsentRequiredError", "InteractionRequiredError", "InvalidClientError",
+    "InvalidGrantError", "InvalidRequestError", "InvalidScopeError", "LoginRequiredError",
+    "RegistrationNotSupportedError", "RequestNotSupportedError", "RequestUriNotSupportedError",
+    "UnauthorizedClientError", "UnsupportedResponseTypeError",
+]
 
 
 class RequestNotSupportedError(OAuth2Error):

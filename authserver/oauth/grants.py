@@ -1,6 +1,8 @@
 """Authlib grants configured for our storage and rules.
 
-Each class documents the trap of Authlib 1.9 it closes (see AUTHLIB_NOTES.md).
+Each class documents, with its RFC section, the Authlib 1.9 default it overrides
+(PKCE ``plain`` and optional challenges, scope checks, refresh-token reuse;
+docs/architecture.md, "Authlib 1.9").
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import re
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -19,44 +20,49 @@ from sqlalchemy import select
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.db import utcnow
-from authserver.oauth.bridge import current_db
+from authserver.oauth import vocabulary
+from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
 from authserver.tokens import service as tokens
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 
+if TYPE_CHECKING:
+    from authserver.oauth.server import Server
+
 PKCE_PATTERN = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+ALL_AUTH_METHODS = list(vocabulary.AUTH_METHODS)
+CONFIDENTIAL_AUTH_METHODS = list(vocabulary.CONFIDENTIAL_AUTH_METHODS)
 
 
 class IssueMixin:
     """Hands token generation to our issuer together with the request, so the
     issued ``jti`` and the principal's login context are known to ``save_token``."""
 
-    request: Any
-    server: Any
+    request: FrozenRequest
+    server: Server
     GRANT_TYPE: str
 
     def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
-        return self.server.issue_tokens(self.request, grant_type or self.GRANT_TYPE, user, scope,
-                                        include_refresh_token)
+        token: dict[str, Any] = self.server.issue_tokens(self.request, grant_type or self.GRANT_TYPE, user,
+                                                         scope, include_refresh_token)
+        return token
 
     def validate_requested_scope(self) -> None:
         """RFC 6749 §3.3: every requested scope must be allowed for the client;
         none requested means the client's registered scopes."""
         requested = scope_to_list(self.request.payload.scope) or []
         allowed = self.request.client.row.scope.split()
-        if self.GRANT_TYPE == "authorization_code":
+        if self.GRANT_TYPE == vocabulary.AUTHORIZATION_CODE:
             # OIDC Core §3.1.2.1: scope values not understood are ignored
             requested = [s for s in requested if s in allowed]
         if any(s not in allowed for s in requested):
             raise InvalidScopeError("The requested scope is not allowed for this client.")
         scope = requested or allowed
-        if self.GRANT_TYPE == "client_credentials":
+        if self.GRANT_TYPE == vocabulary.CLIENT_CREDENTIALS:
             # no end user: user-facing scopes mean nothing here
-            scope = [s for s in scope if s not in ("openid", "offline_access")]
+            scope = [s for s in scope if s not in vocabulary.USER_SCOPES]
         self.request.scope = " ".join(dict.fromkeys(scope))
 
 
@@ -73,11 +79,11 @@ class S256CodeChallenge:
     def __init__(self, required_for_all: bool) -> None:
         self.required_for_all = required_for_all
 
-    def __call__(self, grant: Any) -> None:
+    def __call__(self, grant: AuthorizationCodeGrant) -> None:
         grant.register_hook("after_validate_authorization_request_payload", self.validate_code_challenge)
         grant.register_hook("after_validate_token_request", self.validate_code_verifier)
 
-    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
         payload = grant.request.payload
         challenge = payload.data.get("code_challenge")
         method = payload.data.get("code_challenge_method")
@@ -93,7 +99,7 @@ class S256CodeChallenge:
         if not PKCE_PATTERN.match(challenge):
             raise InvalidRequestError("Invalid 'code_challenge'.")
 
-    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+    def validate_code_verifier(self, grant: AuthorizationCodeGrant, result: object) -> None:
         verifier = grant.request.form.get("code_verifier")
         code = grant.request.authorization_code
         if not code.code_challenge:
@@ -111,12 +117,12 @@ class S256CodeChallenge:
 class IDTokenExtension:
     """Adds an ID token when ``openid`` was granted (OIDC Core §3.1.3.3, §12.2)."""
 
-    def __call__(self, grant: Any) -> None:
+    def __call__(self, grant: grants.BaseGrant) -> None:
         grant.register_hook("after_create_token_response", self.add_id_token)
 
     def add_id_token(self, grant: Any, result: Any) -> None:
         _status, token, _headers = result
-        if "openid" not in (token.get("scope") or "").split():
+        if vocabulary.OPENID not in (token.get("scope") or "").split():
             return
         request = grant.request
         principal: Principal = request.user
@@ -148,7 +154,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
             code_challenge=payload.get("code_challenge"),
             code_challenge_method=payload.get("code_challenge_method"),
             claims=principal.claims,
-            auth_time=principal.auth_time or int(time.time()),
+            auth_time=principal.auth_time or int(self.server.ctx.clock()),
             amr=principal.amr,
             acr=principal.acr,
             sid=principal.sid,
@@ -253,7 +259,7 @@ class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
             )
         audit.record(db, "login_succeeded", user_id=result.user.id, client_id=self.request.client.client_id,
                      ip=self.request.ip, channel="password_grant")
-        return Principal(result.user, int(time.time()), ["pwd"], "urn:authserver:acr:pwd")
+        return Principal(result.user, int(ctx.clock()), ["pwd"], vocabulary.ACR_PWD)
 
     def validate_token_request(self) -> None:
         # the client must be known before the scope check that needs it

@@ -13,6 +13,7 @@ from authserver.accounts.models import User
 from authserver.clients.models import Client
 from authserver.roles.permissions import Access, client_access
 from authserver.security.crypto import SecretBox
+from authserver.tokens.models import AuthorizationCode, RefreshToken
 
 
 class OAuthClient(ClientMixin):
@@ -97,7 +98,7 @@ class Principal:
 class AuthorizationCodeAdapter:
     """An ``AuthorizationCode`` row as Authlib's ``AuthorizationCodeMixin``."""
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: AuthorizationCode) -> None:
         self.row = row
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
@@ -118,7 +119,7 @@ class AuthorizationCodeAdapter:
 class RefreshTokenAdapter:
     """A ``RefreshToken`` row as Authlib's ``TokenMixin``."""
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: RefreshToken) -> None:
         self.row = row
 
     def check_client(self, client: OAuthClient) -> bool:

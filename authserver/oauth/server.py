@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.base import OAuth2Error
@@ -18,21 +18,21 @@ from sqlalchemy import select
 
 from authserver.clients import service as clients
 from authserver.db import utcnow
-from authserver.oauth import grants
-from authserver.oauth.bridge import FrozenRequest, current_db
+from authserver.oauth import grants, vocabulary
+from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
-from authserver.roles.permissions import ROLES, user_access
+from authserver.roles.permissions import user_access
 from authserver.tokens import service as tokens
 from authserver.tokens.models import RefreshToken
 
-SCOPES = ["openid", "profile", "email", "offline_access", "roles"]
-NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+if TYPE_CHECKING:
+    from authserver.context import Context
 
 
 class Server(rfc6749.AuthorizationServer):
-    def __init__(self, ctx: Any) -> None:
-        super().__init__(scopes_supported=SCOPES)
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(scopes_supported=list(vocabulary.SCOPES))
         self.ctx = ctx
         self._clients: dict[str, tuple[OAuthClient, float]] = {}
         self.clock = time.monotonic
@@ -68,23 +68,23 @@ class Server(rfc6749.AuthorizationServer):
         assert isinstance(request, FrozenRequest)
         return request
 
-    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[Any]]:
+    def handle_response(self, status: int, body: Any, headers: Any) -> Result:
         return status, body, list(headers or [])
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Authlib's hook bus; we audit at the call sites instead."""
 
-    def handle_error_response(self, request: Any, error: OAuth2Error) -> tuple[int, Any, list[Any]]:
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Result:
         if isinstance(error, InvalidClientError):
             # RFC 6749 §5.2: 401 and a challenge for the scheme we support
             error.status_code = 401
             status, body, _ = error(None)
-            return 401, body, [*NO_STORE, ("Content-Type", "application/json"),
+            return 401, body, [*vocabulary.NO_STORE_ITEMS, ("Content-Type", "application/json"),
                                ("WWW-Authenticate", 'Basic realm="authserver", error="invalid_client"')]
         status, body, headers = error(None)
         if status == 302:
             return status, body, list(headers)
-        return status, body, [*NO_STORE, *headers]
+        return status, body, [*vocabulary.NO_STORE_ITEMS, *headers]
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Store the refresh token (hashed) and remember what was issued, so a
@@ -134,7 +134,7 @@ class Server(rfc6749.AuthorizationServer):
         client: OAuthClient = request.client
         scope = scope or request.scope or ""
         access = None
-        if ROLES in scope.split():
+        if vocabulary.ROLES in scope.split():
             # one query for the user; the client's is kept with the cached client
             db = current_db.get()
             access = user_access(db, user.user.id) if user is not None else client.access(db)
@@ -142,25 +142,26 @@ class Server(rfc6749.AuthorizationServer):
         request.issued = {"jti": claims["jti"], "exp": claims["exp"]}
         token: dict[str, Any] = {
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": vocabulary.BEARER,
             "expires_in": claims["exp"] - claims["iat"],
             "scope": scope,
         }
         old = getattr(request, "refresh_token", None)
         granted = old.row.scope if old is not None else scope
-        if (include_refresh_token and user is not None and client.check_grant_type("refresh_token")
-                and ("offline_access" in granted.split() or not client.is_public)):
+        if (include_refresh_token and user is not None and client.check_grant_type(vocabulary.REFRESH_TOKEN)
+                and (vocabulary.OFFLINE_ACCESS in granted.split() or not client.is_public)):
             token["refresh_token"] = self.token_issuer.new_refresh_token()
         return token
 
-    def token_response(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+    def token_response(self, request: FrozenRequest) -> Result:
         if not request.form.get("grant_type"):
             # RFC 6749 §5.2: a missing parameter is invalid_request (Authlib says unsupported_grant_type)
             status, body, headers = self.handle_error_response(
                 request, rfc6749.InvalidRequestError("Missing 'grant_type'."))
         else:
             status, body, headers = self.create_token_response(request)
-        return status, body, [*NO_STORE, *[h for h in headers if h[0].lower() not in ("cache-control", "pragma")]]
+        kept = [h for h in headers if h[0].lower() not in ("cache-control", "pragma")]
+        return status, body, [*vocabulary.NO_STORE_ITEMS, *kept]
 
     # -- RFC 7662 / RFC 7009 -------------------------------------------------
 
@@ -173,9 +174,10 @@ class Server(rfc6749.AuthorizationServer):
             raise InvalidClientError(status_code=401, description="Malformed client credentials.") from None
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
-        return self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
+        client: OAuthClient = self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
+        return client
 
-    def introspect(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+    def introspect(self, request: FrozenRequest) -> Result:
         """RFC 7662 §2. Inactive, foreign or unknown tokens are just ``{"active": false}``;
         a client sees its own tokens only unless it is a resource server (``introspect_any``)."""
         try:
@@ -186,7 +188,7 @@ class Server(rfc6749.AuthorizationServer):
             body = self._introspection_body(client, token, request.form.get("token_type_hint"))
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
-        return 200, body, [*NO_STORE, ("Content-Type", "application/json")]
+        return 200, body, [*vocabulary.NO_STORE_ITEMS, ("Content-Type", "application/json")]
 
     def _introspection_body(self, client: OAuthClient, token: str, hint: str | None) -> dict[str, Any]:
         inactive = {"active": False}
@@ -199,13 +201,13 @@ class Server(rfc6749.AuthorizationServer):
             body: dict[str, Any] = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
                                             "jti", "auth_time", "acr", "amr", "roles", "entitlements")
                                     if k in claims}
-            return {"active": True, "token_type": "Bearer", **body}
+            return {"active": True, "token_type": vocabulary.BEARER, **body}
         row = self._live_refresh_token(token)
         if row is None or (row.client_id != client.client_id and not client.row.introspect_any):
             return inactive
         return {
             "active": True,
-            "token_type": "refresh_token",
+            "token_type": vocabulary.REFRESH_TOKEN_TYPE,
             "scope": row.scope,
             "client_id": row.client_id,
             "sub": row.user_id,
@@ -225,7 +227,7 @@ class Server(rfc6749.AuthorizationServer):
             return None
         return row
 
-    def revoke(self, request: FrozenRequest) -> tuple[int, Any, list[Any]]:
+    def revoke(self, request: FrozenRequest) -> Result:
         """RFC 7009 §2. A refresh token revokes its family; an access token's ``jti``
         goes on the revoked list. Unknown or foreign tokens get 200 too (§2.2)."""
         try:
@@ -244,5 +246,5 @@ class Server(rfc6749.AuthorizationServer):
             row = self._live_refresh_token(token)
             if row is not None and row.client_id == client.client_id:
                 tokens.revoke_family(db, self.revoked, row.family_id)
-        return 200, "", list(NO_STORE)
+        return 200, "", list(vocabulary.NO_STORE_ITEMS)
 

@@ -12,14 +12,20 @@ import hashlib
 import itertools
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from authserver.oauth import vocabulary
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.roles.permissions import Access, concerning
 from authserver.security.crypto import new_token
+
+if TYPE_CHECKING:
+    from authserver.keys.service import KeyStore
+    from authserver.settings import Settings
+    from authserver.tokens.service import RevokedJtiList
 
 CLOCK_SKEW = 30
 # jti: unique, not secret (RFC 7519 §4.1.7). A random per-process prefix and a
@@ -59,7 +65,7 @@ def user_claims(user: Any, scope: str) -> dict[str, Any]:
     if "email" in scopes:
         claims["email"] = user.email
         claims["email_verified"] = bool(user.email_verified)
-    if "roles" in scopes:
+    if vocabulary.ROLES in scopes:
         claims["roles"] = user.role_names
     return claims
 
@@ -76,7 +82,7 @@ def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | Non
 
 
 class TokenIssuer:
-    def __init__(self, settings: Any, keys: Any, revoked: Any) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore, revoked: RevokedJtiList) -> None:
         self.settings = settings
         self.keys = keys
         self.revoked = revoked

@@ -11,7 +11,8 @@ is audited at most once per address per :data:`AUDIT_EVERY` seconds per worker.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -19,19 +20,22 @@ import structlog
 from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from authserver import errors
 from authserver.audit import service as audit
 from authserver.db import transaction
 from authserver.security.models import IpDenyEntry
 from authserver.security.network import DenyList
 
+if TYPE_CHECKING:
+    from authserver.context import Context
+
 log = structlog.get_logger("authserver.denylist")
 REFRESH_SECONDS = 5.0
 AUDIT_EVERY = 60.0
-_BODY = b'{"error":"access_denied"}'
 
 
 class DenyListMiddleware:
-    def __init__(self, app: ASGIApp, context: Any, clock: Any = time.monotonic) -> None:
+    def __init__(self, app: ASGIApp, context: Context, clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.ctx = context
         self.clock = clock
@@ -89,9 +93,4 @@ class DenyListMiddleware:
                 await anyio.to_thread.run_sync(self._audit, ip, scope["path"])
             except Exception as exc:
                 log.warning("deny_list_audit_failed", error=type(exc).__name__)
-        await send({"type": "http.response.start", "status": 403, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(_BODY)).encode()),
-            (b"cache-control", b"no-store"),
-        ]})
-        await send({"type": "http.response.body", "body": _BODY})
+        await errors.render(errors.AccessDenied())(scope, receive, send)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from authserver.errors import DomainError
+
 if TYPE_CHECKING:
     from authserver.settings import Settings
 
@@ -99,7 +101,7 @@ class PasswordHasher:
         self.verify(self._dummy_hash, password)
 
 
-class WeakPasswordError(ValueError):
+class WeakPasswordError(DomainError):
     """The password fails the policy; ``str(exc)`` is a message fit for a form or the CLI."""
 
 

@@ -489,7 +489,7 @@ class Lockout:
             if current:
                 return current
         locks = self.store.incr_lock_count(locks_key, LOCK_COUNT_TTL)
-        duration = min(s.lockout_base_duration * 2 ** min(locks - 1, 32), s.lockout_max_duration)
+        duration: int = min(s.lockout_base_duration * 2 ** min(locks - 1, 32), s.lockout_max_duration)
         self.store.lock(lock_key, duration)
         self.store.clear(failures_key)
         return duration

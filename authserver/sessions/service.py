@@ -15,17 +15,19 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from authserver.db import utcnow
+from authserver.security.crypto import SecretBox
 from authserver.sessions.models import BrowserSession
+from authserver.settings import Settings
 
 COOKIE = "authserver_session"
 
 
-def cookie_name(settings: Any) -> str:
+def cookie_name(settings: Settings) -> str:
     # __Host- binds the cookie to this origin over https (RFC 6265bis §4.1.3.2)
     return f"__Host-{COOKIE}" if settings.is_https else COOKIE
 
 
-def load(db: Session, box: Any, cookie_value: str | None) -> BrowserSession | None:
+def load(db: Session, box: SecretBox, cookie_value: str | None) -> BrowserSession | None:
     if not cookie_value or len(cookie_value) > 100:
         return None
     row = db.get(BrowserSession, box.keyed_hash(cookie_value))
@@ -34,7 +36,7 @@ def load(db: Session, box: Any, cookie_value: str | None) -> BrowserSession | No
     return row
 
 
-def create(db: Session, box: Any, settings: Any, *, ip: str | None, user_agent: str | None,
+def create(db: Session, box: SecretBox, settings: Settings, *, ip: str | None, user_agent: str | None,
            data: dict[str, Any] | None = None) -> tuple[BrowserSession, str]:
     """A new anonymous session; returns the row and the cookie value to set."""
     value = secrets.token_urlsafe(32)
@@ -52,10 +54,12 @@ def create(db: Session, box: Any, settings: Any, *, ip: str | None, user_agent: 
     return row, value
 
 
-def log_in(db: Session, box: Any, settings: Any, old: BrowserSession | None, *, user_id: str,
-           amr: list[str], acr: str | None, ip: str | None, user_agent: str | None) -> tuple[BrowserSession, str]:
+def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession | None, *, user_id: str,
+           amr: list[str], acr: str | None, auth_time: int, ip: str | None,
+           user_agent: str | None) -> tuple[BrowserSession, str]:
     """Replace ``old`` with a fresh authenticated session (new id, sid and CSRF secret),
-    keeping its pending interactions."""
+    keeping its pending interactions. ``auth_time`` is when the user authenticated
+    (OIDC Core §2), read by the caller from ``Context.clock``."""
     data = dict(old.data or {}) if old is not None else {}
     data.pop("mfa", None)
     if old is not None:
@@ -63,7 +67,7 @@ def log_in(db: Session, box: Any, settings: Any, old: BrowserSession | None, *, 
         db.flush()
     row, value = create(db, box, settings, ip=ip, user_agent=user_agent, data=data)
     row.user_id = user_id
-    row.auth_time = int(utcnow().timestamp())
+    row.auth_time = auth_time
     row.amr = amr
     row.acr = acr
     return row, value

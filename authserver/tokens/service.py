@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import Any
 
 import structlog
+from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ log = structlog.get_logger("authserver.tokens")
 class RevokedJtiList:
     """Revoked access-token ids, each kept until the token would have expired."""
 
-    def __init__(self, redis: Any = None, prefix: str = "authserver:") -> None:
+    def __init__(self, redis: Redis | None = None, prefix: str = "authserver:") -> None:
         self._redis = redis
         self._prefix = f"{prefix}revoked-jti:"
         self._memory: dict[str, float] = {}
@@ -104,6 +104,24 @@ def revoke_user_families(db: Session, revoked: RevokedJtiList, user_id: str,
     return sum(revoke_family(db, revoked, family_id) for family_id in families)
 
 
+def revoke_user_code_tokens(db: Session, revoked: RevokedJtiList, user_id: str) -> int:
+    """Revoke the live access tokens a user got from codes that issued no refresh
+    token (those of a family go with :func:`revoke_family`); returns how many."""
+    now = utcnow()
+    rows = db.execute(
+        select(AuthorizationCode.access_token_jti, AuthorizationCode.access_token_expires_at).where(
+            AuthorizationCode.user_id == user_id,
+            AuthorizationCode.family_id.is_(None),
+            AuthorizationCode.access_token_jti.is_not(None),
+            AuthorizationCode.access_token_expires_at > now,
+        )
+    ).all()
+    for jti, expires_at in rows:
+        if jti and expires_at:
+            revoked.revoke(jti, _aware(expires_at).timestamp())
+    return len(rows)
+
+
 def revoke_code_issue(db: Session, revoked: RevokedJtiList, code: AuthorizationCode) -> None:
     """A replayed code: revoke what it issued (RFC 6749 §4.1.2, RFC 9700 §4.5)."""
     if code.family_id:
@@ -143,4 +161,4 @@ def claim_refresh_token(db: Session, token_id: int) -> bool:
         .values(rotated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -82,7 +82,9 @@ def test_client_credentials_token_is_refused(client, make_client):
     cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="openid api")
     token = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).json()
     response = client.get("/userinfo", headers=bearer(token["access_token"]))
-    assert response.status_code in (401, 403)
+    # a valid token without the openid scope: RFC 6750 §3.1 insufficient_scope
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
 def test_token_in_the_query_is_ignored(client, alice, app_client):

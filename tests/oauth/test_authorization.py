@@ -72,18 +72,18 @@ def test_prompt_none_without_consent_gets_consent_required(client, make_user, ma
     assert query(response.headers["location"])["state"] == params["state"]
 
 
-def test_max_age_zero_forces_login(client, ctx, make_user, make_client):
+def test_max_age_zero_forces_login(client, clock, make_user, make_client):
     make_user()
     cid, secret = make_client()
     first = unverified(tokens(client, cid, secret)["id_token"])
-    _age_session(ctx, 100)
+    clock.advance(100)
     verifier, challenge = pkce()
     params = auth_params(cid, challenge, max_age="0")
     response = client.get("/authorize", params=params)
     _goes_to(response, "/login")
     code = _code_redirect(follow(client, response), params)
     second = unverified(exchange(client, cid, secret, code, verifier).json()["id_token"])
-    assert second["auth_time"] >= first["auth_time"]  # a fresh login, not the aged one
+    assert second["auth_time"] == first["auth_time"] + 100  # a fresh login, not the old one
 
 
 def test_max_age_longer_than_session_age_needs_no_login(client, ctx, make_user, make_client):
@@ -97,11 +97,11 @@ def test_max_age_longer_than_session_age_needs_no_login(client, ctx, make_user, 
     _goes_to(response, "/login")
 
 
-def test_prompt_login_reauthenticates_and_auth_time_advances(client, ctx, make_user, make_client):
+def test_prompt_login_reauthenticates_and_auth_time_advances(client, clock, make_user, make_client):
     make_user()
     cid, secret = make_client()
     first = unverified(tokens(client, cid, secret)["id_token"])
-    _age_session(ctx, 100)
+    clock.advance(100)
     verifier, challenge = pkce()
     params = auth_params(cid, challenge, prompt="login")
     response = client.get("/authorize", params=params)
@@ -109,7 +109,7 @@ def test_prompt_login_reauthenticates_and_auth_time_advances(client, ctx, make_u
     code = _code_redirect(follow(client, response), params)
     body = exchange(client, cid, secret, code, verifier).json()
     second = unverified(body["id_token"])
-    assert second["auth_time"] >= first["auth_time"]  # a fresh login, not the aged one
+    assert second["auth_time"] == first["auth_time"] + 100  # a fresh login, not the old one
     assert unverified(body["access_token"])["auth_time"] == second["auth_time"]
     # the login loop ends: no second login page after re-authenticating
     assert second["sub"] == first["sub"]

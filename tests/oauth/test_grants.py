@@ -3,9 +3,12 @@ code replay, refresh rotation and reuse, the password and client_credentials gra
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import threading
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 
@@ -57,12 +60,14 @@ def test_wrong_code_verifier_is_refused(client, make_user, make_client, make_ver
     assert exchange(client, cid, secret, code, verifier).json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("redirect_uri", "https://rp.example.com/other"),
-    ("redirect_uri", None),
-    ("code", "not-a-code"),
+@pytest.mark.parametrize(("field", "value", "description"), [
+    ("redirect_uri", "https://rp.example.com/other", "Invalid 'redirect_uri' in request."),
+    # RFC 6749 §4.1.3: required (and identical) when the authorization request had one
+    ("redirect_uri", None, "Invalid 'redirect_uri' in request."),
+    ("code", "not-a-code", "Invalid 'code' in request."),
 ])
-def test_code_exchange_with_wrong_parameters_is_invalid_grant(client, make_user, make_client, field, value):
+def test_code_exchange_with_wrong_parameters_is_invalid_grant(client, make_user, make_client, field, value,
+                                                              description):
     make_user()
     cid, secret = make_client()
     code, verifier, _ = get_code(client, cid)
@@ -74,7 +79,7 @@ def test_code_exchange_with_wrong_parameters_is_invalid_grant(client, make_user,
         data[field] = value
     response = client.post("/token", data=data, auth=(cid, secret))
     assert response.status_code == 400
-    assert response.json()["error"] in ("invalid_grant", "invalid_request")
+    assert response.json() == {"error": "invalid_grant", "error_description": description}
 
 
 def test_code_of_another_client_is_invalid_grant(client, make_user, make_client):
@@ -119,29 +124,26 @@ def test_code_replay_after_rotation_revokes_the_rotated_tokens(client, make_user
     assert introspect(client, cid, secret, rotated["access_token"]) == {"active": False}
 
 
-def test_id_token_carries_nonce_and_at_hash(client, make_user, make_client):
-    from authserver.oauth.tokens import half_hash
+def at_hash(access_token: str, alg: str) -> str:
+    """OIDC Core §3.1.3.6, computed here rather than by the server's helper: the
+    left-most half of the hash (the one of the ID token's ``alg``) of the ASCII
+    access token, base64url without padding."""
+    digest = {"RS256": hashlib.sha256, "RS384": hashlib.sha384, "RS512": hashlib.sha512}[alg](
+        access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:len(digest) // 2]).rstrip(b"=").decode()
 
+
+def test_id_token_carries_nonce_and_at_hash(client, make_user, make_client):
     make_user()
     cid, secret = make_client()
     body = tokens(client, cid, secret)
     claims = unverified(body["id_token"])
+    alg = jwt.get_unverified_header(body["id_token"])["alg"]
+    assert alg == "RS256"
     assert claims["nonce"] == body["_params"]["nonce"]
-    assert claims["at_hash"] == half_hash(body["access_token"])
+    assert claims["at_hash"] == at_hash(body["access_token"], alg)
     assert claims["iss"] == ISSUER and claims["aud"] == cid and claims["azp"] == cid
     assert claims["amr"] == ["pwd"] and isinstance(claims["auth_time"], int) and claims["sid"]
-
-
-def test_at_hash_matches_an_independent_computation(client, make_user, make_client):
-    import base64
-    import hashlib
-
-    make_user()
-    cid, secret = make_client()
-    body = tokens(client, cid, secret)
-    digest = hashlib.sha256(body["access_token"].encode()).digest()
-    expected = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
-    assert unverified(body["id_token"])["at_hash"] == expected
 
 
 # -- refresh_token -------------------------------------------------------------------
@@ -339,8 +341,16 @@ def test_password_grant_refused_to_a_public_client(client, make_user, make_clien
     cid, _ = make_client(token_endpoint_auth_method="none")
     response = client.post("/token", data={"grant_type": "password", "username": "alice",
                                            "password": PASSWORD, "client_id": cid})
-    assert response.status_code in (400, 401)
-    assert response.json()["error"] in ("invalid_client", "unauthorized_client")
+    _assert_public_client_refused(response)
+
+
+def _assert_public_client_refused(response):
+    """The password and client_credentials grants accept only client secrets, so a
+    public client fails client authentication (RFC 6749 §5.2 invalid_client: 401 with
+    a challenge) before its grant types are looked at."""
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic ")
     assert "access_token" not in response.json()
 
 
@@ -384,8 +394,7 @@ def test_client_credentials_sub_is_client_id_and_no_refresh_token(client, make_c
 def test_client_credentials_refused_to_a_public_client(client, make_client):
     cid, _ = make_client(token_endpoint_auth_method="none")
     response = client.post("/token", data={"grant_type": "client_credentials", "client_id": cid})
-    assert response.status_code in (400, 401)
-    assert response.json()["error"] in ("invalid_client", "unauthorized_client")
+    _assert_public_client_refused(response)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"client_cache_ttl": 30}])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from authserver.errors import DomainError
 from authserver.security.passwords import (
     PasswordHasher,
     WeakPasswordError,
@@ -123,7 +124,7 @@ def test_length_counts_characters_after_normalisation() -> None:
         validate_password("e\u0301" * 3 + "xy")  # 8 code points, NFKC composes to 5 characters
 
 
-def test_weak_password_error_is_a_value_error_with_a_message() -> None:
-    with pytest.raises(ValueError) as info:
+def test_weak_password_error_is_a_domain_error_with_a_message() -> None:
+    with pytest.raises(DomainError) as info:
         validate_password("password")
     assert str(info.value).endswith(".")

@@ -2,7 +2,7 @@
 
 Two real uvicorn processes share one Postgres database and one Redis key
 prefix; five wrong passwords spread across them lock the account in both, so
-the right password is then refused by each (DESIGN.md "Security invariants").
+the right password is then refused by each (docs/decisions.md "Lockout").
 """
 
 from __future__ import annotations

@@ -80,8 +80,8 @@ def test_client_bucket_is_keyed_by_client_id_not_by_secret(ctx):
 
     from starlette.datastructures import Headers
 
-    from authserver.endpoints.guards import client_id_of, rate_limit
     from authserver.errors import TooManyRequests
+    from authserver.web.guards import client_id_of, rate_limit
 
     def request(secret):
         basic = base64.b64encode(f"the-client:{secret}".encode()).decode()

@@ -1,18 +1,25 @@
-"""Helpers shared by the browser-facing handlers: session cookie and page rendering."""
+"""Browser request and response helpers: the context, the session cookie, pages and redirects.
+
+Every browser response carries ``Cache-Control: no-store``: pages hold CSRF
+tokens and personal data (RFC 9111 §5.2.2.5).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from authserver import errors
+from authserver.context import Context, context_of
 from authserver.sessions import service as sessions
 
+NO_STORE = {"Cache-Control": "no-store"}
 
-def context(request: Request) -> Any:
-    return request.app.state.context
+
+def context(request: Request) -> Context:
+    return context_of(request)
 
 
 def session_cookie(request: Request) -> str | None:
@@ -20,6 +27,8 @@ def session_cookie(request: Request) -> str | None:
 
 
 def set_session_cookie(response: Response, request: Request, value: str) -> None:
+    """``HttpOnly``, ``SameSite=Lax`` and, over https, ``Secure`` with the ``__Host-`` name
+    (RFC 6265bis §4.1.3.2)."""
     settings = context(request).settings
     response.set_cookie(
         sessions.cookie_name(settings), value, max_age=settings.session_ttl, path="/",
@@ -34,16 +43,16 @@ def clear_session_cookie(response: Response, request: Request) -> None:
 
 
 def redirect(location: str, request: Request, cookie: str | None = None, status: int = 303) -> Response:
-    response = RedirectResponse(location, status_code=status, headers={"Cache-Control": "no-store"})
+    response = RedirectResponse(location, status_code=status, headers=NO_STORE)
     if cookie:
         set_session_cookie(response, request, cookie)
     return response
 
 
-def page(request: Request, template: str, values: dict[str, Any], status: int = 200,
+def page(request: Request, template: str, values: Mapping[str, object], status: int = 200,
          cookie: str | None = None) -> Response:
-    response = context(request).templates.TemplateResponse(
-        request, template, values, status_code=status, headers={"Cache-Control": "no-store"})
+    response: Response = context(request).templates.TemplateResponse(
+        request, template, dict(values), status_code=status, headers=NO_STORE)
     if cookie:
         set_session_cookie(response, request, cookie)
     return response

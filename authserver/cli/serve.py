@@ -1,0 +1,119 @@
+"""``authserver serve`` and ``authserver migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from authserver.cli import common
+from authserver.context import Context
+from authserver.db import alembic_config, migrate
+from authserver.settings import Settings
+
+MIGRATE_LOCK = 7_261_845_203
+"""``pg_advisory_lock`` key: one ``authserver migrate`` at a time."""
+
+
+def add_commands(sub: common.SubParsers) -> None:
+    p = common.command(sub, "serve", cmd_serve, "run the server (migrates SQLite by itself)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    common.command(sub, "migrate", cmd_migrate, "upgrade the database schema to the latest revision")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not 0 < args.port < 65536:
+        raise common.CliError("--port must be 1..65535")
+    if args.workers < 1:
+        raise common.CliError("--workers must be at least 1")
+    # Settings first: an unset SECRET_KEY is generated here once, not raced by N workers.
+    with common.open_context(need_database=False, serving=True) as ctx:
+        settings = ctx.settings
+        if settings.is_sqlite:
+            migrate(ctx.engine)
+        else:
+            require_head(ctx)
+        ctx.keys.ensure_key()
+        ctx.keys.check_permissions()
+        _ = ctx.keys.active  # fails now, not in every worker, when no key is usable
+    prog = program_name()
+    issuer = settings.issuer
+    print(f"authserver: issuer {issuer}, listening on http://{args.host}:{args.port} "
+          f"with {args.workers} worker(s)")
+    print(f"Discovery: {issuer}/.well-known/openid-configuration")
+    print("Add a user:")
+    print(f"  {prog} users create --username alice --email alice@example.com")
+    print("Add a client:")
+    print(f"  {prog} clients create --name 'My App' --redirect-uri http://127.0.0.1:3000/callback "
+          "--grant-type authorization_code refresh_token --scope 'openid profile email offline_access'")
+    warn_about_setup(settings, args.port, args.workers)
+    sys.stdout.flush()
+    uvicorn.run(
+        "authserver.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,  # the app reads X-Forwarded-For itself, from TRUSTED_PROXIES only
+        server_header=False,
+        date_header=True,
+        access_log=False,
+        log_config=None,
+    )
+    return 0
+
+
+def program_name() -> str:
+    """How the operator invoked us, for the hints printed by ``serve``."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 if Path(argv0).name == "authserver" else "authserver"
+
+
+def warn_about_setup(settings: Settings, port: int, workers: int) -> None:
+    issuer = urlsplit(settings.issuer)
+    if issuer.scheme == "http" and (issuer.port or 80) != port:
+        print(f"warning: AUTHSERVER_ISSUER {settings.issuer} does not match --port {port}; "
+              "clients will be sent to the issuer's port", file=sys.stderr)
+    if workers > 1 and not settings.redis_url:
+        print("warning: without AUTHSERVER_REDIS_URL each worker keeps its own lockout and "
+              "rate-limit counters", file=sys.stderr)
+
+
+def require_head(ctx: Context) -> None:
+    """Refuse to serve a Postgres schema that is not at the latest revision."""
+    heads = set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+    with ctx.engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != heads:
+        raise common.CliError(
+            f"the database schema is at {', '.join(sorted(current)) or 'nothing'}, "
+            f"not {', '.join(sorted(heads))}; run `authserver migrate`"
+        )
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    with common.open_context(need_database=False) as ctx:
+        engine = ctx.engine
+        if engine.dialect.name == "postgresql":
+            # Several machines starting at once: migrations run one after another.
+            with engine.connect() as lock:
+                lock.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_LOCK})
+                try:
+                    migrate(engine)
+                finally:
+                    lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_LOCK})
+        else:
+            migrate(engine)
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    print(f"database schema at revision {', '.join(heads)}")
+    return 0

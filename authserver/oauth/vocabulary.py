@@ -1,0 +1,88 @@
+"""The protocol words this server understands, spelt once.
+
+Discovery (OIDC Discovery §3, RFC 8414 §2), client validation (RFC 7591 §2),
+the grants, the consent page and the CLI all derive from these names; adding a
+scope or a grant type starts here. Imports nothing from the app.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- scopes (RFC 6749 §3.3, OIDC Core §5.4, §11) --------------------------------
+
+OPENID: Final = "openid"
+OFFLINE_ACCESS: Final = "offline_access"
+#: roles and permissions in tokens and userinfo (RFC 9068 §2.2.3.1, docs/roles.md)
+ROLES: Final = "roles"
+#: opens the admin API; what the caller may do there comes from its roles (docs/roles.md)
+ADMIN_SCOPE: Final = "authserver:admin"
+
+#: scope → what the consent page tells the user it allows
+SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
+    OPENID: "Sign you in with your account",
+    "profile": "See your name and username",
+    "email": "See your e-mail address",
+    OFFLINE_ACCESS: "Stay signed in to your account when you are not using it",
+    ROLES: "See your roles and the permissions they give you",
+}
+SCOPES: Final[tuple[str, ...]] = tuple(SCOPE_DESCRIPTIONS)
+#: scopes a dynamically registered client may ask for (RFC 7591 §2): all of them
+REGISTRABLE_SCOPES: Final[tuple[str, ...]] = SCOPES
+#: scopes that need an end user; dropped from a ``client_credentials`` token
+USER_SCOPES: Final[frozenset[str]] = frozenset({OPENID, OFFLINE_ACCESS})
+#: what a registered code-flow client gets when it names no scope
+DEFAULT_SCOPE: Final = "openid profile email"
+
+# -- grant types (RFC 6749 §4, §6) -------------------------------------------------
+
+AUTHORIZATION_CODE: Final = "authorization_code"
+REFRESH_TOKEN: Final = "refresh_token"
+PASSWORD: Final = "password"
+CLIENT_CREDENTIALS: Final = "client_credentials"
+GRANT_TYPES: Final[tuple[str, ...]] = (AUTHORIZATION_CODE, REFRESH_TOKEN, PASSWORD, CLIENT_CREDENTIALS)
+#: never ``password`` by self-registration (RFC 9700 §2.4)
+REGISTRABLE_GRANT_TYPES: Final[tuple[str, ...]] = (AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS)
+#: grants that a public client cannot use: they need a client secret
+CONFIDENTIAL_GRANT_TYPES: Final[frozenset[str]] = frozenset({PASSWORD, CLIENT_CREDENTIALS})
+
+# -- authorization endpoint (RFC 6749 §3.1, RFC 7636 §4.3, OIDC Core §3.1.2.1) ------
+
+CODE: Final = "code"
+RESPONSE_TYPES: Final[tuple[str, ...]] = (CODE,)
+RESPONSE_MODES: Final[tuple[str, ...]] = ("query",)
+CODE_CHALLENGE_METHODS: Final[tuple[str, ...]] = ("S256",)
+PROMPT_VALUES: Final[tuple[str, ...]] = ("none", "login", "consent")
+
+# -- client authentication (RFC 6749 §2.3, RFC 7591 §2) ----------------------------
+
+CLIENT_SECRET_BASIC: Final = "client_secret_basic"
+CLIENT_SECRET_POST: Final = "client_secret_post"
+NONE: Final = "none"  # a public client (RFC 7591 §2)
+CONFIDENTIAL_AUTH_METHODS: Final[tuple[str, ...]] = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+AUTH_METHODS: Final[tuple[str, ...]] = (*CONFIDENTIAL_AUTH_METHODS, NONE)
+DEFAULT_AUTH_METHOD: Final = CLIENT_SECRET_BASIC
+
+# -- authentication context (OIDC Core §2: acr, amr) ------------------------------
+
+ACR_PWD: Final = "urn:authserver:acr:pwd"
+ACR_MFA: Final = "urn:authserver:acr:mfa"
+ACR_VALUES: Final[tuple[str, ...]] = (ACR_PWD, ACR_MFA)
+
+# -- tokens (RFC 6750 §1, RFC 7009 §2.1, RFC 7662 §2.2) ---------------------------
+
+BEARER: Final = "Bearer"
+#: ``token_type`` of an introspected refresh token, as in a ``token_type_hint``
+REFRESH_TOKEN_TYPE: Final = REFRESH_TOKEN
+ID_TOKEN_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256",)
+
+# -- redirect URIs (RFC 8252 §7.3, RFC 9700 §2.1) ----------------------------------
+
+#: hosts for which plain ``http`` is allowed (redirect URIs, a development issuer)
+LOOPBACK_HOSTS: Final[frozenset[str]] = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# -- caching (RFC 6749 §5.1, RFC 6750 §3) -----------------------------------------
+
+#: on every response carrying a token, an error or a secret; also as a list for Authlib
+NO_STORE: Final[dict[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE_ITEMS: Final[tuple[tuple[str, str], ...]] = tuple(NO_STORE.items())

@@ -1,0 +1,240 @@
+"""The form-page pattern: one wrapper for every browser page.
+
+A page handler is a plain function ``(Page) -> Result`` declared with
+:func:`form_page`. The wrapper, and only the wrapper:
+
+1. refuses the page when it is switched off (``enabled``);
+2. on POST, reads the urlencoded form and applies the rate limit (``rate_limit``);
+3. opens the request's database transaction (committed when the handler returns);
+4. loads the browser session from its cookie;
+5. on POST, checks the CSRF token bound to that session (synchroniser token,
+   OWASP CSRF Prevention Cheat Sheet) and refuses the form when it does not match —
+   or, with ``csrf="optional"`` (RP-Initiated Logout, whose POST may come from a
+   relying party), tells the handler through :attr:`Page.csrf_ok`;
+6. with ``signed_in=True``, sends anyone not signed in (or without the second
+   factor their account has) to the login or MFA page;
+7. turns the handler's typed result into the response, setting or clearing
+   the session cookie as the handler asked.
+
+The texts every page shares — a forged or stale form, an expired sign-in
+request — are written here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.accounts import service as accounts
+from authserver.accounts.models import User
+from authserver.oauth import bridge
+from authserver.sessions import service as sessions
+from authserver.sessions.models import BrowserSession
+from authserver.web import http
+from authserver.web.guards import rate_limit as apply_rate_limit
+
+if TYPE_CHECKING:
+    from authserver.context import Context
+    from authserver.settings import Settings
+
+CSRF_FAILED = "The form expired or was not sent by this site. Go back and try again."
+SIGN_IN_EXPIRED = "This sign-in request has expired. Start again from the application."
+
+
+@dataclass(frozen=True)
+class Render:
+    """Show ``template`` with ``values``."""
+
+    template: str
+    values: Mapping[str, object] = field(default_factory=dict)
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A 303 to ``location`` (a reload never repeats a POST); ``after`` runs once the
+    response is sent, so its timing (a mail) does not show in the response's."""
+
+    location: str
+    after: Callable[[], object] | None = None
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """An HTML error page, never a redirect."""
+
+    description: str
+    error: str = "invalid_request"
+    status: int = 400
+
+
+Result = Render | Redirect | ErrorPage
+
+FORGED = ErrorPage(CSRF_FAILED)
+EXPIRED = ErrorPage(SIGN_IN_EXPIRED)
+NOT_FOUND = ErrorPage("There is nothing here.", "not_found", 404)
+
+
+def with_rid(path: str, rid: str) -> str:
+    """``path`` carrying the pending authorization request ``rid``, if any."""
+    return f"{path}?{urlencode({'rid': rid})}" if rid else path
+
+
+class Page:
+    """What a page handler sees: the request, its form, the database session of
+    the transaction and the browser session. Runs in a worker thread."""
+
+    def __init__(self, request: Request, ctx: Context, db: Session, form: dict[str, str],
+                 session: BrowserSession | None) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.db = db
+        self.form = form
+        #: the browser session from the cookie, if any (see :attr:`session`)
+        self.loaded = session
+        #: a POST whose CSRF token matched this session
+        self.csrf_ok = False
+        self._user: User | None = None
+        self._cookie: str | None = None
+        self._clear_cookie = False
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        """The form on POST, the query string otherwise."""
+        return self.form if self.method == "POST" else self.request.query_params
+
+    @property
+    def rid(self) -> str:
+        """The pending authorization request this page continues (empty: none)."""
+        return self.params.get("rid", "")[:100]
+
+    @property
+    def ip(self) -> str:
+        return str(self.request.state.client_ip)
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.request.headers.get("user-agent")
+
+    @property
+    def session(self) -> BrowserSession:
+        """The browser session; present after a CSRF-checked POST, on ``signed_in``
+        pages and after :meth:`ensure_session`."""
+        if self.loaded is None:
+            raise LookupError("no browser session on this request")
+        return self.loaded
+
+    @property
+    def user(self) -> User:
+        """The signed-in user of a ``signed_in`` page."""
+        if self._user is None:
+            raise LookupError("not a signed_in page")
+        return self._user
+
+    def csrf_token(self) -> str:
+        return sessions.csrf_token(self.session)
+
+    def ensure_session(self) -> BrowserSession:
+        """The session, or a new anonymous one whose cookie the response sets."""
+        if self.loaded is None:
+            self.loaded, self._cookie = sessions.create(
+                self.db, self.ctx.box, self.ctx.settings, ip=self.ip, user_agent=self.user_agent)
+        return self.loaded
+
+    def log_in(self, user_id: str, *, amr: list[str], acr: str) -> BrowserSession:
+        """Replace the session with an authenticated one (a new id against session
+        fixation: OWASP Session Management Cheat Sheet, "Renew the Session ID After Any
+        Privilege Level Change")."""
+        self.loaded, self._cookie = sessions.log_in(
+            self.db, self.ctx.box, self.ctx.settings, self.loaded, user_id=user_id, amr=amr, acr=acr,
+            auth_time=int(self.ctx.clock()), ip=self.ip, user_agent=self.user_agent)
+        return self.loaded
+
+    def clear_cookie(self) -> None:
+        self._clear_cookie = True
+
+    def _sign_in_first(self) -> Redirect | None:
+        """Where to go first when there is no signed-in, enabled user (login), or the
+        account has a second factor this session has not passed (MFA)."""
+        session = self.loaded
+        user = accounts.get_user(self.db, session.user_id) if session is not None else None
+        if session is None or user is None or user.disabled:
+            return Redirect("/login")
+        if "otp" not in (session.amr or []) and accounts.has_mfa(self.db, user.id):
+            return Redirect("/login/mfa")
+        self._user = user
+        return None
+
+    def _respond(self, result: Result) -> Response:
+        request = self.request
+        if isinstance(result, Render):
+            response = http.page(request, result.template, result.values, result.status)
+        elif isinstance(result, Redirect):
+            response = http.redirect(result.location, request)
+            if result.after is not None:
+                response.background = BackgroundTask(result.after)
+        else:
+            response = http.error_page(request, result.error, result.description, result.status)
+        if self._cookie:
+            http.set_session_cookie(response, request, self._cookie)
+        elif self._clear_cookie:
+            http.clear_session_cookie(response, request)
+        return response
+
+
+Handler = Callable[[Page], Result]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _always(settings: Settings) -> bool:
+    return True
+
+
+def form_page(*, csrf: Literal["required", "optional"] = "required", rate_limit: str | None = None,
+              signed_in: bool = False, enabled: Callable[[Settings], bool] = _always,
+              disabled: ErrorPage = NOT_FOUND) -> Callable[[Handler], Endpoint]:
+    """Declare a browser page; see the module docstring for what the wrapper does.
+
+    ``rate_limit`` names the bucket a POST counts in (per client IP).
+    """
+
+    def wrap(handler: Handler) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            ctx = http.context(request)
+            if not enabled(ctx.settings):
+                return http.error_page(request, disabled.error, disabled.description, disabled.status)
+            post = request.method == "POST"
+            form = dict(await bridge.read_form(request)) if post else {}
+            cookie = http.session_cookie(request)
+
+            def run() -> tuple[Page, Result]:
+                db = bridge.current_db.get()
+                if post and rate_limit:
+                    apply_rate_limit(ctx, rate_limit, request.state.client_ip)
+                page = Page(request, ctx, db, form, sessions.load(db, ctx.box, cookie))
+                page.csrf_ok = post and sessions.check_csrf(page.loaded, form.get("csrf_token"))
+                if post and csrf == "required" and not page.csrf_ok:
+                    return page, FORGED
+                if signed_in and (to_login := page._sign_in_first()) is not None:
+                    return page, to_login
+                return page, handler(page)
+
+            page, result = await bridge.call(ctx, run)
+            return page._respond(result)
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+    return wrap
