@@ -1,4 +1,4 @@
-"""``authserver clients create|list|show|rotate-secret|delete``.
+"""``authserver clients create|list|show|rotate-secret|delete|set-roles|set-permission-prefixes``.
 
 A client secret is printed once, at creation or rotation, and stored only as a
 keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--``.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlalchemy.orm import Session
+
 from authserver.audit import service as audit
 from authserver.cli import common
 from authserver.clients import service as clients
@@ -15,6 +17,7 @@ from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
 from authserver.oauth import vocabulary
+from authserver.roles import service as roles
 from authserver.tokens import service as tokens
 
 
@@ -34,6 +37,8 @@ def add_commands(sub: common.SubParsers) -> None:
                    help="resource server allowed to introspect tokens of any client")
     p.add_argument("--audience", action="extend", nargs="+", default=[], metavar="AUD",
                    help="access-token aud (default: the client_id)")
+    p.add_argument("--permission-prefix", action="extend", nargs="+", default=[], metavar="PREFIX",
+                   help="access tokens carry the permissions under these prefixes, e.g. orders (docs/roles.md)")
     p.add_argument("--require-mfa", action="store_true")
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
@@ -42,6 +47,15 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
     p.add_argument("client_id")
+    p = common.command(group_, "set-roles", cmd_set_roles,
+                       "replace the roles a client holds for its own tokens (none clears them)", json=True)
+    p.add_argument("client_id")
+    p.add_argument("roles", nargs="*", metavar="ROLE")
+    p = common.command(group_, "set-permission-prefixes", cmd_set_permission_prefixes,
+                       "choose which permissions the client's access tokens carry (none: no permissions)",
+                       json=True)
+    p.add_argument("client_id")
+    p.add_argument("prefixes", nargs="*", metavar="PREFIX")
 
 
 def client_json(client: Client, secret: str | None) -> dict[str, object]:
@@ -79,6 +93,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             require_mfa=args.require_mfa,
             introspect_any=args.introspect_any,
             audience=args.audience,
+            permission_prefixes=args.permission_prefix,
         )
         client = new.client
         audit.record(db, "client_created", client_id=client.client_id, client_name=client.client_name,
@@ -123,6 +138,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
+            "roles": roles.client_roles(db, client.client_id),
+            "permission_prefixes": list(client.permission_prefixes),
             "created_at": common.timestamp(client.created_at),
             "secret_rotated_at": common.timestamp(client.secret_rotated_at),
         }
@@ -161,4 +178,32 @@ def cmd_delete(args: argparse.Namespace) -> int:
         tokens.invalidate_client(db, ctx.revoked, args.client_id)
         audit.record(db, "client_deleted", client_id=args.client_id, actor=common.ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
+    return 0
+
+
+def require_client(db: Session, client_id: str) -> Client:
+    client = clients.get_client(db, client_id)
+    if client is None:
+        raise ClientError(f"no such client: {client_id}")
+    return client
+
+
+def cmd_set_roles(args: argparse.Namespace) -> int:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        held = roles.set_client_roles(db, require_client(db, args.client_id), args.roles, actor=common.ACTOR)
+    if args.json:
+        common.print_json({"client_id": args.client_id, "roles": held})
+    else:
+        print(f"{args.client_id}: roles {', '.join(held) or '(none)'}")
+    return 0
+
+
+def cmd_set_permission_prefixes(args: argparse.Namespace) -> int:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        prefixes = roles.set_client_permission_prefixes(db, require_client(db, args.client_id), args.prefixes,
+                                                        actor=common.ACTOR)
+    if args.json:
+        common.print_json({"client_id": args.client_id, "permission_prefixes": prefixes})
+    else:
+        print(f"{args.client_id}: permission prefixes {' '.join(prefixes) or '(none)'}")
     return 0

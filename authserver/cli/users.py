@@ -14,6 +14,7 @@ from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.cli import common
 from authserver.db import transaction
+from authserver.roles import service as roles
 
 
 def add_commands(sub: common.SubParsers) -> None:
@@ -40,7 +41,7 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("username")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from one line of standard input")
-    p = common.command(users, "set-roles", cmd_set_roles, "replace a user's roles (none clears them)")
+    p = common.command(users, "set-roles", cmd_set_roles, "replace a user's roles (none clears them)", json=True)
     p.add_argument("username")
     p.add_argument("roles", nargs="*", metavar="ROLE")
     p = common.command(users, "unlock", cmd_unlock, "clear a user's lockout")
@@ -182,9 +183,12 @@ def cmd_set_password(args: argparse.Namespace) -> int:
 def cmd_set_roles(args: argparse.Namespace) -> int:
     with common.open_context() as ctx, transaction(ctx.sessions) as db:
         user = accounts.require_user(db, args.username)
-        roles = accounts.set_roles(db, user, args.roles, actor=common.ACTOR)
+        held = roles.set_user_roles(db, user, args.roles, actor=common.ACTOR)
         username = user.username
-    print(f"{username}: roles {', '.join(roles) or '(none)'}")
+    if args.json:
+        common.print_json({"username": username, "roles": held})
+    else:
+        print(f"{username}: roles {', '.join(held) or '(none)'}")
     return 0
 
 
