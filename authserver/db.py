@@ -142,3 +142,9 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 
     with engine.begin() as conn:
         command.downgrade(alembic_config(str(engine.url), conn), revision)
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a ``LIKE`` pattern whose escape character is ``\\``
+    (``column.like(f"%{like_escape(q)}%", escape="\\")``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

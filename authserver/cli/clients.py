@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from authserver.audit import service as audit
 from authserver.cli.common import (
     ACTOR,
     CliError,
@@ -89,10 +88,9 @@ def cmd_create(args: argparse.Namespace) -> int:
             require_mfa=args.require_mfa,
             introspect_any=args.introspect_any,
             audience=args.audience,
+            actor=ACTOR,
         )
         client = new.client
-        audit.record(db, "client_created", client_id=client.client_id, client_name=client.client_name,
-                     actor=ACTOR)
         body = client_json(client, new.client_secret)
     if args.json:
         print_json(body)
@@ -154,8 +152,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
     with open_context() as ctx, transaction(ctx.sessions) as db:
-        secret = clients.rotate_secret(db, ctx.box, args.client_id)
-        audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=ACTOR)
+        secret = clients.rotate_secret(db, ctx.box, args.client_id, actor=ACTOR)
     if args.json:
         print_json({"client_id": args.client_id, "client_secret": secret})
     else:
@@ -166,7 +163,6 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with open_context() as ctx, transaction(ctx.sessions) as db:
-        clients.delete_client(db, args.client_id)
-        audit.record(db, "client_deleted", client_id=args.client_id, actor=ACTOR)
+        clients.delete_client(db, args.client_id, actor=ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
     return 0

@@ -29,6 +29,13 @@ REGISTRABLE_SCOPES: Final[tuple[str, ...]] = SCOPES
 USER_SCOPES: Final[frozenset[str]] = frozenset({OPENID, OFFLINE_ACCESS})
 #: what a registered code-flow client gets when it names no scope
 DEFAULT_SCOPE: Final = "openid profile email"
+#: opens the admin API (``/admin/api/``); the caller's roles decide what it may do there
+ADMIN_SCOPE: Final = "authserver:admin"
+#: API scopes of this server itself: an administrator registers clients with them
+#: (``clients create --scope``); never self-registered, never advertised in discovery
+API_SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
+    ADMIN_SCOPE: "Administer this server with the permissions of your roles",
+}
 
 # -- grant types (RFC 6749 §4, §6) -------------------------------------------------
 
