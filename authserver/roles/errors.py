@@ -1,8 +1,11 @@
 """Errors of the roles domain."""
 
+from authserver.errors import DomainError
 
-class RoleError(ValueError):
-    """Invalid role data, an unknown role, or a refused change; the message is safe to show."""
+
+class RoleError(DomainError, ValueError):
+    """Invalid role data, an unknown role, or a refused change; the message is safe to show
+    (a 400 through the app's one error path; still a ``ValueError`` for older callers)."""
 
 
 class UnknownRole(RoleError):

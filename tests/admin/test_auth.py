@@ -6,9 +6,11 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from authserver.db import transaction
 from authserver.oauth.vocabulary import ADMIN_SCOPE
+from authserver.roles.models import ClientRole
 from tests.flows import tokens
 
 URL = "/admin/api/users"
@@ -78,9 +80,6 @@ def test_a_role_taken_away_stops_working_at_once(ctx, client, client_token):
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get(URL, headers=headers).status_code == 200
     with transaction(ctx.sessions) as db:
-        from authserver.roles.models import ClientRole
-        from sqlalchemy import select
-
         role = db.scalars(select(ClientRole.role)).first()
         update_role(db, role, permissions=[], actor="test")
     response = client.get(URL, headers=headers)
