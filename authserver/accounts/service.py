@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-ROLE = re.compile(r"^[A-Za-z0-9:._-]{1,100}$")
 
 
 class Unset:
@@ -289,20 +288,12 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
 
 
 def set_roles(db: Session, user: User, roles: Sequence[str], *, actor: str) -> list[str]:
-    """Replace the user's roles; returns the new sorted role names.
+    """Replace the user's roles, each of which must exist (:func:`roles.service.set_user_roles`);
+    returns the new sorted role names. Tokens already issued keep the roles they carry
+    until they expire."""
+    from authserver.roles.service import set_user_roles
 
-    Tokens already issued keep the roles they carry until they expire.
-    """
-    for role in roles:
-        if not ROLE.match(role):
-            raise AccountError(f"invalid role name: {role!r}")
-    wanted = list(dict.fromkeys(roles))
-    user.roles = [r for r in user.roles if r.role in wanted]
-    have = {r.role for r in user.roles}
-    user.roles.extend(UserRole(role=r) for r in wanted if r not in have)
-    db.flush()
-    audit.record(db, "user_roles_changed", user_id=user.id, actor=actor, roles=sorted(wanted))
-    return sorted(wanted)
+    return set_user_roles(db, user, roles, actor=actor)
 
 
 def has_mfa(db: Session, user_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""``authserver clients create|list|show|rotate-secret|delete``.
+"""``authserver clients create|list|show|update|rotate-secret|delete``.
 
 A client secret is printed once, at creation or rotation, and stored only as a
 keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--``.
@@ -30,27 +30,41 @@ from authserver.oauth import vocabulary
 def add_commands(sub: SubParsers) -> None:
     group_ = group(sub, "clients", "manage OAuth clients")
     p = command(group_, "create", cmd_create, "register a client", json=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
-    p.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="GRANT",
-                   help=", ".join(vocabulary.GRANT_TYPES))
-    p.add_argument("--scope", required=True, help='space-separated, e.g. "openid profile email"')
-    p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS)
-    p.add_argument("--public", action="store_true", help="same as --auth-method none (no secret)")
-    p.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
-    p.add_argument("--skip-consent", action="store_true", help="first-party app: never ask for consent")
-    p.add_argument("--introspect-any", action="store_true",
-                   help="resource server allowed to introspect tokens of any client")
-    p.add_argument("--audience", action="extend", nargs="+", default=[], metavar="AUD",
-                   help="access-token aud (default: the client_id)")
-    p.add_argument("--require-mfa", action="store_true")
+    add_client_options(p, update=False)
     command(group_, "list", cmd_list, "list clients", json=True)
     p = command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
+    p = command(group_, "update", cmd_update,
+                "change a client in place (only the options given; the client_id and secret stay)", json=True)
+    p.add_argument("client_id")
+    add_client_options(p, update=True)
     p = command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = command(group_, "delete", cmd_delete, "delete a client")
     p.add_argument("client_id")
+
+
+def add_client_options(p: argparse.ArgumentParser, *, update: bool) -> None:
+    """The options of ``create``; for ``update`` none is required, a list option replaces
+    the whole list, and each flag has a ``--no-`` form."""
+    lists: dict[str, object] = {"action": "extend", "nargs": "+", "default": None if update else []}
+    flag: dict[str, object] = ({"action": argparse.BooleanOptionalAction, "default": None} if update
+                               else {"action": "store_true"})
+    p.add_argument("--name", required=not update)
+    p.add_argument("--redirect-uri", metavar="URI", **lists)  # type: ignore[arg-type]
+    p.add_argument("--grant-type", metavar="GRANT", required=not update, help=", ".join(vocabulary.GRANT_TYPES),
+                   **lists)  # type: ignore[arg-type]
+    p.add_argument("--scope", required=not update, help='space-separated, e.g. "openid profile email"')
+    p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS)
+    if not update:
+        p.add_argument("--public", action="store_true", help="same as --auth-method none (no secret)")
+    p.add_argument("--post-logout-redirect-uri", metavar="URI", **lists)  # type: ignore[arg-type]
+    p.add_argument("--skip-consent", help="first-party app: never ask for consent", **flag)  # type: ignore[arg-type]
+    p.add_argument("--introspect-any", help="resource server allowed to introspect tokens of any client",
+                   **flag)  # type: ignore[arg-type]
+    p.add_argument("--audience", metavar="AUD", help="access-token aud (default: the client_id)",
+                   **lists)  # type: ignore[arg-type]
+    p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
 
 
 def client_json(client: Client, secret: str | None) -> dict[str, object]:
@@ -147,6 +161,33 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             text = str(value)
         print(f"{name + ':':<28}{text}")
+    return 0
+
+
+#: ``clients update`` option → the client field it sets (RFC 7591 §2 names)
+UPDATE_OPTIONS = {
+    "name": "client_name", "redirect_uri": "redirect_uris", "grant_type": "grant_types", "scope": "scope",
+    "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
+    "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
+    "require_mfa": "require_mfa",
+}
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    changes = {field: getattr(args, option) for option, field in UPDATE_OPTIONS.items()
+               if getattr(args, option) is not None}
+    if not changes:
+        raise CliError("nothing to change: give at least one option (see `clients update --help`)")
+    with open_context() as ctx, transaction(ctx.sessions) as db:
+        client = clients.require_client(db, args.client_id)
+        changed = clients.update_client(db, client, changes, actor=ACTOR)
+        body = client_json(client, None)
+    if args.json:
+        print_json(body)
+    elif changed:
+        print(f"updated client {args.client_id}: {', '.join(changed)}")
+    else:
+        print(f"client {args.client_id} already had these values; nothing changed")
     return 0
 
 

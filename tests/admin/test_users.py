@@ -134,10 +134,11 @@ def test_set_password(ctx, client, admin, admin_id, make_user):
 
 
 def test_sessions_and_mfa(ctx, client, admin, admin_id, make_user):
+    import pyotp
+
     from authserver.accounts import mfa
     from authserver.db import transaction
     from authserver.sessions import service as sessions
-    import pyotp
 
     user = make_user("carol")
     with transaction(ctx.sessions) as db:

@@ -16,7 +16,16 @@ from tests.conftest import PASSWORD
 from tests.flows import introspect, tokens
 
 
-def test_users_create_reads_one_line_of_stdin(run, ctx):
+@pytest.fixture
+def ops_role(ctx):
+    """Roles must exist before they are given (the roles domain); ``ops`` is not built in."""
+    from tests.conftest import ensure_roles
+
+    with transaction(ctx.sessions) as db:
+        ensure_roles(db, ["ops"])
+
+
+def test_users_create_reads_one_line_of_stdin(run, ctx, ops_role):
     status, out, err = run("users", "create", "--username", "Alice", "--email", "alice@example.com",
                            "--password-stdin", "--role", "admin", "--role", "ops", "--name", "Alice A",
                            stdin=PASSWORD + "\nsecond line ignored\n")
@@ -162,7 +171,7 @@ def test_users_unlock_unknown(run, settings):
     assert_error(result, "no such user" if settings.redis_url else "AUTHSERVER_REDIS_URL")
 
 
-def test_users_create_and_list_json(run, ctx):
+def test_users_create_and_list_json(run, ctx, ops_role):
     status, out, _ = run("users", "create", "--username", "alice", "--email", "alice@example.com",
                          "--password-stdin", "--role", "ops", "--json", stdin=PASSWORD + "\n")
     assert status == 0
@@ -202,7 +211,7 @@ def test_users_delete(run, ctx, make_user):
     assert_error(run("users", "delete", "alice"), "no such user")
 
 
-def test_users_set_roles(run, ctx, make_user):
+def test_users_set_roles(run, ctx, make_user, ops_role):
     make_user("alice", roles=["admin"])
     assert run("users", "set-roles", "alice", "ops", "support", "ops")[1] == "alice: roles ops, support\n"
     assert get_user(ctx, "alice").role_names == ["ops", "support"]
