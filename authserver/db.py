@@ -112,6 +112,7 @@ def import_models() -> None:
     from authserver.audit import models as _audit  # noqa: F401
     from authserver.clients import models as _clients  # noqa: F401
     from authserver.consents import models as _consents  # noqa: F401
+    from authserver.roles import models as _roles  # noqa: F401
     from authserver.security import models as _security  # noqa: F401
     from authserver.sessions import models as _sessions  # noqa: F401
     from authserver.tokens import models as _tokens  # noqa: F401

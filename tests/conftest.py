@@ -143,9 +143,14 @@ def settings(request: pytest.FixtureRequest, backend: str, keys_dir: Path, tmp_p
 
 
 def _wipe(ctx: Context) -> None:
+    """Empty every table, then restore what the migrations seed (the built-in roles)."""
+    from authserver.roles.service import seed_built_in_roles
+
     with ctx.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+    with transaction(ctx.sessions) as session:
+        seed_built_in_roles(session)
     if ctx.redis is not None:
         keys = list(ctx.redis.scan_iter(match=ctx.settings.redis_prefix + "*", count=1000))
         if keys:
@@ -200,6 +205,15 @@ def db(ctx: Context) -> Iterator[Any]:
         yield session
 
 
+def ensure_roles(session: Any, names: list[str]) -> None:
+    """Create the roles that do not exist yet (no permissions), so tests can name any role."""
+    from authserver.roles.service import create_role, get_role
+
+    for name in names:
+        if get_role(session, name) is None:
+            create_role(session, name, actor="test")
+
+
 @pytest.fixture
 def make_user(ctx: Context) -> Any:
     from authserver.accounts.service import create_user
@@ -207,6 +221,7 @@ def make_user(ctx: Context) -> Any:
     def make(username: str = "alice", password: str = PASSWORD, email: str | None = None,
              roles: list[str] | None = None, name: str | None = "Alice Example") -> Any:
         with transaction(ctx.sessions) as session:
+            ensure_roles(session, roles or [])
             return create_user(session, ctx.passwords, username=username, password=password,
                                email=email or f"{username}@example.com", roles=roles, name=name)
 

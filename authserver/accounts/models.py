@@ -41,12 +41,16 @@ class User(Base):
 
 
 class UserRole(Base):
+    """A role (``roles.name``, see :mod:`authserver.roles`) held by a user."""
+
     __tablename__ = "user_roles"
 
     user_id: Mapped[str] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    role: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(
+        sa.ForeignKey("roles.name", ondelete="CASCADE", onupdate="CASCADE"), primary_key=True, index=True
+    )
     user: Mapped[User] = relationship(back_populates="roles")
 
 

@@ -23,6 +23,8 @@ from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
 from authserver.db import utcnow
 from authserver.logging import mask_email
+from authserver.roles.errors import RoleError
+from authserver.roles.service import check_roles
 from authserver.security.passwords import PasswordHasher, validate_password
 from authserver.security.throttle import Lockout
 from authserver.sessions import service as sessions
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-ROLE = re.compile(r"^[A-Za-z0-9:._-]{1,100}$")
 
 
 def normalize_login(value: str) -> str:
@@ -70,9 +71,10 @@ def create_user(
         raise AccountError("username must be 2-63 characters: letters, digits, '.', '_' or '-'")
     if not EMAIL.match(email) or len(email) > 320:
         raise AccountError("e-mail address is not valid")
-    for role in roles or []:
-        if not ROLE.match(role):
-            raise AccountError(f"invalid role name: {role!r}")
+    try:
+        roles = check_roles(db, roles or [])
+    except RoleError as exc:
+        raise AccountError(str(exc)) from None
     password = validate_password(password, username=username, email=email)
     taken = db.scalar(select(User.id).where(or_(User.username == username, User.email == email)))
     if taken:
@@ -83,7 +85,7 @@ def create_user(
         email_verified=email_verified,
         password_hash=hasher.hash(password),
         name=name,
-        roles=[UserRole(role=r) for r in dict.fromkeys(roles or [])],
+        roles=[UserRole(role=r) for r in roles],
     )
     db.add(user)
     db.flush()
@@ -199,10 +201,10 @@ def set_roles(db: Session, user: User, roles: Sequence[str], *, actor: str) -> l
 
     Tokens already issued keep the roles they carry until they expire.
     """
-    for role in roles:
-        if not ROLE.match(role):
-            raise AccountError(f"invalid role name: {role!r}")
-    wanted = list(dict.fromkeys(roles))
+    try:
+        wanted = check_roles(db, roles)
+    except RoleError as exc:
+        raise AccountError(str(exc)) from None
     user.roles = [r for r in user.roles if r.role in wanted]
     have = {r.role for r in user.roles}
     user.roles.extend(UserRole(role=r) for r in wanted if r not in have)

@@ -21,6 +21,8 @@ EVENTS = frozenset({
     "password_reset", "password_set_by_admin", "session_revoked", "signup_completed", "rate_limited",
     "registration_token_created",
     "user_enabled", "user_deleted", "user_roles_changed", "registration_token_revoked",
+    "role_created", "role_updated", "role_deleted", "role_permission_granted", "role_permission_revoked",
+    "client_roles_changed",
 })
 
 

@@ -26,6 +26,9 @@ class Client(Base):
     token_endpoint_auth_method: Mapped[str] = mapped_column(sa.String(40))
     # Access-token audience (RFC 9068 §3 ``aud``); empty means [client_id].
     audience: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    # Permissions (``roles`` scope) that this client's access tokens may carry: those
+    # under these prefixes, i.e. the ones that concern its audience (docs/roles.md).
+    permission_prefixes: Mapped[list[str]] = mapped_column(sa.JSON, default=list, server_default="[]")
     skip_consent: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     require_mfa: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # A resource server may introspect tokens issued to any client.

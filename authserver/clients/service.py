@@ -24,6 +24,7 @@ from authserver.oauth.vocabulary import (
     NONE,
     RESPONSE_TYPES,
 )
+from authserver.roles.permissions import is_prefix
 from authserver.security.crypto import SecretBox
 
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")  # RFC 6749 §3.3 scope-token
@@ -91,6 +92,15 @@ def validate_metadata(
     }
 
 
+def validate_permission_prefixes(prefixes: list[str]) -> list[str]:
+    """Whole-segment prefixes (``orders``, ``orders:items``) of the permissions this
+    client's access tokens may carry (docs/roles.md); deduplicated."""
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not is_prefix(prefix):
+            raise ClientError(f"invalid permission prefix: {prefix!r} (e.g. 'orders' or 'orders:items')")
+    return list(dict.fromkeys(prefixes))
+
+
 def create_client(
     db: Session,
     box: SecretBox,
@@ -105,6 +115,7 @@ def create_client(
     require_mfa: bool = False,
     introspect_any: bool = False,
     audience: list[str] | None = None,
+    permission_prefixes: list[str] | None = None,
 ) -> NewClient:
     """Validate and store a client; returns the plaintext secret once (None for public)."""
     metadata = validate_metadata(
@@ -124,6 +135,7 @@ def create_client(
         require_mfa=require_mfa,
         introspect_any=introspect_any,
         audience=list(audience or []),
+        permission_prefixes=validate_permission_prefixes(permission_prefixes or []),
     )
     db.add(client)
     db.flush()

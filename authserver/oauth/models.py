@@ -7,9 +7,11 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User
 from authserver.clients.models import Client
+from authserver.roles.permissions import Access, client_access
 from authserver.security.crypto import SecretBox
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 
@@ -21,6 +23,7 @@ class OAuthClient(ClientMixin):
         self.row = row
         self._box = box
         self.client_id = row.client_id
+        self._access: Access | None = None
 
     @property
     def is_public(self) -> bool:
@@ -29,6 +32,13 @@ class OAuthClient(ClientMixin):
     @property
     def audience(self) -> list[str]:
         return self.row.audience or [self.row.client_id]
+
+    def access(self, db: Session) -> Access:
+        """The client's own roles and permissions, read once per cached client
+        (so a change reaches ``client_credentials`` tokens within ``CLIENT_CACHE_TTL``)."""
+        if self._access is None:
+            self._access = client_access(db, self.row.client_id, self.row.scope)
+        return self._access
 
     def get_client_id(self) -> str:
         return self.row.client_id

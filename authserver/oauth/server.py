@@ -22,6 +22,7 @@ from authserver.oauth import grants, vocabulary
 from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
+from authserver.roles.permissions import ROLES, user_access
 from authserver.tokens import service as tokens
 from authserver.tokens.models import RefreshToken
 
@@ -132,7 +133,12 @@ class Server(rfc6749.AuthorizationServer):
         ``offline_access`` was granted or the client is confidential."""
         client: OAuthClient = request.client
         scope = scope or request.scope or ""
-        access_token, claims = self.token_issuer.access_token(client, user, scope)
+        access = None
+        if ROLES in scope.split():
+            # one query for the user; the client's is kept with the cached client
+            db = current_db.get()
+            access = user_access(db, user.user.id) if user is not None else client.access(db)
+        access_token, claims = self.token_issuer.access_token(client, user, scope, access=access)
         request.issued = {"jti": claims["jti"], "exp": claims["exp"]}
         token: dict[str, Any] = {
             "access_token": access_token,
@@ -193,7 +199,8 @@ class Server(rfc6749.AuthorizationServer):
             if claims.get("client_id") != client.client_id and not client.row.introspect_any:
                 return inactive
             body: dict[str, Any] = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
-                                            "jti", "auth_time", "acr", "amr") if k in claims}
+                                            "jti", "auth_time", "acr", "amr", "roles", "entitlements")
+                                    if k in claims}
             return {"active": True, "token_type": vocabulary.BEARER, **body}
         row = self._live_refresh_token(token)
         if row is None or (row.client_id != client.client_id and not client.row.introspect_any):

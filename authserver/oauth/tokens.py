@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from authserver.oauth.models import OAuthClient, Principal
+from authserver.roles.permissions import Access, concerning
 from authserver.security.crypto import new_token
 
 if TYPE_CHECKING:
@@ -92,8 +93,14 @@ class TokenIssuer:
         return jwt.encode(header, claims, active.key, algorithms=["RS256"], default_type=None)
 
     def access_token(self, client: OAuthClient, principal: Principal | None, scope: str,
-                     ttl: int | None = None) -> tuple[str, dict[str, Any]]:
-        """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2)."""
+                     ttl: int | None = None, access: Access | None = None) -> tuple[str, dict[str, Any]]:
+        """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2).
+
+        ``access`` (given when the ``roles`` scope was granted) is the roles and
+        permissions of the user, or of the client when there is no user: they
+        become ``roles`` and ``entitlements`` (§2.2.3.1), the permissions limited
+        to the client's ``permission_prefixes`` (docs/roles.md).
+        """
         now = int(time.time())
         ttl = ttl or self.settings.access_token_ttl
         aud = client.audience
@@ -114,12 +121,13 @@ class TokenIssuer:
                 claims["amr"] = principal.amr
             if principal.acr:
                 claims["acr"] = principal.acr
-            if "roles" in scope.split():
-                claims["roles"] = principal.user.role_names
             wanted = (principal.claims or {}).get("userinfo")
             if isinstance(wanted, dict) and wanted:
                 # OIDC Core §5.5: remembered for the UserInfo endpoint
                 claims["claims_request"] = {"userinfo": {str(k): None for k in list(wanted)[:20]}}
+        if access is not None:
+            claims["roles"] = list(access.roles)
+            claims["entitlements"] = concerning(access.permissions, client.row.permission_prefixes)
         return self._sign({"typ": "at+jwt"}, claims), claims
 
     def id_token(self, client: OAuthClient, principal: Principal, *, scope: str,

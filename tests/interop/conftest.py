@@ -26,7 +26,7 @@ import uvicorn
 from authserver.app import create_app
 from authserver.context import Context
 from authserver.db import transaction
-from tests.conftest import PASSWORD, _wipe, make_settings
+from tests.conftest import PASSWORD, _wipe, ensure_roles, make_settings
 
 
 def free_port() -> int:
@@ -69,9 +69,11 @@ class Live:
 
         kw.setdefault("email", f"{username}@example.com")
         kw.setdefault("name", "Alice Example")
+        roles = kw.pop("roles", None) or []
         with transaction(self.ctx.sessions) as session:
+            ensure_roles(session, roles)
             return create_user(session, self.ctx.passwords, username=username, password=password,
-                               roles=kw.pop("roles", None), **kw)
+                               roles=roles, **kw)
 
     def make_client(self, **kw: Any) -> tuple[str, str | None]:
         from authserver.clients.service import create_client
