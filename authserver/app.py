@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from authserver import errors
+from authserver.admin.console import routes as console
 from authserver.context import TEMPLATES_DIR, Context
 from authserver.endpoints import (
     authorize,
@@ -49,7 +50,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     routes: list[BaseRoute] = [
         *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
         *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
-        *interaction.routes,
+        *interaction.routes, *console.routes,
         Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"),
     ]
     app = Starlette(

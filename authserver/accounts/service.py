@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, lazyload
 from authserver.accounts.errors import AccountError
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
-from authserver.db import utcnow
+from authserver.db import Window, contains, utcnow, window
 from authserver.logging import mask_email
 from authserver.roles.errors import RoleError
 from authserver.roles.service import check_roles
@@ -112,6 +113,16 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
 
 def list_users(db: Session) -> list[User]:
     return list(db.scalars(select(User).order_by(User.created_at, User.username)))
+
+
+def search_users(db: Session, text: str = "", *, offset: int = 0, limit: int = 25) -> Window[User]:
+    """Users whose username, e-mail or name contains ``text`` (any case), by username."""
+    stmt = select(User).order_by(User.username)
+    if text.strip():
+        needle = text.strip()
+        stmt = stmt.where(or_(contains(User.username, needle), contains(User.email, needle),
+                              contains(sa.func.coalesce(User.name, ""), needle)))
+    return window(db, stmt, offset=offset, limit=limit)
 
 
 def require_user(db: Session, login: str) -> User:

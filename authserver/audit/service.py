@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authserver.audit.models import AuditEvent
+from authserver.db import Window, window
 
 log = structlog.get_logger("authserver.audit")
 
@@ -44,3 +47,22 @@ def record(
     db.add(AuditEvent(event=event, user_id=user_id, client_id=client_id, ip=ip,
                       request_id=request_id, detail=detail))
     log.info(event, audit=True, user_id=user_id, client_id=client_id, ip=ip, **detail)
+
+
+def search(db: Session, *, user_id: str | None = None, client_id: str | None = None, event: str | None = None,
+           since: dt.datetime | None = None, until: dt.datetime | None = None, offset: int = 0,
+           limit: int = 50) -> Window[AuditEvent]:
+    """Audit events matching every filter given, newest first (``since`` inclusive,
+    ``until`` exclusive)."""
+    stmt = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if user_id:
+        stmt = stmt.where(AuditEvent.user_id == user_id)
+    if client_id:
+        stmt = stmt.where(AuditEvent.client_id == client_id)
+    if event:
+        stmt = stmt.where(AuditEvent.event == event)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.created_at < until)
+    return window(db, stmt, offset=offset, limit=limit)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from authserver.audit import service as audit
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
-from authserver.db import utcnow
+from authserver.db import Window, contains, utcnow, window
 from authserver.oauth.vocabulary import (
     AUTH_METHODS,
     AUTHORIZATION_CODE,
@@ -116,8 +117,12 @@ def create_client(
     introspect_any: bool = False,
     audience: list[str] | None = None,
     permission_prefixes: list[str] | None = None,
+    actor: str | None = None,
 ) -> NewClient:
-    """Validate and store a client; returns the plaintext secret once (None for public)."""
+    """Validate and store a client; returns the plaintext secret once (None for public).
+
+    With ``actor`` (an administrator's user id) the creation is audited here;
+    without it the caller records it (registration, the CLI)."""
     metadata = validate_metadata(
         client_name=client_name,
         redirect_uris=redirect_uris,
@@ -139,6 +144,9 @@ def create_client(
     )
     db.add(client)
     db.flush()
+    if actor is not None:
+        audit.record(db, "client_created", client_id=client.client_id, client_name=client.client_name,
+                     actor=actor)
     return NewClient(client, secret)
 
 
@@ -159,7 +167,72 @@ def list_clients(db: Session) -> list[Client]:
     return list(db.scalars(select(Client).order_by(Client.created_at, Client.client_id)))
 
 
-def rotate_secret(db: Session, box: SecretBox, client_id: str) -> str:
+def search_clients(db: Session, text: str = "", *, offset: int = 0, limit: int = 25) -> Window[Client]:
+    """Clients whose ``client_id`` or name contains ``text`` (any case), by name."""
+    stmt = select(Client).order_by(Client.client_name, Client.client_id)
+    if text.strip():
+        stmt = stmt.where(or_(contains(Client.client_id, text.strip()), contains(Client.client_name, text.strip())))
+    return window(db, stmt, offset=offset, limit=limit)
+
+
+#: what :func:`update_client` may change (RFC 7591 §2 names, plus our admin-only flags)
+UPDATABLE = frozenset({
+    "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scope",
+    "token_endpoint_auth_method", "skip_consent", "require_mfa", "introspect_any", "audience",
+    "permission_prefixes",
+})
+
+
+def update_client(db: Session, box: SecretBox, client_id: str, *, actor: str, **changes: Any) -> NewClient:
+    """Change a client in place (its ``client_id`` stays; RFC 7592 §2.2 semantics for
+    an administrator): the fields of :data:`UPDATABLE` given in ``changes``, checked
+    together with the ones kept, as at creation.
+
+    Moving from ``none`` to a secret-based auth method issues a secret, returned once
+    in :attr:`NewClient.client_secret`; moving to ``none`` drops the stored secret.
+    Audited as ``client_updated`` with the names of the fields that changed. Raises
+    :class:`ClientError` for an unknown client or field, or invalid metadata.
+    """
+    client = get_client(db, client_id)
+    if client is None:
+        raise ClientError(f"no such client: {client_id}")
+    unknown = sorted(set(changes) - UPDATABLE)
+    if unknown:
+        raise ClientError(f"cannot change {', '.join(unknown)}")
+    current: dict[str, Any] = {name: getattr(client, name) for name in UPDATABLE}
+    wanted = {**current, **changes}
+    metadata = validate_metadata(
+        client_name=wanted["client_name"],
+        redirect_uris=list(wanted["redirect_uris"]),
+        grant_types=list(wanted["grant_types"]),
+        scope=wanted["scope"],
+        token_endpoint_auth_method=wanted["token_endpoint_auth_method"],
+        post_logout_redirect_uris=list(wanted["post_logout_redirect_uris"]),
+    )
+    metadata.update(
+        skip_consent=bool(wanted["skip_consent"]), require_mfa=bool(wanted["require_mfa"]),
+        introspect_any=bool(wanted["introspect_any"]), audience=list(wanted["audience"] or []),
+        permission_prefixes=validate_permission_prefixes(list(wanted["permission_prefixes"] or [])),
+    )
+    changed = sorted(name for name, value in metadata.items() if getattr(client, name) != value)
+    secret = None
+    if metadata["token_endpoint_auth_method"] == NONE:
+        client.client_secret_hash = None
+    elif client.client_secret_hash is None:
+        secret = secrets.token_urlsafe(32)
+        client.client_secret_hash = box.keyed_hash(secret)
+        client.secret_rotated_at = utcnow()
+    for name, value in metadata.items():
+        setattr(client, name, value)
+    db.flush()
+    if changed:
+        audit.record(db, "client_updated", client_id=client.client_id, actor=actor, changed=changed)
+    return NewClient(client, secret)
+
+
+def rotate_secret(db: Session, box: SecretBox, client_id: str, *, actor: str | None = None) -> str:
+    """A new secret for a confidential client, returned once; the old one stops working at
+    once. With ``actor`` the rotation is audited here (else by the caller)."""
     client = get_client(db, client_id)
     if client is None:
         raise ClientError(f"no such client: {client_id}")
@@ -168,6 +241,8 @@ def rotate_secret(db: Session, box: SecretBox, client_id: str) -> str:
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = box.keyed_hash(secret)
     client.secret_rotated_at = utcnow()
+    if actor is not None:
+        audit.record(db, "client_secret_rotated", client_id=client_id, actor=actor)
     return secret
 
 

@@ -1,0 +1,1 @@
+"""The administrator's surfaces: the console in the browser (``console/``)."""
