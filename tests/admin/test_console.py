@@ -359,3 +359,23 @@ def test_audit_log_filters_and_pages(console, ctx, admin, make_user):
     assert "No events." in console.get("/admin/audit?since=2999-01-01").text
     assert "No events." not in console.get("/admin/audit?since=2000-01-01&until=2999-01-01").text
     assert console.get("/admin/audit?since=bad&until=%00").status_code == 200
+
+
+# -- the way back after login ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kept", "expected"), [
+    ("/admin/users?q=a", "/admin/users?q=a"),
+    ("//evil.example/admin", "/account"),
+    ("/\\evil.example/admin", "/account"),
+    ("https://evil.example/admin", "/account"),
+    (None, "/account"),
+])
+def test_return_to_is_a_local_path_used_once(kept, expected):
+    from authserver.sessions.models import BrowserSession
+    from authserver.web.pages import RETURN_TO, Page
+
+    session = BrowserSession(data={RETURN_TO: kept} if kept else {})
+    page = Page(None, None, None, {}, session)  # type: ignore[arg-type]  (return_to reads the session only)
+    assert page.return_to() == expected
+    assert page.return_to() == "/account"
