@@ -183,7 +183,7 @@ UPDATABLE = frozenset({
 })
 
 
-def update_client(db: Session, box: SecretBox, client_id: str, *, actor: str, **changes: Any) -> NewClient:
+def update_client(db: Session, box: SecretBox, client_id: str, /, *, actor: str, **changes: Any) -> NewClient:
     """Change a client in place (its ``client_id`` stays; RFC 7592 §2.2 semantics for
     an administrator): the fields of :data:`UPDATABLE` given in ``changes``, checked
     together with the ones kept, as at creation.
