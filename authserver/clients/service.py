@@ -62,6 +62,9 @@ def validate_metadata(
     post_logout_redirect_uris: list[str] | None = None,
 ) -> dict[str, Any]:
     """Check client metadata; return it normalised (deduplicated, trimmed) or raise ClientError."""
+    for value in [client_name, *redirect_uris, *(post_logout_redirect_uris or [])]:
+        if not value.isprintable():
+            raise ClientError(f"control characters are not allowed: {value!r}")
     if not client_name.strip():
         raise ClientError("client name must not be empty")
     for g in grant_types:

@@ -379,3 +379,16 @@ def test_return_to_is_a_local_path_used_once(kept, expected):
     page = Page(None, None, None, {}, session)  # type: ignore[arg-type]  (return_to reads the session only)
     assert page.return_to() == expected
     assert page.return_to() == "/account"
+
+
+def test_control_characters_never_reach_the_database(console, make_client):
+    """Postgres refuses NUL in text: without these checks each would be a 500."""
+    assert console.get("/admin/users?q=a%00b").status_code == 200
+    assert console.get("/admin/users/a%00b").status_code == 404
+    assert console.get("/admin/clients?q=%00").status_code == 200
+    assert console.get("/admin/clients/a%00b").status_code == 404
+    assert console.get("/admin/audit?user=%00&client=%00&event=%00").status_code == 200
+    r = _create(console, client_name="a\x00b")
+    assert r.status_code == 400 and "control characters" in r.text
+    r = _create(console, redirect_uris="https://x.example/\x00")
+    assert r.status_code == 400

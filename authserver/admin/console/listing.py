@@ -18,7 +18,8 @@ def offset(params: Mapping[str, str], size: int = PAGE_SIZE) -> int:
 
 
 def text(params: Mapping[str, str], name: str = "q") -> str:
-    return params.get(name, "").strip()[:200]
+    """A search field, trimmed, without control characters (a NUL never reaches the database)."""
+    return "".join(c for c in params.get(name, "") if c.isprintable()).strip()[:200]
 
 
 def links(path: str, params: Mapping[str, str], has_more: bool) -> dict[str, str | None]:

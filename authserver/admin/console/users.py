@@ -21,7 +21,8 @@ MESSAGES = {"disabled": "The account is disabled; its sessions and tokens were e
 
 
 def _user(console: Console) -> User | None:
-    return accounts.get_user(console.page.db, console.page.request.path_params["user_id"][:36])
+    user_id = console.page.request.path_params["user_id"]
+    return accounts.get_user(console.page.db, user_id) if len(user_id) <= 36 and user_id.isprintable() else None
 
 
 @console_page("users", "read")
