@@ -14,14 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import delete, func, or_, select
+import sqlalchemy as sa
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
-from authserver.db import like_escape, utcnow
+from authserver.db import Window, contains, utcnow, window
 from authserver.logging import mask_email
 from authserver.roles.errors import RoleError
 from authserver.roles.service import check_roles
@@ -120,16 +121,8 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
     return db.get(User, user_id, options=None if with_roles else [lazyload(User.roles)])
 
 
-def list_users(db: Session, *, search: str | None = None, limit: int | None = None,
-               offset: int = 0) -> list[User]:
-    """Users oldest first; ``search`` matches part of the username, e-mail address or
-    name (case-insensitive)."""
-    query = select(User).order_by(User.created_at, User.username)
-    if search:
-        pattern = f"%{like_escape(normalize_login(search))}%"
-        query = query.where(or_(User.username.like(pattern, escape="\\"), User.email.like(pattern, escape="\\"),
-                                func.lower(User.name).like(pattern, escape="\\")))
-    return list(db.scalars(query.offset(offset).limit(limit)))
+def list_users(db: Session) -> list[User]:
+    return list(db.scalars(select(User).order_by(User.created_at, User.username)))
 
 
 def require_user_id(db: Session, user_id: str) -> User:
@@ -203,6 +196,16 @@ def end_sessions(db: Session, user: User, *, actor: str) -> int:
     count = sessions.end_all_for_user(db, user.id)
     audit.record(db, "session_revoked", user_id=user.id, actor=actor, sessions=count)
     return count
+
+
+def search_users(db: Session, text: str = "", *, offset: int = 0, limit: int = 25) -> Window[User]:
+    """Users whose username, e-mail or name contains ``text`` (any case), by username."""
+    stmt = select(User).order_by(User.username)
+    if text.strip():
+        needle = text.strip()
+        stmt = stmt.where(or_(contains(User.username, needle), contains(User.email, needle),
+                              contains(sa.func.coalesce(User.name, ""), needle)))
+    return window(db, stmt, offset=offset, limit=limit)
 
 
 def require_user(db: Session, login: str) -> User:

@@ -1,4 +1,4 @@
-"""The administration surface: the JSON admin API (``api/``) and the console pages.
-
-Both call the same domain services as the command line; no rule lives here.
+"""The administrator's surfaces: the JSON admin API (``api/``) and the console in the
+browser (``console/``). Both call the same domain services as the command line; no
+rule lives here.
 """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authserver.audit.models import AuditEvent
+from authserver.db import Window, window
 from authserver.errors import DomainError
 
 log = structlog.get_logger("authserver.audit")
@@ -78,32 +78,23 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
         raise AuditQueryError(f"not a time: {text[:40]!r} (e.g. 2026-01-31T12:00:00Z, 1769860800 or 7d)") from None
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    """Which events to read: each given field must match (``kind`` is the event name)."""
-
-    user_id: str | None = None
-    client_id: str | None = None
-    kind: str | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-
-
-def search(db: Session, where: AuditFilter, *, limit: int, offset: int = 0) -> list[AuditEvent]:
-    """Events newest first. ``kind`` must be a known event name (so a typo is an error,
-    not an empty answer); ``since`` is inclusive and ``until`` exclusive. The
-    ``created_at`` and ``event`` indexes serve the time and kind filters."""
-    if where.kind is not None and where.kind not in EVENTS:
-        raise AuditQueryError(f"unknown event kind: {where.kind[:60]!r}")
-    query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-    if where.user_id is not None:
-        query = query.where(AuditEvent.user_id == where.user_id)
-    if where.client_id is not None:
-        query = query.where(AuditEvent.client_id == where.client_id)
-    if where.kind is not None:
-        query = query.where(AuditEvent.event == where.kind)
-    if where.since is not None:
-        query = query.where(AuditEvent.created_at >= where.since)
-    if where.until is not None:
-        query = query.where(AuditEvent.created_at < where.until)
-    return list(db.scalars(query.offset(offset).limit(limit)))
+def search(db: Session, *, user_id: str | None = None, client_id: str | None = None, event: str | None = None,
+           since: dt.datetime | None = None, until: dt.datetime | None = None, offset: int = 0,
+           limit: int = 50) -> Window[AuditEvent]:
+    """Audit events matching every filter given, newest first (``since`` inclusive,
+    ``until`` exclusive); an ``event`` that is no known kind is an error, not an empty
+    answer. The ``created_at`` and ``event`` indexes serve the filters."""
+    if event and event not in EVENTS:
+        raise AuditQueryError(f"unknown event kind: {event[:60]!r}")
+    stmt = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if user_id:
+        stmt = stmt.where(AuditEvent.user_id == user_id)
+    if client_id:
+        stmt = stmt.where(AuditEvent.client_id == client_id)
+    if event:
+        stmt = stmt.where(AuditEvent.event == event)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.created_at < until)
+    return window(db, stmt, offset=offset, limit=limit)

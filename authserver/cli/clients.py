@@ -7,6 +7,7 @@ keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--
 from __future__ import annotations
 
 import argparse
+import copy
 
 from authserver.cli.common import (
     ACTOR,
@@ -180,14 +181,18 @@ def cmd_update(args: argparse.Namespace) -> int:
         raise CliError("nothing to change: give at least one option (see `clients update --help`)")
     with open_context() as ctx, transaction(ctx.sessions) as db:
         client = clients.require_client(db, args.client_id)
-        changed = clients.update_client(db, client, changes, actor=ACTOR)
-        body = client_json(client, None)
+        before = {name: copy.copy(getattr(client, name)) for name in clients.UPDATABLE}
+        updated = clients.update_client(db, ctx.box, args.client_id, actor=ACTOR, **changes)
+        changed = sorted(name for name, value in before.items() if getattr(client, name) != value)
+        body = client_json(updated.client, updated.client_secret)
     if args.json:
         print_json(body)
-    elif changed:
-        print(f"updated client {args.client_id}: {', '.join(changed)}")
-    else:
-        print(f"client {args.client_id} already had these values; nothing changed")
+        return 0
+    print(f"updated client {args.client_id}: {', '.join(changed)}" if changed
+          else f"client {args.client_id} already had these values; nothing changed")
+    if updated.client_secret is not None:
+        print(f"client_secret: {updated.client_secret}")
+        print("The client is now confidential. Store the secret now: it is shown only once.")
     return 0
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from authserver.audit import service as audit
 from authserver.consents.models import Consent
+from authserver.db import Window, window
 from authserver.tokens.service import RevokedJtiList, revoke_user_families
 
 
@@ -49,15 +50,15 @@ def get(db: Session, consent_id: int) -> Consent | None:
     return db.get(Consent, consent_id)
 
 
-def search(db: Session, *, user_id: str | None = None, client_id: str | None = None, limit: int,
-           offset: int = 0) -> list[Consent]:
+def search(db: Session, *, user_id: str | None = None, client_id: str | None = None, offset: int = 0,
+           limit: int = 50) -> Window[Consent]:
     """Remembered consents oldest first, for one user and/or one client."""
     query = select(Consent).order_by(Consent.created_at, Consent.id)
     if user_id is not None:
         query = query.where(Consent.user_id == user_id)
     if client_id is not None:
         query = query.where(Consent.client_id == client_id)
-    return list(db.scalars(query.offset(offset).limit(limit)))
+    return window(db, query, offset=offset, limit=limit)
 
 
 def withdraw(db: Session, revoked: RevokedJtiList, consent: Consent, *, actor: str) -> int:

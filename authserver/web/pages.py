@@ -12,7 +12,8 @@ A page handler is a plain function ``(Page) -> Result`` declared with
    or, with ``csrf="optional"`` (RP-Initiated Logout, whose POST may come from a
    relying party), tells the handler through :attr:`Page.csrf_ok`;
 6. with ``signed_in=True``, sends anyone not signed in (or without the second
-   factor their account has) to the login or MFA page;
+   factor their account has) to the login or MFA page, remembering in the
+   session which page to come back to (:meth:`Page.return_to`);
 7. turns the handler's typed result into the response, setting or clearing
    the session cookie as the handler asked.
 
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 CSRF_FAILED = "The form expired or was not sent by this site. Go back and try again."
 SIGN_IN_EXPIRED = "This sign-in request has expired. Start again from the application."
+#: session data key: the page a login without a pending authorization request returns to
+RETURN_TO = "return_to"
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,23 @@ class Page:
             auth_time=int(self.ctx.clock()), ip=self.ip, user_agent=self.user_agent)
         return self.loaded
 
+    def come_back_here(self) -> None:
+        """After login (and MFA), return to this page: its path is kept in the session,
+        never taken from a parameter, so it cannot become an open redirect."""
+        if self.method == "GET":
+            target = self.request.url.path + (f"?{self.request.url.query}" if self.request.url.query else "")
+            sessions.set_data(self.ensure_session(), RETURN_TO, target[:500])
+
+    def return_to(self) -> str:
+        """Where a login or MFA step without a pending authorization request goes next:
+        the page that sent the user there (:meth:`come_back_here`), else ``/account``."""
+        target = (self.loaded.data or {}).get(RETURN_TO) if self.loaded is not None else None
+        if self.loaded is not None and target:
+            sessions.set_data(self.loaded, RETURN_TO, None)
+        if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
+            return target
+        return "/account"
+
     def clear_cookie(self) -> None:
         self._clear_cookie = True
 
@@ -170,8 +190,10 @@ class Page:
         session = self.loaded
         user = accounts.get_user(self.db, session.user_id) if session is not None else None
         if session is None or user is None or user.disabled:
+            self.come_back_here()
             return Redirect("/login")
         if "otp" not in (session.amr or []) and accounts.has_mfa(self.db, user.id):
+            self.come_back_here()
             return Redirect("/login/mfa")
         self._user = user
         return None

@@ -49,7 +49,6 @@ def test_client_patch_keeps_the_client_id_and_secret(client, admin, admin_id, ma
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"token_endpoint_auth_method": "none"}, "a client cannot switch between public"),
     ({"redirect_uris": ["http://evil.example/cb"]}, "redirect URI must use https"),
     ({"grant_types": []}, "grant_types must have at least 1 entries"),
     ({"grant_types": ["implicit"]}, "grant_types[0] must be one of"),
@@ -78,6 +77,16 @@ def test_client_rotate_and_delete(client, admin, admin_id, make_client):  # noqa
         response = client.request(method, f"/admin/api/clients/{cid}{suffix}", headers=admin, json={})
         assert response.status_code == 404
         assert response.json() == {"error": "not_found", "error_description": f"no such client: {cid}"}
+
+
+def test_a_public_client_made_confidential_gets_a_secret_once(client, admin, make_client):
+    cid, _ = make_client(token_endpoint_auth_method="none", grant_types=["authorization_code"])
+    changes = {"token_endpoint_auth_method": "client_secret_basic", "grant_types": ["client_credentials"],
+               "redirect_uris": []}
+    body = client.patch(f"/admin/api/clients/{cid}", headers=admin, json=changes).json()
+    assert body["client_id"] == cid and body["client_secret"]
+    assert cc_token(client, cid, body["client_secret"]) == 200
+    assert "client_secret" not in client.get(f"/admin/api/clients/{cid}", headers=admin).json()
 
 
 def test_public_client_has_no_secret_to_rotate(client, admin, make_client):

@@ -152,3 +152,19 @@ def test_a_user_can_only_get_existing_roles(ctx):
     with transaction(ctx.sessions) as db, pytest.raises(AccountError, match="no such role: ghost"):
         create_user(db, ctx.passwords, username="bob", email="bob@example.com", password=PASSWORD,
                     roles=["ghost"])
+
+
+def test_deleting_a_client_or_user_drops_its_roles(ctx, make_user, make_client):
+    from authserver.clients.service import delete_client
+    from authserver.roles.models import ClientRole
+
+    user = make_user(roles=["auditor"])
+    cid, _ = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    with transaction(ctx.sessions) as db:
+        roles.set_client_roles(db, get_client(db, cid), ["auditor"], actor="a")
+    with transaction(ctx.sessions) as db:
+        delete_client(db, cid, actor="test")
+        db.delete(get_user(db, user.id))
+    with transaction(ctx.sessions) as db:
+        assert db.scalars(select(ClientRole)).all() == []
+        assert roles.holders(db, "auditor") == (0, 0)

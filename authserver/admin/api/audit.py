@@ -31,11 +31,11 @@ def event_json(row: AuditEvent) -> dict[str, Any]:
 
 def list_events(call: Call) -> dict[str, Any]:
     q = call.query
-    where = audit.AuditFilter(
-        user_id=q.get("user_id"), client_id=q.get("client_id"), kind=q.get("kind"),
-        since=audit.parse_time(q["since"]) if "since" in q else None,
-        until=audit.parse_time(q["until"]) if "until" in q else None)
-    return page(lambda limit, offset: audit.search(call.db, where, limit=limit, offset=offset), q, event_json)
+    since = audit.parse_time(q["since"]) if "since" in q else None
+    until = audit.parse_time(q["until"]) if "until" in q else None
+    return page(lambda offset, limit: audit.search(
+        call.db, user_id=q.get("user_id"), client_id=q.get("client_id"), event=q.get("kind"), since=since,
+        until=until, offset=offset, limit=limit), q, event_json)
 
 
 TAG = "audit"

@@ -59,14 +59,15 @@ _SHOWN: dict[str, Schema] = {
 SCHEMAS: dict[str, Schema] = {
     "Client": obj(_SHOWN, tuple(_SHOWN)),
     "NewClientSecret": obj({**_SHOWN, "client_secret": text(100)}, tuple(_SHOWN),
-                           description="client_secret is present for a confidential client only, "
-                                       "and only in this response"),
+                           description="client_secret is present only when a secret was just issued "
+                                       "(shown this once)"),
     "ClientPage": page_of("Client"),
     "NewClient": obj(_FIELDS, ("client_name", "grant_types"),
                      description="token_endpoint_auth_method defaults to client_secret_basic; "
                                  "none makes a public client (no secret)."),
     "ClientChanges": obj(_FIELDS,
-                         description="Only the fields given change; the client_id and the secret stay."),
+                         description="Only the fields given change; the client_id stays, and so does the "
+                                     "secret unless the client becomes public (none: the secret is dropped)."),
     "ClientSecret": obj({"client_id": text(64), "client_secret": text(100)}, ("client_id", "client_secret")),
 }
 
@@ -91,8 +92,8 @@ def _client(call: Call) -> Client:
 
 
 def list_clients(call: Call) -> dict[str, Any]:
-    return page(lambda limit, offset: clients.list_clients(call.db, search=call.query.get("q"), limit=limit,
-                                                           offset=offset),
+    return page(lambda offset, limit: clients.search_clients(call.db, call.query.get("q", ""), offset=offset,
+                                                             limit=limit),
                 call.query, lambda c: client_json(call.db, c))
 
 
@@ -118,10 +119,13 @@ def update_client(call: Call) -> dict[str, Any]:
     client = _client(call)
     changes = dict(call.body)
     role_names = changes.pop("roles", None)
-    clients.update_client(call.db, client, changes, actor=call.actor)
+    updated = clients.update_client(call.db, call.ctx.box, client.client_id, actor=call.actor, **changes)
     if role_names is not None:
         roles.set_client_roles(call.db, client, role_names, actor=call.actor)
-    return client_json(call.db, client)
+    result = client_json(call.db, client)
+    if updated.client_secret is not None:
+        result["client_secret"] = updated.client_secret
+    return result
 
 
 def rotate_secret(call: Call) -> dict[str, Any]:
@@ -143,8 +147,9 @@ OPERATIONS = [
               create_client, TAG, ref("NewClientSecret"), 201, request=ref("NewClient")),
     Operation("GET", "/clients/{client_id}", read("clients"), "Show a client (never its secret)", show_client,
               TAG, ref("Client"), path_parameters=CLIENT),
-    Operation("PATCH", "/clients/{client_id}", write("clients"), "Change a client in place", update_client,
-              TAG, ref("Client"), request=ref("ClientChanges"), path_parameters=CLIENT),
+    Operation("PATCH", "/clients/{client_id}", write("clients"),
+              "Change a client in place; a public client made confidential gets a secret, shown once",
+              update_client, TAG, ref("NewClientSecret"), request=ref("ClientChanges"), path_parameters=CLIENT),
     Operation("POST", "/clients/{client_id}/secret", write("clients"),
               "Replace the secret (the old one stops working); the new one is shown once", rotate_secret, TAG,
               ref("ClientSecret"), path_parameters=CLIENT),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 from authserver.admin.api.schema import Schema, integer, text
+from authserver.db import Window
 from authserver.roles.permissions import READ, WRITE, admin_permission
 
 T = TypeVar("T")
@@ -34,13 +35,13 @@ def limit_offset(query: Mapping[str, Any]) -> tuple[int, int]:
     return int(query.get("limit", DEFAULT_LIMIT)), int(query.get("offset", 0))
 
 
-def page(fetch: Callable[[int, int], Sequence[T]], query: Mapping[str, Any],
+def page(fetch: Callable[[int, int], Window[T]], query: Mapping[str, Any],
          render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    """One page: ``fetch(limit + 1, offset)`` tells whether there is a next one."""
+    """One page: ``fetch(offset, limit)``; ``next_offset`` is null on the last page."""
     limit, offset = limit_offset(query)
-    rows = fetch(limit + 1, offset)
-    return {"items": [render(r) for r in rows[:limit]],
-            "next_offset": offset + limit if len(rows) > limit else None}
+    found = fetch(offset, limit)
+    return {"items": [render(r) for r in found.items],
+            "next_offset": found.offset + found.limit if found.has_more else None}
 
 
 def timestamp(value: dt.datetime | None) -> int | None:

@@ -26,9 +26,9 @@ def consent_json(row: Consent) -> dict[str, Any]:
 
 
 def list_consents(call: Call) -> dict[str, Any]:
-    return page(lambda limit, offset: consents.search(call.db, user_id=call.query.get("user_id"),
+    return page(lambda offset, limit: consents.search(call.db, user_id=call.query.get("user_id"),
                                                       client_id=call.query.get("client_id"),
-                                                      limit=limit, offset=offset),
+                                                      offset=offset, limit=limit),
                 call.query, consent_json)
 
 

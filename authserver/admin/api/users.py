@@ -78,8 +78,8 @@ def _user(call: Call) -> User:
 
 
 def list_users(call: Call) -> dict[str, Any]:
-    return page(lambda limit, offset: accounts.list_users(call.db, search=call.query.get("q"), limit=limit,
-                                                          offset=offset),
+    return page(lambda offset, limit: accounts.search_users(call.db, call.query.get("q", ""), offset=offset,
+                                                            limit=limit),
                 call.query, lambda u: user_json(call, u))
 
 
