@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import checks  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 EXAMPLES = int(os.environ.get("ADMIN_API_EXAMPLES", "8"))
 
