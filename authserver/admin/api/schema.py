@@ -19,8 +19,7 @@ TEXT_PATTERN: Final = "^[^\\u0000-\\u001f\\u007f]*$"
 _TEXT = re.compile("[^\x00-\x1f\x7f]*")
 _SUPPORTED = frozenset({
     "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-    "minLength", "maxLength", "pattern", "enum", "minimum", "maximum", "description", "format",
-    "$ref", "examples", "default",
+    "minLength", "maxLength", "pattern", "enum", "minimum", "maximum", "description", "$ref",
 })
 MAX_ID: Final = 2**31 - 1
 
@@ -79,12 +78,25 @@ def _is(value: object, kind: str) -> bool:
     return isinstance(value, _JSON_TYPES[kind])
 
 
-def check(schema: Schema, value: object, where: str, components: Mapping[str, Schema]) -> None:
-    """Raise ``ValueError`` with a sentence naming ``where`` when ``value`` does not
-    match ``schema``."""
+def enforceable(schema: Schema, components: Mapping[str, Schema], where: str = "schema") -> None:
+    """Raise ``AssertionError`` unless :func:`check` enforces every keyword of ``schema``
+    (called when the table is built, so a schema never promises what is not checked)."""
     unknown = set(schema) - _SUPPORTED
     if unknown:
-        raise AssertionError(f"unsupported schema keywords: {sorted(unknown)}")
+        raise AssertionError(f"{where}: keywords the validator does not enforce: {sorted(unknown)}")
+    if "pattern" in schema and schema["pattern"] != TEXT_PATTERN:
+        raise AssertionError(f"{where}: only the one-line text pattern is enforced")
+    if "$ref" in schema:
+        enforceable(components[schema["$ref"].rsplit("/", 1)[1]], components, schema["$ref"])
+    for name, item in schema.get("properties", {}).items():
+        enforceable(item, components, f"{where}.{name}")
+    if "items" in schema:
+        enforceable(schema["items"], components, f"{where}[]")
+
+
+def check(schema: Schema, value: object, where: str, components: Mapping[str, Schema]) -> None:
+    """Raise ``ValueError`` with a sentence naming ``where`` when ``value`` does not
+    match ``schema`` (which :func:`enforceable` accepted)."""
     if "$ref" in schema:
         check(components[schema["$ref"].rsplit("/", 1)[1]], value, where, components)
         return

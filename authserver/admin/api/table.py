@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver.admin.api import auth
-from authserver.admin.api.schema import Schema, check, parse_parameter
+from authserver.admin.api.schema import Schema, check, enforceable, parse_parameter
 from authserver.context import Context, context_of
 from authserver.errors import DomainError
 from authserver.oauth import bridge
@@ -165,7 +165,14 @@ def _checked(operation: Operation, components: Mapping[str, Schema], path_items:
 def routes(operations: Sequence[Operation], components: Mapping[str, Schema]) -> list[Route]:
     """One Starlette route per path, dispatching on the method (405 for another)."""
     by_path: dict[str, dict[str, Operation]] = {}
+    names = [op.operation_id for op in operations]
+    if len(set(names)) != len(names):
+        raise AssertionError(f"operation ids must be unique: {sorted(names)}")
     for op in operations:
+        for name, schema in {**op.path_parameters, **op.query}.items():
+            enforceable(schema, components, f"{op.method} {op.path} {name}")
+        if op.request is not None:
+            enforceable(op.request, components, f"{op.method} {op.path} body")
         if op.method in by_path.setdefault(op.full_path, {}):
             raise AssertionError(f"{op.method} {op.full_path} is in the table twice")
         by_path[op.full_path][op.method] = op
