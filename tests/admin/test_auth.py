@@ -123,3 +123,12 @@ def test_a_disabled_user_loses_access(ctx, client, make_client, make_user):
         assert user is not None
         user.disabled = True  # without disable_user's token revocation: the guard itself must refuse
     assert client.get(URL, headers=headers).status_code == 403
+
+
+def test_the_admin_scope_is_an_api_scope_with_a_consent_text():
+    from authserver.interaction.consent import describe
+    from authserver.oauth import vocabulary
+
+    assert describe(ADMIN_SCOPE) == vocabulary.API_SCOPE_DESCRIPTIONS[ADMIN_SCOPE]
+    # never self-registered, never advertised in discovery
+    assert ADMIN_SCOPE not in vocabulary.REGISTRABLE_SCOPES and ADMIN_SCOPE not in vocabulary.SCOPES
