@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -288,15 +288,6 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
     support check; the per-address counters stay."""
     lockout.unlock(lockout_key(user, user.username))
     audit.record(db, "account_unlocked", user_id=user.id, actor=actor)
-
-
-def set_roles(db: Session, user: User, roles: Sequence[str], *, actor: str) -> list[str]:
-    """Replace the user's roles, each of which must exist (:func:`roles.service.set_user_roles`);
-    returns the new sorted role names. Tokens already issued keep the roles they carry
-    until they expire."""
-    from authserver.roles.service import set_user_roles
-
-    return set_user_roles(db, user, roles, actor=actor)
 
 
 def has_mfa(db: Session, user_id: str) -> bool:

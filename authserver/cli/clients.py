@@ -1,4 +1,4 @@
-"""``authserver clients create|list|show|update|rotate-secret|delete``.
+"""``authserver clients create|list|show|update|rotate-secret|delete|set-roles|set-permission-prefixes``.
 
 A client secret is printed once, at creation or rotation, and stored only as a
 keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--``.
@@ -9,63 +9,69 @@ from __future__ import annotations
 import argparse
 import copy
 
-from authserver.cli.common import (
-    ACTOR,
-    CliError,
-    SubParsers,
-    command,
-    group,
-    open_context,
-    print_json,
-    print_table,
-    timestamp,
-    when,
-)
+from sqlalchemy.orm import Session
+
+from authserver.cli import common
 from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
 from authserver.oauth import vocabulary
+from authserver.roles import service as roles
 
 
-def add_commands(sub: SubParsers) -> None:
-    group_ = group(sub, "clients", "manage OAuth clients")
-    p = command(group_, "create", cmd_create, "register a client", json=True)
-    add_client_options(p, update=False)
-    command(group_, "list", cmd_list, "list clients", json=True)
-    p = command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
-    p.add_argument("client_id")
-    p = command(group_, "update", cmd_update,
-                "change a client in place (only the options given; the client_id and secret stay)", json=True)
-    p.add_argument("client_id")
-    add_client_options(p, update=True)
-    p = command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
-    p.add_argument("client_id")
-    p = command(group_, "delete", cmd_delete, "delete a client")
-    p.add_argument("client_id")
-
-
-def add_client_options(p: argparse.ArgumentParser, *, update: bool) -> None:
-    """The options of ``create``; for ``update`` none is required, a list option replaces
-    the whole list, and each flag has a ``--no-`` form."""
-    lists: dict[str, object] = {"action": "extend", "nargs": "+", "default": None if update else []}
-    flag: dict[str, object] = ({"action": argparse.BooleanOptionalAction, "default": None} if update
-                               else {"action": "store_true"})
-    p.add_argument("--name", required=not update)
-    p.add_argument("--redirect-uri", metavar="URI", **lists)  # type: ignore[arg-type]
-    p.add_argument("--grant-type", metavar="GRANT", required=not update, help=", ".join(vocabulary.GRANT_TYPES),
-                   **lists)  # type: ignore[arg-type]
-    p.add_argument("--scope", required=not update, help='space-separated, e.g. "openid profile email"')
+def add_commands(sub: common.SubParsers) -> None:
+    group_ = common.group(sub, "clients", "manage OAuth clients")
+    p = common.command(group_, "create", cmd_create, "register a client", json=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
+    p.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="GRANT",
+                   help=", ".join(vocabulary.GRANT_TYPES))
+    p.add_argument("--scope", required=True, help='space-separated, e.g. "openid profile email"')
     p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS)
-    if not update:
-        p.add_argument("--public", action="store_true", help="same as --auth-method none (no secret)")
-    p.add_argument("--post-logout-redirect-uri", metavar="URI", **lists)  # type: ignore[arg-type]
+    p.add_argument("--public", action="store_true", help="same as --auth-method none (no secret)")
+    p.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
+    p.add_argument("--skip-consent", action="store_true", help="first-party app: never ask for consent")
+    p.add_argument("--introspect-any", action="store_true",
+                   help="resource server allowed to introspect tokens of any client")
+    p.add_argument("--audience", action="extend", nargs="+", default=[], metavar="AUD",
+                   help="access-token aud (default: the client_id)")
+    p.add_argument("--permission-prefix", action="extend", nargs="+", default=[], metavar="PREFIX",
+                   help="access tokens carry the permissions under these prefixes, e.g. orders (docs/roles.md)")
+    p.add_argument("--require-mfa", action="store_true")
+    common.command(group_, "list", cmd_list, "list clients", json=True)
+    p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
+    p.add_argument("client_id")
+    p = common.command(group_, "update", cmd_update,
+                       "change a client in place (only the options given; the client_id stays)", json=True)
+    p.add_argument("client_id")
+    flag: dict[str, object] = {"action": argparse.BooleanOptionalAction, "default": None}
+    p.add_argument("--name")
+    p.add_argument("--redirect-uri", action="extend", nargs="+", metavar="URI", help="replaces the list")
+    p.add_argument("--grant-type", action="extend", nargs="+", metavar="GRANT", help=", ".join(vocabulary.GRANT_TYPES))
+    p.add_argument("--scope", help='space-separated, e.g. "openid profile email"')
+    p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS,
+                   help="none drops the secret; a public client made confidential gets one, printed once")
+    p.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", metavar="URI")
     p.add_argument("--skip-consent", help="first-party app: never ask for consent", **flag)  # type: ignore[arg-type]
     p.add_argument("--introspect-any", help="resource server allowed to introspect tokens of any client",
                    **flag)  # type: ignore[arg-type]
-    p.add_argument("--audience", metavar="AUD", help="access-token aud (default: the client_id)",
-                   **lists)  # type: ignore[arg-type]
+    p.add_argument("--audience", action="extend", nargs="+", metavar="AUD")
+    p.add_argument("--permission-prefix", action="extend", nargs="+", metavar="PREFIX")
     p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
+    p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
+    p.add_argument("client_id")
+    p = common.command(group_, "delete", cmd_delete, "delete a client")
+    p.add_argument("client_id")
+    p = common.command(group_, "set-roles", cmd_set_roles,
+                       "replace the roles a client holds for its own tokens (none clears them)", json=True)
+    p.add_argument("client_id")
+    p.add_argument("roles", nargs="*", metavar="ROLE")
+    p = common.command(group_, "set-permission-prefixes", cmd_set_permission_prefixes,
+                       "choose which permissions the client's access tokens carry (none: no permissions)",
+                       json=True)
+    p.add_argument("client_id")
+    p.add_argument("prefixes", nargs="*", metavar="PREFIX")
 
 
 def client_json(client: Client, secret: str | None) -> dict[str, object]:
@@ -88,9 +94,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     method = args.auth_method
     if args.public:
         if method not in (None, "none"):
-            raise CliError(f"--public means --auth-method none, not {method}")
+            raise common.CliError(f"--public means --auth-method none, not {method}")
         method = "none"
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         new = clients.create_client(
             db, ctx.box,
             client_name=args.name,
@@ -103,12 +109,13 @@ def cmd_create(args: argparse.Namespace) -> int:
             require_mfa=args.require_mfa,
             introspect_any=args.introspect_any,
             audience=args.audience,
-            actor=ACTOR,
+            permission_prefixes=args.permission_prefix,
+            actor=common.ACTOR,
         )
         client = new.client
         body = client_json(client, new.client_secret)
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     print(f"client_id:     {body['client_id']}")
     if new.client_secret is not None:
@@ -120,23 +127,23 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         rows = clients.list_clients(db)
         body = [client_json(c, None) for c in rows]
         table = [
             [c.client_id, c.client_name, c.token_endpoint_auth_method, ",".join(c.grant_types),
-             " ".join(c.redirect_uris) or "-", when(c.created_at)]
+             " ".join(c.redirect_uris) or "-", common.when(c.created_at)]
             for c in rows
         ]
     if args.json:
-        print_json(body)
+        common.print_json(body)
     else:
-        print_table(["CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REDIRECT_URIS", "CREATED"], table)
+        common.print_table(["CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REDIRECT_URIS", "CREATED"], table)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         client = clients.get_client(db, args.client_id)
         if client is None:
             raise ClientError(f"no such client: {args.client_id}")
@@ -146,11 +153,13 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
-            "created_at": timestamp(client.created_at),
-            "secret_rotated_at": timestamp(client.secret_rotated_at),
+            "roles": roles.client_roles(db, client.client_id),
+            "permission_prefixes": list(client.permission_prefixes),
+            "created_at": common.timestamp(client.created_at),
+            "secret_rotated_at": common.timestamp(client.secret_rotated_at),
         }
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     for name, value in body.items():
         if isinstance(value, list):
@@ -158,7 +167,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         elif isinstance(value, bool):
             text = "yes" if value else "no"
         elif name.endswith("_at"):
-            text = when(value if isinstance(value, int) else None)
+            text = common.when(value if isinstance(value, int) else None)
         else:
             text = str(value)
         print(f"{name + ':':<28}{text}")
@@ -170,23 +179,24 @@ UPDATE_OPTIONS = {
     "name": "client_name", "redirect_uri": "redirect_uris", "grant_type": "grant_types", "scope": "scope",
     "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
     "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
-    "require_mfa": "require_mfa",
+    "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
 }
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    """``PATCH`` semantics through the service the admin API and the console use."""
     changes = {field: getattr(args, option) for option, field in UPDATE_OPTIONS.items()
                if getattr(args, option) is not None}
     if not changes:
-        raise CliError("nothing to change: give at least one option (see `clients update --help`)")
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+        raise common.CliError("nothing to change: give at least one option (see `clients update --help`)")
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         client = clients.require_client(db, args.client_id)
         before = {name: copy.copy(getattr(client, name)) for name in clients.UPDATABLE}
-        updated = clients.update_client(db, ctx.box, args.client_id, actor=ACTOR, **changes)
+        updated = clients.update_client(db, ctx.box, args.client_id, actor=common.ACTOR, **changes)
         changed = sorted(name for name, value in before.items() if getattr(client, name) != value)
         body = client_json(updated.client, updated.client_secret)
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     print(f"updated client {args.client_id}: {', '.join(changed)}" if changed
           else f"client {args.client_id} already had these values; nothing changed")
@@ -197,10 +207,10 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
-        secret = clients.rotate_secret(db, ctx.box, args.client_id, actor=ACTOR)
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        secret = clients.rotate_secret(db, ctx.box, args.client_id, actor=common.ACTOR)
     if args.json:
-        print_json({"client_id": args.client_id, "client_secret": secret})
+        common.print_json({"client_id": args.client_id, "client_secret": secret})
     else:
         print(f"client_secret: {secret}")
         print("The old secret no longer works. Store this one now: it is shown only once.")
@@ -208,7 +218,35 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
-        clients.delete_client(db, args.client_id, actor=ACTOR)
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        clients.delete_client(db, args.client_id, actor=common.ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
+    return 0
+
+
+def require_client(db: Session, client_id: str) -> Client:
+    client = clients.get_client(db, client_id)
+    if client is None:
+        raise ClientError(f"no such client: {client_id}")
+    return client
+
+
+def cmd_set_roles(args: argparse.Namespace) -> int:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        held = roles.set_client_roles(db, require_client(db, args.client_id), args.roles, actor=common.ACTOR)
+    if args.json:
+        common.print_json({"client_id": args.client_id, "roles": held})
+    else:
+        print(f"{args.client_id}: roles {', '.join(held) or '(none)'}")
+    return 0
+
+
+def cmd_set_permission_prefixes(args: argparse.Namespace) -> int:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        prefixes = roles.set_client_permission_prefixes(db, require_client(db, args.client_id), args.prefixes,
+                                                        actor=common.ACTOR)
+    if args.json:
+        common.print_json({"client_id": args.client_id, "permission_prefixes": prefixes})
+    else:
+        print(f"{args.client_id}: permission prefixes {' '.join(prefixes) or '(none)'}")
     return 0

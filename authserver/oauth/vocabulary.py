@@ -13,6 +13,10 @@ from typing import Final
 
 OPENID: Final = "openid"
 OFFLINE_ACCESS: Final = "offline_access"
+#: roles and permissions in tokens and userinfo (RFC 9068 §2.2.3.1, docs/roles.md)
+ROLES: Final = "roles"
+#: opens the admin API; what the caller may do there comes from its roles (docs/roles.md)
+ADMIN_SCOPE: Final = "authserver:admin"
 
 #: scope → what the consent page tells the user it allows
 SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
@@ -20,7 +24,7 @@ SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
     "profile": "See your name and username",
     "email": "See your e-mail address",
     OFFLINE_ACCESS: "Stay signed in to your account when you are not using it",
-    "roles": "See the roles you have",
+    ROLES: "See your roles and the permissions they give you",
 }
 SCOPES: Final[tuple[str, ...]] = tuple(SCOPE_DESCRIPTIONS)
 #: scopes a dynamically registered client may ask for (RFC 7591 §2): all of them
@@ -29,8 +33,6 @@ REGISTRABLE_SCOPES: Final[tuple[str, ...]] = SCOPES
 USER_SCOPES: Final[frozenset[str]] = frozenset({OPENID, OFFLINE_ACCESS})
 #: what a registered code-flow client gets when it names no scope
 DEFAULT_SCOPE: Final = "openid profile email"
-#: opens the admin API (``/admin/api/``); the caller's roles decide what it may do there
-ADMIN_SCOPE: Final = "authserver:admin"
 #: API scopes of this server itself: an administrator registers clients with them
 #: (``clients create --scope``); never self-registered, never advertised in discovery
 API_SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {

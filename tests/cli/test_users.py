@@ -27,12 +27,12 @@ def ops_role(ctx):
 
 def test_users_create_reads_one_line_of_stdin(run, ctx, ops_role):
     status, out, err = run("users", "create", "--username", "Alice", "--email", "alice@example.com",
-                           "--password-stdin", "--role", "admin", "--role", "auditor", "--name", "Alice A",
+                           "--password-stdin", "--role", "admin", "--role", "support", "--name", "Alice A",
                            stdin=PASSWORD + "\nsecond line ignored\n")
     assert status == 0, err
     assert "alice" in out and PASSWORD not in out + err
     user = get_user(ctx, "alice")
-    assert user is not None and user.role_names == ["admin", "auditor"] and user.name == "Alice A"
+    assert user is not None and user.role_names == ["admin", "support"] and user.name == "Alice A"
     assert ctx.passwords.verify(user.password_hash, PASSWORD)
     assert len(audit_events(ctx, "user_created")) == 1
 
@@ -173,12 +173,12 @@ def test_users_unlock_unknown(run, settings):
 
 def test_users_create_and_list_json(run, ctx, ops_role):
     status, out, _ = run("users", "create", "--username", "alice", "--email", "alice@example.com",
-                         "--password-stdin", "--role", "auditor", "--json", stdin=PASSWORD + "\n")
+                         "--password-stdin", "--role", "support", "--json", stdin=PASSWORD + "\n")
     assert status == 0
     created = json.loads(out)
     assert created["sub"] == get_user(ctx, "alice").id
     assert {k: created[k] for k in ("username", "email", "roles", "disabled")} == {
-        "username": "alice", "email": "alice@example.com", "roles": ["auditor"], "disabled": False}
+        "username": "alice", "email": "alice@example.com", "roles": ["support"], "disabled": False}
     status, out, _ = run("users", "list", "--json")
     assert status == 0 and json.loads(out) == [created]
 
