@@ -12,6 +12,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from authserver import errors
+from authserver.admin import api as admin_api
+from authserver.admin.console import routes as console
 from authserver.context import TEMPLATES_DIR, Context
 from authserver.endpoints import (
     authorize,
@@ -54,7 +56,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     routes: list[BaseRoute] = [
         *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
         *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
-        *interaction.routes,
+        *interaction.routes, *admin_api.routes,
+        *interaction.routes, *console.routes,
         Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"),
     ]
     app = Starlette(

@@ -11,15 +11,18 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
 
 from authserver.resources import resource_dir
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -181,3 +184,27 @@ def _run_on_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_on_commit(session: Session) -> None:
     session.info.pop("on_commit", None)
+
+
+@dataclass(frozen=True)
+class Window(Generic[T]):
+    """One page of a listing: ``items`` from ``offset``; ``has_more`` when a next page exists
+    (found by reading one row more, so no ``COUNT(*)`` over a large table)."""
+
+    items: list[T]
+    offset: int
+    limit: int
+    has_more: bool
+
+
+def window(db: Session, stmt: sa.Select[T], *, offset: int, limit: int) -> Window[T]:
+    """Run ``stmt`` (already ordered) for one page of at most ``limit`` rows."""
+    offset, limit = max(offset, 0), max(1, min(limit, 500))
+    rows = list(db.scalars(stmt.offset(offset).limit(limit + 1)))
+    return Window(rows[:limit], offset, limit, len(rows) > limit)
+
+
+def contains(column: sa.ColumnElement[str] | QueryableAttribute[str], text: str) -> sa.ColumnElement[bool]:
+    """Case-insensitive substring match with ``%`` and ``_`` taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.func.lower(column).like(f"%{escaped}%", escape="\\")

@@ -134,6 +134,7 @@ class Settings:
     mail_from: str = "authserver@localhost"
     max_body_bytes: int = 64 * 1024
     signup_enabled: bool = True
+    admin_require_mfa: bool = True
     threadpool_size: int = 4
     client_cache_ttl: int = 5
     db_pool_size: int = 4

@@ -12,16 +12,17 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+import sqlalchemy as sa
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from authserver.accounts.errors import AccountError
+from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
-from authserver.db import utcnow
+from authserver.db import Window, contains, utcnow, window
 from authserver.logging import mask_email
 from authserver.roles.errors import RoleError
 from authserver.roles.service import check_roles
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+class Unset:
+    """The type of :data:`UNSET`: a field a ``PATCH`` leaves as it is (``None`` clears it)."""
+
+
+UNSET: Final = Unset()
 
 
 def normalize_login(value: str) -> str:
@@ -58,8 +66,10 @@ def create_user(
     roles: list[str] | None = None,
     name: str | None = None,
     email_verified: bool = True,
+    actor: str | None = None,
 ) -> User:
-    """Validate, apply the password policy, hash and store a user.
+    """Validate, apply the password policy, hash and store a user; ``actor`` names the
+    administrator in the ``user_created`` audit event.
 
     Raises :class:`AccountError` (or ``WeakPasswordError``) with a message fit to show.
     """
@@ -89,7 +99,8 @@ def create_user(
     )
     db.add(user)
     db.flush()
-    audit.record(db, "user_created", user_id=user.id, username=mask_login(username))
+    audit.record(db, "user_created", user_id=user.id, username=mask_login(username),
+                 **({"actor": actor} if actor else {}))
     return user
 
 
@@ -112,6 +123,89 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
 
 def list_users(db: Session) -> list[User]:
     return list(db.scalars(select(User).order_by(User.created_at, User.username)))
+
+
+def require_user_id(db: Session, user_id: str) -> User:
+    """The user by id (the OIDC ``sub``); raises :class:`UnknownUser` when there is none."""
+    user = get_user(db, user_id) if len(user_id) <= 36 and "\x00" not in user_id else None
+    if user is None:
+        raise UnknownUser(f"no such user: {user_id}")
+    return user
+
+
+def update_user(db: Session, user: User, *, email: str | None = None, name: str | Unset | None = UNSET,
+                email_verified: bool | None = None, actor: str) -> list[str]:
+    """Change the e-mail address, the display name (``None`` clears it) or whether the
+    address is verified; returns the names of the fields that changed (audited as
+    ``user_updated``). An address set by an administrator counts as verified unless
+    ``email_verified=False`` says otherwise. Raises :class:`AccountError`.
+    """
+    changed: dict[str, object] = {}
+    if email is not None:
+        email = normalize_login(email)
+        if not EMAIL.match(email) or len(email) > 320:
+            raise AccountError("e-mail address is not valid")
+        if email != user.email:
+            if db.scalar(select(User.id).where(User.email == email, User.id != user.id)):
+                raise AccountError("another user has this e-mail address")
+            changed["email"] = email
+            changed["email_verified"] = True if email_verified is None else email_verified
+    if email_verified is not None and email_verified != user.email_verified:
+        changed["email_verified"] = email_verified
+    if not isinstance(name, Unset):
+        name = name.strip() if name is not None else None
+        if name is not None and (len(name) > 200 or any(ord(c) < 32 for c in name)):
+            raise AccountError("name must be one line of at most 200 characters")
+        if (name or None) != user.name:
+            changed["name"] = name or None
+    for field_name, value in changed.items():
+        setattr(user, field_name, value)
+    if changed:
+        db.flush()
+        audit.record(db, "user_updated", user_id=user.id, actor=actor, fields=sorted(changed),
+                     **({"email": mask_email(user.email)} if "email" in changed else {}))
+    return sorted(changed)
+
+
+def reset_mfa(db: Session, user: User, *, actor: str) -> bool:
+    """Remove the user's second factor and backup codes (a lost phone, after a support
+    check); they log in with the password alone until they enrol again. False when
+    there was nothing to remove."""
+    from authserver.accounts import mfa
+
+    if db.get(TotpFactor, user.id) is None:
+        return False
+    mfa.disable(db, user.id)
+    audit.record(db, "mfa_disabled", user_id=user.id, actor=actor, reason="reset_by_admin")
+    return True
+
+
+def end_session(db: Session, user: User, sid: str, *, actor: str) -> None:
+    """Sign the user out of one browser session, named by its public ``sid``; raises
+    :class:`UnknownSession` when the user has no such session."""
+    row = db.scalar(select(BrowserSession).where(BrowserSession.user_id == user.id, BrowserSession.sid == sid))
+    if row is None:
+        raise UnknownSession(f"no such session: {sid}")
+    sessions.end(db, row)
+    db.flush()
+    audit.record(db, "session_revoked", user_id=user.id, actor=actor, sid=sid)
+
+
+def end_sessions(db: Session, user: User, *, actor: str) -> int:
+    """Sign the user out of every browser session; returns how many ended."""
+    count = sessions.end_all_for_user(db, user.id)
+    audit.record(db, "session_revoked", user_id=user.id, actor=actor, sessions=count)
+    return count
+
+
+def search_users(db: Session, text: str = "", *, offset: int = 0, limit: int = 25) -> Window[User]:
+    """Users whose username, e-mail or name contains ``text`` (any case), by username."""
+    stmt = select(User).order_by(User.username)
+    if text.strip():
+        needle = text.strip()
+        stmt = stmt.where(or_(contains(User.username, needle), contains(User.email, needle),
+                              contains(sa.func.coalesce(User.name, ""), needle)))
+    return window(db, stmt, offset=offset, limit=limit)
 
 
 def require_user(db: Session, login: str) -> User:

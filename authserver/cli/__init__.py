@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from authserver.cli import clients, common, keys, maintenance, registration_tokens, roles, serve, users
+from authserver.cli import audit, clients, common, keys, maintenance, registration_tokens, roles, serve, users
 
 __all__ = ["build_parser", "main"]
 
@@ -23,7 +23,7 @@ def build_parser() -> common.Parser:
     parser = common.Parser(prog="authserver", description="OAuth 2.0 / OpenID Connect authorization server.")
     parser.add_argument("--debug", action="store_true", help="print the full trace of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for noun in (serve, users, roles, clients, keys, maintenance, registration_tokens):
+    for noun in (serve, users, roles, clients, keys, maintenance, registration_tokens, audit):
         noun.add_commands(sub)
     return parser
 

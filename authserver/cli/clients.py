@@ -1,4 +1,4 @@
-"""``authserver clients create|list|show|rotate-secret|delete|set-roles|set-permission-prefixes``.
+"""``authserver clients create|list|show|update|rotate-secret|delete|set-roles|set-permission-prefixes``.
 
 A client secret is printed once, at creation or rotation, and stored only as a
 keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--``.
@@ -7,10 +7,10 @@ keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--
 from __future__ import annotations
 
 import argparse
+import copy
 
 from sqlalchemy.orm import Session
 
-from authserver.audit import service as audit
 from authserver.cli import common
 from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
@@ -18,7 +18,6 @@ from authserver.clients.models import Client
 from authserver.db import transaction
 from authserver.oauth import vocabulary
 from authserver.roles import service as roles
-from authserver.tokens import service as tokens
 
 
 def add_commands(sub: common.SubParsers) -> None:
@@ -43,6 +42,23 @@ def add_commands(sub: common.SubParsers) -> None:
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
+    p = common.command(group_, "update", cmd_update,
+                       "change a client in place (only the options given; the client_id stays)", json=True)
+    p.add_argument("client_id")
+    flag: dict[str, object] = {"action": argparse.BooleanOptionalAction, "default": None}
+    p.add_argument("--name")
+    p.add_argument("--redirect-uri", action="extend", nargs="+", metavar="URI", help="replaces the list")
+    p.add_argument("--grant-type", action="extend", nargs="+", metavar="GRANT", help=", ".join(vocabulary.GRANT_TYPES))
+    p.add_argument("--scope", help='space-separated, e.g. "openid profile email"')
+    p.add_argument("--auth-method", choices=vocabulary.AUTH_METHODS,
+                   help="none drops the secret; a public client made confidential gets one, printed once")
+    p.add_argument("--post-logout-redirect-uri", action="extend", nargs="+", metavar="URI")
+    p.add_argument("--skip-consent", help="first-party app: never ask for consent", **flag)  # type: ignore[arg-type]
+    p.add_argument("--introspect-any", help="resource server allowed to introspect tokens of any client",
+                   **flag)  # type: ignore[arg-type]
+    p.add_argument("--audience", action="extend", nargs="+", metavar="AUD")
+    p.add_argument("--permission-prefix", action="extend", nargs="+", metavar="PREFIX")
+    p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
     p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
@@ -94,10 +110,9 @@ def cmd_create(args: argparse.Namespace) -> int:
             introspect_any=args.introspect_any,
             audience=args.audience,
             permission_prefixes=args.permission_prefix,
+            actor=common.ACTOR,
         )
         client = new.client
-        audit.record(db, "client_created", client_id=client.client_id, client_name=client.client_name,
-                     actor=common.ACTOR)
         body = client_json(client, new.client_secret)
     if args.json:
         common.print_json(body)
@@ -159,11 +174,41 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``clients update`` option → the client field it sets (RFC 7591 §2 names)
+UPDATE_OPTIONS = {
+    "name": "client_name", "redirect_uri": "redirect_uris", "grant_type": "grant_types", "scope": "scope",
+    "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
+    "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
+    "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
+}
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """``PATCH`` semantics through the service the admin API and the console use."""
+    changes = {field: getattr(args, option) for option, field in UPDATE_OPTIONS.items()
+               if getattr(args, option) is not None}
+    if not changes:
+        raise common.CliError("nothing to change: give at least one option (see `clients update --help`)")
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        client = clients.require_client(db, args.client_id)
+        before = {name: copy.copy(getattr(client, name)) for name in clients.UPDATABLE}
+        updated = clients.update_client(db, ctx.box, args.client_id, actor=common.ACTOR, **changes)
+        changed = sorted(name for name, value in before.items() if getattr(client, name) != value)
+        body = client_json(updated.client, updated.client_secret)
+    if args.json:
+        common.print_json(body)
+        return 0
+    print(f"updated client {args.client_id}: {', '.join(changed)}" if changed
+          else f"client {args.client_id} already had these values; nothing changed")
+    if updated.client_secret is not None:
+        print(f"client_secret: {updated.client_secret}")
+        print("The client is now confidential. Store the secret now: it is shown only once.")
+    return 0
+
+
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
     with common.open_context() as ctx, transaction(ctx.sessions) as db:
-        secret = clients.rotate_secret(db, ctx.box, args.client_id)
-        tokens.invalidate_client(db, ctx.revoked, args.client_id)
-        audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=common.ACTOR)
+        secret = clients.rotate_secret(db, ctx.box, args.client_id, revoked=ctx.revoked, actor=common.ACTOR)
     if args.json:
         common.print_json({"client_id": args.client_id, "client_secret": secret})
     else:
@@ -174,9 +219,7 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with common.open_context() as ctx, transaction(ctx.sessions) as db:
-        clients.delete_client(db, args.client_id)
-        tokens.invalidate_client(db, ctx.revoked, args.client_id)
-        audit.record(db, "client_deleted", client_id=args.client_id, actor=common.ACTOR)
+        clients.delete_client(db, args.client_id, revoked=ctx.revoked, actor=common.ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
     return 0
 

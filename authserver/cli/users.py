@@ -92,7 +92,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         password = read_password(args.password_stdin)
         with transaction(ctx.sessions) as db:
             user = accounts.create_user(db, ctx.passwords, username=args.username, email=args.email,
-                                        password=password, roles=args.role, name=args.name)
+                                        password=password, roles=args.role, name=args.name, actor=common.ACTOR)
             body = user_json(user)
     if args.json:
         common.print_json(body)

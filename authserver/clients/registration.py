@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from authserver.audit import service as audit
 from authserver.clients import service as clients
-from authserver.clients.errors import ClientError
+from authserver.clients.errors import ClientError, UnknownRegistrationToken
 from authserver.clients.models import Client, InitialAccessToken
 from authserver.db import utcnow
 from authserver.errors import AppError, bearer_challenge
@@ -88,13 +89,24 @@ def _redirect_error(description: str) -> RegistrationError:
 # -- initial access tokens ---------------------------------------------------
 
 
-def create_initial_access_token(db: Session, box: SecretBox, description: str = "", *,
-                                expires_in: int | None = None) -> str:
-    """Mint an initial access token (RFC 7591 §3); returns the plaintext once."""
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new initial access token: its row and the plaintext, shown once and never stored."""
+
+    row: InitialAccessToken
+    token: str
+
+
+def issue_initial_access_token(db: Session, box: SecretBox, description: str = "", *,
+                               expires_in: int | None = None, actor: str | None = None) -> IssuedToken:
+    """Mint an initial access token (RFC 7591 §3); ``actor`` names the administrator in
+    the audit event. Raises :class:`ClientError` for a bad lifetime or description."""
     if expires_in is not None and expires_in <= 0:
         raise ClientError("expires-in must be a positive number of seconds")
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise ClientError(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    if any(ord(c) < 32 for c in description):
+        raise ClientError("description must be one line without control characters")
     token = new_token()
     expires_at = utcnow() + dt.timedelta(seconds=expires_in) if expires_in is not None else None
     row = InitialAccessToken(token_hash=box.keyed_hash(token), description=description,
@@ -102,8 +114,14 @@ def create_initial_access_token(db: Session, box: SecretBox, description: str = 
     db.add(row)
     db.flush()
     audit.record(db, "registration_token_created", token_id=row.id, description=description,
-                 expires_at=expires_at.isoformat() if expires_at else None)
-    return token
+                 expires_at=expires_at.isoformat() if expires_at else None, **({"actor": actor} if actor else {}))
+    return IssuedToken(row, token)
+
+
+def create_initial_access_token(db: Session, box: SecretBox, description: str = "", *,
+                                expires_in: int | None = None, actor: str | None = None) -> str:
+    """:func:`issue_initial_access_token`, returning only the plaintext token."""
+    return issue_initial_access_token(db, box, description, expires_in=expires_in, actor=actor).token
 
 
 def list_initial_access_tokens(db: Session) -> list[InitialAccessToken]:
@@ -117,7 +135,7 @@ def revoke_initial_access_token(db: Session, token_id: int, *, actor: str) -> No
     registered stay. Raises :class:`ClientError` for an unknown id."""
     row = db.get(InitialAccessToken, token_id)
     if row is None:
-        raise ClientError(f"no such registration token: {token_id}")
+        raise UnknownRegistrationToken(f"no such registration token: {token_id}")
     db.delete(row)
     audit.record(db, "registration_token_revoked", token_id=token_id, actor=actor)
 

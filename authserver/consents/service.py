@@ -8,6 +8,9 @@ from sqlalchemy.orm import Session
 
 from authserver.audit import service as audit
 from authserver.consents.models import Consent
+from authserver.db import Window, window
+from authserver.tokens.cache import TokenState
+from authserver.tokens.service import revoke_user_families
 
 
 def granted_scopes(db: Session, user_id: str, client_id: str) -> set[str]:
@@ -42,3 +45,30 @@ def revoke(db: Session, user_id: str, client_id: str, ip: str | None = None) -> 
 
 def for_user(db: Session, user_id: str) -> list[Consent]:
     return list(db.scalars(select(Consent).where(Consent.user_id == user_id).order_by(Consent.created_at)))
+
+
+def get(db: Session, consent_id: int) -> Consent | None:
+    return db.get(Consent, consent_id)
+
+
+def search(db: Session, *, user_id: str | None = None, client_id: str | None = None, offset: int = 0,
+           limit: int = 50) -> Window[Consent]:
+    """Remembered consents oldest first, for one user and/or one client."""
+    query = select(Consent).order_by(Consent.created_at, Consent.id)
+    if user_id is not None:
+        query = query.where(Consent.user_id == user_id)
+    if client_id is not None:
+        query = query.where(Consent.client_id == client_id)
+    return window(db, query, offset=offset, limit=limit)
+
+
+def withdraw(db: Session, revoked: TokenState, consent: Consent, *, actor: str) -> int:
+    """Forget the consent and revoke the user's refresh-token families at that client
+    with the access tokens they issued (RFC 7009 §2.1), as the account page does;
+    the next authorization asks again. Returns how many refresh tokens were revoked."""
+    user_id, client_id = consent.user_id, consent.client_id
+    db.delete(consent)
+    count = revoke_user_families(db, revoked, user_id, client_id)
+    audit.record(db, "consent_revoked", user_id=user_id, client_id=client_id, actor=actor,
+                 refresh_tokens=count)
+    return count

@@ -16,7 +16,8 @@ from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_p
 
 
 def describe(scope: str) -> str:
-    return vocabulary.SCOPE_DESCRIPTIONS.get(scope, f"Access \u201c{scope}\u201d")
+    known = vocabulary.SCOPE_DESCRIPTIONS.get(scope) or vocabulary.API_SCOPE_DESCRIPTIONS.get(scope)
+    return known or f"Access \u201c{scope}\u201d"
 
 
 def _requested(page: Page) -> tuple[Client, list[str]] | None:

@@ -47,4 +47,4 @@ def login_submit(page: Page) -> Result:
     # with a second factor, the sign-in completes on the MFA page
     page.log_in(result.user.id, amr=["pwd"], acr=authorization.ACR_PWD, complete=not result.mfa)
     audit.record(page.db, "login_succeeded", user_id=result.user.id, ip=page.ip, channel="login")
-    return Redirect(with_rid("/authorize/resume", page.rid) if page.rid else "/account")
+    return Redirect(with_rid("/authorize/resume", page.rid) if page.rid else page.return_to())

@@ -33,6 +33,11 @@ REGISTRABLE_SCOPES: Final[tuple[str, ...]] = SCOPES
 USER_SCOPES: Final[frozenset[str]] = frozenset({OPENID, OFFLINE_ACCESS})
 #: what a registered code-flow client gets when it names no scope
 DEFAULT_SCOPE: Final = "openid profile email"
+#: API scopes of this server itself: an administrator registers clients with them
+#: (``clients create --scope``); never self-registered, never advertised in discovery
+API_SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
+    ADMIN_SCOPE: "Administer this server with the permissions of your roles",
+}
 
 # -- grant types (RFC 6749 §4, §6) -------------------------------------------------
 

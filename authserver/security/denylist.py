@@ -57,6 +57,10 @@ def remove_entry(db: Session, cidr: str, *, actor: str) -> str:
     return cidr
 
 
+def get_entry(db: Session, entry_id: int) -> IpDenyEntry | None:
+    return db.get(IpDenyEntry, entry_id)
+
+
 def list_entries(db: Session) -> list[IpDenyEntry]:
     """Every entry, oldest first."""
     return list(db.scalars(sa.select(IpDenyEntry).order_by(IpDenyEntry.created_at, IpDenyEntry.id)))

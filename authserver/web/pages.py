@@ -15,7 +15,8 @@ A page handler is a plain function ``(Page) -> Result`` declared with
    page needs to the login or MFA page: a second factor when the account has
    one, or when the pending authorization request (``rid``) asks for it through
    its client or ``acr_values`` (:func:`authorization.missing_step`, the rule the
-   pipeline itself uses);
+   pipeline itself uses); without a pending request it remembers in the session
+   which page to come back to (:meth:`Page.return_to`);
 7. turns the handler's typed result into the response, setting or clearing
    the session cookie as the handler asked, and re-sealing an anonymous
    session's cookie when the handler changed it (:mod:`authserver.sessions.service`).
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
 CSRF_FAILED = "The form expired or was not sent by this site. Go back and try again."
 SIGN_IN_EXPIRED = authorization.SIGN_IN_EXPIRED
+#: session data key: the page a login without a pending authorization request returns to
+RETURN_TO = "return_to"
 
 
 @dataclass(frozen=True)
@@ -174,14 +177,34 @@ class Page:
             devices.sign_in(self.db, self.ctx, self.loaded, user_agent=self.user_agent, ip=self.ip)
         return self.loaded
 
+    def come_back_here(self) -> None:
+        """After login (and MFA), return to this page: its path is kept in the session,
+        never taken from a parameter, so it cannot become an open redirect."""
+        if self.method == "GET":
+            target = self.request.url.path + (f"?{self.request.url.query}" if self.request.url.query else "")
+            sessions.set_data(self.ensure_session(), RETURN_TO, target[:500])
+
+    def return_to(self) -> str:
+        """Where a login or MFA step without a pending authorization request goes next:
+        the page that sent the user there (:meth:`come_back_here`), else ``/account``."""
+        target = (self.loaded.data or {}).get(RETURN_TO) if self.loaded is not None else None
+        if self.loaded is not None and target:
+            sessions.set_data(self.loaded, RETURN_TO, None)
+        if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
+            return target
+        return "/account"
+
     def clear_cookie(self) -> None:
         self._clear_cookie = True
 
     def _sign_in_first(self) -> Redirect | None:
         """Where to go first when the session lacks part of the authentication this page
-        needs (login or MFA, for the pending request ``rid`` if any), keeping ``rid``."""
+        needs (login or MFA, for the pending request ``rid`` if any), keeping ``rid``;
+        without a pending request the login comes back to this page."""
         step = authorization.missing_step(self.db, self.loaded, self.rid)
         if step is not None:
+            if not self.rid:
+                self.come_back_here()
             return Redirect(with_rid("/login/mfa" if step == "mfa" else "/login", self.rid))
         self._user = accounts.get_user(self.db, self.session.user_id)
         return None

@@ -16,7 +16,16 @@ from tests.conftest import PASSWORD
 from tests.flows import introspect, tokens
 
 
-def test_users_create_reads_one_line_of_stdin(run, ctx):
+@pytest.fixture
+def ops_role(ctx):
+    """Roles must exist before they are given (the roles domain); ``ops`` is not built in."""
+    from tests.conftest import ensure_roles
+
+    with transaction(ctx.sessions) as db:
+        ensure_roles(db, ["ops"])
+
+
+def test_users_create_reads_one_line_of_stdin(run, ctx, ops_role):
     status, out, err = run("users", "create", "--username", "Alice", "--email", "alice@example.com",
                            "--password-stdin", "--role", "admin", "--role", "support", "--name", "Alice A",
                            stdin=PASSWORD + "\nsecond line ignored\n")
@@ -162,7 +171,7 @@ def test_users_unlock_unknown(run, settings):
     assert_error(result, "no such user" if settings.redis_url else "AUTHSERVER_REDIS_URL")
 
 
-def test_users_create_and_list_json(run, ctx):
+def test_users_create_and_list_json(run, ctx, ops_role):
     status, out, _ = run("users", "create", "--username", "alice", "--email", "alice@example.com",
                          "--password-stdin", "--role", "support", "--json", stdin=PASSWORD + "\n")
     assert status == 0
@@ -175,13 +184,13 @@ def test_users_create_and_list_json(run, ctx):
 
 
 def test_users_show(run, make_user):
-    user = make_user("alice", roles=["admin", "ops"])
+    user = make_user("alice", roles=["admin", "auditor"])
     status, out, _ = run("users", "show", "alice@example.com")
     assert status == 0
     fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines()}
-    assert fields["sub"] == user.id and fields["roles"] == "admin,ops" and fields["mfa"] == "no"
+    assert fields["sub"] == user.id and fields["roles"] == "admin,auditor" and fields["mfa"] == "no"
     body = json.loads(run("users", "show", "alice", "--json")[1])
-    assert body["sub"] == user.id and body["roles"] == ["admin", "ops"] and body["mfa"] is False
+    assert body["sub"] == user.id and body["roles"] == ["admin", "auditor"] and body["mfa"] is False
 
 
 def test_users_enable(run, ctx, make_user):
@@ -202,7 +211,7 @@ def test_users_delete(run, ctx, make_user):
     assert_error(run("users", "delete", "alice"), "no such user")
 
 
-def test_users_set_roles(run, ctx, make_user):
+def test_users_set_roles(run, ctx, make_user, ops_role):
     make_user("alice", roles=["admin"])
     assert run("users", "set-roles", "alice", "auditor", "support", "auditor")[1] == "alice: roles auditor, support\n"
     assert get_user(ctx, "alice").role_names == ["auditor", "support"]
