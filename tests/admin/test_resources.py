@@ -192,3 +192,22 @@ def test_audit_filters_and_pages(ctx, client, admin, make_user):
         response = get(**params)
         assert response.status_code == 400, params
         assert response.json()["error_description"].startswith(message)
+
+
+@pytest.mark.parametrize("action", ["rotate", "delete"])
+def test_secret_rotation_and_deletion_end_the_clients_access_tokens(client, admin, make_client, action):
+    """Through the API as through the CLI: the cutoff lives in the clients service."""
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    issued = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
+    token = issued.json()["access_token"]
+    resource, rs_secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api",
+                                      introspect_any=True)
+    seen = client.post("/introspect", data={"token": token}, auth=(resource, rs_secret))
+    assert seen.json()["active"] is True
+    if action == "rotate":
+        r = client.post(f"/admin/api/clients/{cid}/secret", headers=admin)
+    else:
+        r = client.delete(f"/admin/api/clients/{cid}", headers=admin)
+    assert r.status_code in (200, 204), r.text
+    seen = client.post("/introspect", data={"token": token}, auth=(resource, rs_secret))
+    assert seen.json() == {"active": False}

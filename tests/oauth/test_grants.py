@@ -408,7 +408,7 @@ def test_client_cache_serves_within_ttl_and_expires(client, ctx, make_client, mo
     cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
     assert client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).status_code == 200
     with transaction(ctx.sessions) as session:
-        new_secret = rotate_secret(session, ctx.box, cid, actor="test")
+        new_secret = rotate_secret(session, ctx.box, cid, revoked=ctx.revoked, actor="test")
     # still cached: the old secret works for up to CLIENT_CACHE_TTL seconds
     assert client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)).status_code == 200
     later = _time.monotonic() + 31

@@ -163,7 +163,7 @@ def test_deleting_a_client_or_user_drops_its_roles(ctx, make_user, make_client):
     with transaction(ctx.sessions) as db:
         roles.set_client_roles(db, get_client(db, cid), ["auditor"], actor="a")
     with transaction(ctx.sessions) as db:
-        delete_client(db, cid, actor="test")
+        delete_client(db, cid, revoked=ctx.revoked, actor="test")
         db.delete(get_user(db, user.id))
     with transaction(ctx.sessions) as db:
         assert db.scalars(select(ClientRole)).all() == []
