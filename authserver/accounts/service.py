@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -205,23 +205,6 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
     support check; the per-address counters stay."""
     lockout.unlock(lockout_key(user, user.username))
     audit.record(db, "account_unlocked", user_id=user.id, actor=actor)
-
-
-def set_roles(db: Session, user: User, roles: Sequence[str], *, actor: str) -> list[str]:
-    """Replace the user's roles; returns the new sorted role names.
-
-    Tokens already issued keep the roles they carry until they expire.
-    """
-    try:
-        wanted = check_roles(db, roles)
-    except RoleError as exc:
-        raise AccountError(str(exc)) from None
-    user.roles = [r for r in user.roles if r.role in wanted]
-    have = {r.role for r in user.roles}
-    user.roles.extend(UserRole(role=r) for r in wanted if r not in have)
-    db.flush()
-    audit.record(db, "user_roles_changed", user_id=user.id, actor=actor, roles=sorted(wanted))
-    return sorted(wanted)
 
 
 def has_mfa(db: Session, user_id: str) -> bool:

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from authserver.cli import clients, keys, maintenance, registration_tokens, serve, users
-from authserver.cli.common import Parser, run
+from authserver.cli import clients, common, keys, maintenance, registration_tokens, roles, serve, users
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="authserver", description="OAuth 2.0 / OpenID Connect authorization server.")
+def build_parser() -> common.Parser:
+    parser = common.Parser(prog="authserver", description="OAuth 2.0 / OpenID Connect authorization server.")
     parser.add_argument("--debug", action="store_true", help="print the full trace of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for noun in (serve, users, clients, keys, maintenance, registration_tokens):
+    for noun in (serve, users, roles, clients, keys, maintenance, registration_tokens):
         noun.add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (see :mod:`authserver.cli.common`)."""
-    return run(build_parser(), argv)
+    return common.run(build_parser(), argv)

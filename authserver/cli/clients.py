@@ -1,4 +1,4 @@
-"""``authserver clients create|list|show|rotate-secret|delete``.
+"""``authserver clients create|list|show|rotate-secret|delete|set-roles|set-permission-prefixes``.
 
 A client secret is printed once, at creation or rotation, and stored only as a
 keyed hash. A ``client_id`` may start with ``-`` (base64url): pass it after ``--``.
@@ -8,29 +8,21 @@ from __future__ import annotations
 
 import argparse
 
+from sqlalchemy.orm import Session
+
 from authserver.audit import service as audit
-from authserver.cli.common import (
-    ACTOR,
-    CliError,
-    SubParsers,
-    command,
-    group,
-    open_context,
-    print_json,
-    print_table,
-    timestamp,
-    when,
-)
+from authserver.cli import common
 from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
 from authserver.db import transaction
 from authserver.oauth import vocabulary
+from authserver.roles import service as roles
 
 
-def add_commands(sub: SubParsers) -> None:
-    group_ = group(sub, "clients", "manage OAuth clients")
-    p = command(group_, "create", cmd_create, "register a client", json=True)
+def add_commands(sub: common.SubParsers) -> None:
+    group_ = common.group(sub, "clients", "manage OAuth clients")
+    p = common.command(group_, "create", cmd_create, "register a client", json=True)
     p.add_argument("--name", required=True)
     p.add_argument("--redirect-uri", action="extend", nargs="+", default=[], metavar="URI")
     p.add_argument("--grant-type", action="extend", nargs="+", required=True, metavar="GRANT",
@@ -44,14 +36,25 @@ def add_commands(sub: SubParsers) -> None:
                    help="resource server allowed to introspect tokens of any client")
     p.add_argument("--audience", action="extend", nargs="+", default=[], metavar="AUD",
                    help="access-token aud (default: the client_id)")
+    p.add_argument("--permission-prefix", action="extend", nargs="+", default=[], metavar="PREFIX",
+                   help="access tokens carry the permissions under these prefixes, e.g. orders (docs/roles.md)")
     p.add_argument("--require-mfa", action="store_true")
-    command(group_, "list", cmd_list, "list clients", json=True)
-    p = command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
+    common.command(group_, "list", cmd_list, "list clients", json=True)
+    p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
-    p = command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
+    p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
-    p = command(group_, "delete", cmd_delete, "delete a client")
+    p = common.command(group_, "delete", cmd_delete, "delete a client")
     p.add_argument("client_id")
+    p = common.command(group_, "set-roles", cmd_set_roles,
+                       "replace the roles a client holds for its own tokens (none clears them)", json=True)
+    p.add_argument("client_id")
+    p.add_argument("roles", nargs="*", metavar="ROLE")
+    p = common.command(group_, "set-permission-prefixes", cmd_set_permission_prefixes,
+                       "choose which permissions the client's access tokens carry (none: no permissions)",
+                       json=True)
+    p.add_argument("client_id")
+    p.add_argument("prefixes", nargs="*", metavar="PREFIX")
 
 
 def client_json(client: Client, secret: str | None) -> dict[str, object]:
@@ -74,9 +77,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     method = args.auth_method
     if args.public:
         if method not in (None, "none"):
-            raise CliError(f"--public means --auth-method none, not {method}")
+            raise common.CliError(f"--public means --auth-method none, not {method}")
         method = "none"
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         new = clients.create_client(
             db, ctx.box,
             client_name=args.name,
@@ -89,13 +92,14 @@ def cmd_create(args: argparse.Namespace) -> int:
             require_mfa=args.require_mfa,
             introspect_any=args.introspect_any,
             audience=args.audience,
+            permission_prefixes=args.permission_prefix,
         )
         client = new.client
         audit.record(db, "client_created", client_id=client.client_id, client_name=client.client_name,
-                     actor=ACTOR)
+                     actor=common.ACTOR)
         body = client_json(client, new.client_secret)
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     print(f"client_id:     {body['client_id']}")
     if new.client_secret is not None:
@@ -107,23 +111,23 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         rows = clients.list_clients(db)
         body = [client_json(c, None) for c in rows]
         table = [
             [c.client_id, c.client_name, c.token_endpoint_auth_method, ",".join(c.grant_types),
-             " ".join(c.redirect_uris) or "-", when(c.created_at)]
+             " ".join(c.redirect_uris) or "-", common.when(c.created_at)]
             for c in rows
         ]
     if args.json:
-        print_json(body)
+        common.print_json(body)
     else:
-        print_table(["CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REDIRECT_URIS", "CREATED"], table)
+        common.print_table(["CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REDIRECT_URIS", "CREATED"], table)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         client = clients.get_client(db, args.client_id)
         if client is None:
             raise ClientError(f"no such client: {args.client_id}")
@@ -133,11 +137,13 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
-            "created_at": timestamp(client.created_at),
-            "secret_rotated_at": timestamp(client.secret_rotated_at),
+            "roles": roles.client_roles(db, client.client_id),
+            "permission_prefixes": list(client.permission_prefixes),
+            "created_at": common.timestamp(client.created_at),
+            "secret_rotated_at": common.timestamp(client.secret_rotated_at),
         }
     if args.json:
-        print_json(body)
+        common.print_json(body)
         return 0
     for name, value in body.items():
         if isinstance(value, list):
@@ -145,7 +151,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         elif isinstance(value, bool):
             text = "yes" if value else "no"
         elif name.endswith("_at"):
-            text = when(value if isinstance(value, int) else None)
+            text = common.when(value if isinstance(value, int) else None)
         else:
             text = str(value)
         print(f"{name + ':':<28}{text}")
@@ -153,11 +159,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         secret = clients.rotate_secret(db, ctx.box, args.client_id)
-        audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=ACTOR)
+        audit.record(db, "client_secret_rotated", client_id=args.client_id, actor=common.ACTOR)
     if args.json:
-        print_json({"client_id": args.client_id, "client_secret": secret})
+        common.print_json({"client_id": args.client_id, "client_secret": secret})
     else:
         print(f"client_secret: {secret}")
         print("The old secret no longer works. Store this one now: it is shown only once.")
@@ -165,8 +171,36 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    with open_context() as ctx, transaction(ctx.sessions) as db:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
         clients.delete_client(db, args.client_id)
-        audit.record(db, "client_deleted", client_id=args.client_id, actor=ACTOR)
+        audit.record(db, "client_deleted", client_id=args.client_id, actor=common.ACTOR)
     print(f"deleted client {args.client_id} (its codes and refresh tokens went with it)")
+    return 0
+
+
+def require_client(db: Session, client_id: str) -> Client:
+    client = clients.get_client(db, client_id)
+    if client is None:
+        raise ClientError(f"no such client: {client_id}")
+    return client
+
+
+def cmd_set_roles(args: argparse.Namespace) -> int:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        held = roles.set_client_roles(db, require_client(db, args.client_id), args.roles, actor=common.ACTOR)
+    if args.json:
+        common.print_json({"client_id": args.client_id, "roles": held})
+    else:
+        print(f"{args.client_id}: roles {', '.join(held) or '(none)'}")
+    return 0
+
+
+def cmd_set_permission_prefixes(args: argparse.Namespace) -> int:
+    with common.open_context() as ctx, transaction(ctx.sessions) as db:
+        prefixes = roles.set_client_permission_prefixes(db, require_client(db, args.client_id), args.prefixes,
+                                                        actor=common.ACTOR)
+    if args.json:
+        common.print_json({"client_id": args.client_id, "permission_prefixes": prefixes})
+    else:
+        print(f"{args.client_id}: permission prefixes {' '.join(prefixes) or '(none)'}")
     return 0

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from authserver.cli.common import CliError, SubParsers, command, open_context
+from authserver.cli import common
 from authserver.context import Context
 from authserver.db import alembic_config, migrate
 from authserver.settings import Settings
@@ -20,23 +20,23 @@ MIGRATE_LOCK = 7_261_845_203
 """``pg_advisory_lock`` key: one ``authserver migrate`` at a time."""
 
 
-def add_commands(sub: SubParsers) -> None:
-    p = command(sub, "serve", cmd_serve, "run the server (migrates SQLite by itself)")
+def add_commands(sub: common.SubParsers) -> None:
+    p = common.command(sub, "serve", cmd_serve, "run the server (migrates SQLite by itself)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
-    command(sub, "migrate", cmd_migrate, "upgrade the database schema to the latest revision")
+    common.command(sub, "migrate", cmd_migrate, "upgrade the database schema to the latest revision")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     if not 0 < args.port < 65536:
-        raise CliError("--port must be 1..65535")
+        raise common.CliError("--port must be 1..65535")
     if args.workers < 1:
-        raise CliError("--workers must be at least 1")
+        raise common.CliError("--workers must be at least 1")
     # Settings first: an unset SECRET_KEY is generated here once, not raced by N workers.
-    with open_context(need_database=False, serving=True) as ctx:
+    with common.open_context(need_database=False, serving=True) as ctx:
         settings = ctx.settings
         if settings.is_sqlite:
             migrate(ctx.engine)
@@ -94,14 +94,14 @@ def require_head(ctx: Context) -> None:
     with ctx.engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     if current != heads:
-        raise CliError(
+        raise common.CliError(
             f"the database schema is at {', '.join(sorted(current)) or 'nothing'}, "
             f"not {', '.join(sorted(heads))}; run `authserver migrate`"
         )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    with open_context(need_database=False) as ctx:
+    with common.open_context(need_database=False) as ctx:
         engine = ctx.engine
         if engine.dialect.name == "postgresql":
             # Several machines starting at once: migrations run one after another.

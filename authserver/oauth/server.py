@@ -22,7 +22,7 @@ from authserver.oauth import grants, vocabulary
 from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
-from authserver.roles.permissions import ROLES, user_access
+from authserver.roles.permissions import user_access
 from authserver.tokens import service as tokens
 from authserver.tokens.models import RefreshToken
 
@@ -134,7 +134,7 @@ class Server(rfc6749.AuthorizationServer):
         client: OAuthClient = request.client
         scope = scope or request.scope or ""
         access = None
-        if ROLES in scope.split():
+        if vocabulary.ROLES in scope.split():
             # one query for the user; the client's is kept with the cached client
             db = current_db.get()
             access = user_access(db, user.user.id) if user is not None else client.access(db)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from authserver.oauth import vocabulary
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.roles.permissions import Access, concerning
 from authserver.security.crypto import new_token
@@ -64,7 +65,7 @@ def user_claims(user: Any, scope: str) -> dict[str, Any]:
     if "email" in scopes:
         claims["email"] = user.email
         claims["email_verified"] = bool(user.email_verified)
-    if "roles" in scopes:
+    if vocabulary.ROLES in scopes:
         claims["roles"] = user.role_names
     return claims
 

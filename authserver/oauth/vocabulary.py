@@ -13,6 +13,10 @@ from typing import Final
 
 OPENID: Final = "openid"
 OFFLINE_ACCESS: Final = "offline_access"
+#: roles and permissions in tokens and userinfo (RFC 9068 §2.2.3.1, docs/roles.md)
+ROLES: Final = "roles"
+#: opens the admin API; what the caller may do there comes from its roles (docs/roles.md)
+ADMIN_SCOPE: Final = "authserver:admin"
 
 #: scope → what the consent page tells the user it allows
 SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
@@ -20,7 +24,7 @@ SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
     "profile": "See your name and username",
     "email": "See your e-mail address",
     OFFLINE_ACCESS: "Stay signed in to your account when you are not using it",
-    "roles": "See the roles you have",
+    ROLES: "See your roles and the permissions they give you",
 }
 SCOPES: Final[tuple[str, ...]] = tuple(SCOPE_DESCRIPTIONS)
 #: scopes a dynamically registered client may ask for (RFC 7591 §2): all of them

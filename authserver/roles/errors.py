@@ -1,7 +1,9 @@
 """Errors of the roles domain."""
 
+from authserver.errors import DomainError
 
-class RoleError(ValueError):
+
+class RoleError(DomainError):
     """Invalid role data, an unknown role, or a refused change; the message is safe to show."""
 
 

@@ -28,12 +28,8 @@ from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User, UserRole
 from authserver.clients.models import Client
+from authserver.oauth.vocabulary import ADMIN_SCOPE
 from authserver.roles.models import ClientRole, RolePermission
-
-#: the scope that lets a token reach the admin API at all
-ADMIN_SCOPE: Final = "authserver:admin"
-#: the scope that puts roles and permissions in tokens (RFC 9068 §2.2.3.1)
-ROLES: Final = "roles"
 
 PERMISSION = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}(:[a-z0-9][a-z0-9_.-]{0,62}){1,4}$")
 #: a ``permission_prefixes`` entry: one to four whole segments

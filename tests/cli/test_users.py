@@ -18,12 +18,12 @@ from tests.flows import introspect, tokens
 
 def test_users_create_reads_one_line_of_stdin(run, ctx):
     status, out, err = run("users", "create", "--username", "Alice", "--email", "alice@example.com",
-                           "--password-stdin", "--role", "admin", "--role", "auditor", "--name", "Alice A",
+                           "--password-stdin", "--role", "admin", "--role", "support", "--name", "Alice A",
                            stdin=PASSWORD + "\nsecond line ignored\n")
     assert status == 0, err
     assert "alice" in out and PASSWORD not in out + err
     user = get_user(ctx, "alice")
-    assert user is not None and user.role_names == ["admin", "auditor"] and user.name == "Alice A"
+    assert user is not None and user.role_names == ["admin", "support"] and user.name == "Alice A"
     assert ctx.passwords.verify(user.password_hash, PASSWORD)
     assert len(audit_events(ctx, "user_created")) == 1
 
@@ -164,24 +164,24 @@ def test_users_unlock_unknown(run, settings):
 
 def test_users_create_and_list_json(run, ctx):
     status, out, _ = run("users", "create", "--username", "alice", "--email", "alice@example.com",
-                         "--password-stdin", "--role", "auditor", "--json", stdin=PASSWORD + "\n")
+                         "--password-stdin", "--role", "support", "--json", stdin=PASSWORD + "\n")
     assert status == 0
     created = json.loads(out)
     assert created["sub"] == get_user(ctx, "alice").id
     assert {k: created[k] for k in ("username", "email", "roles", "disabled")} == {
-        "username": "alice", "email": "alice@example.com", "roles": ["auditor"], "disabled": False}
+        "username": "alice", "email": "alice@example.com", "roles": ["support"], "disabled": False}
     status, out, _ = run("users", "list", "--json")
     assert status == 0 and json.loads(out) == [created]
 
 
 def test_users_show(run, make_user):
-    user = make_user("alice", roles=["admin", "auditor"])
+    user = make_user("alice", roles=["admin", "ops"])
     status, out, _ = run("users", "show", "alice@example.com")
     assert status == 0
     fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines()}
-    assert fields["sub"] == user.id and fields["roles"] == "admin,auditor" and fields["mfa"] == "no"
+    assert fields["sub"] == user.id and fields["roles"] == "admin,ops" and fields["mfa"] == "no"
     body = json.loads(run("users", "show", "alice", "--json")[1])
-    assert body["sub"] == user.id and body["roles"] == ["admin", "auditor"] and body["mfa"] is False
+    assert body["sub"] == user.id and body["roles"] == ["admin", "ops"] and body["mfa"] is False
 
 
 def test_users_enable(run, ctx, make_user):

@@ -183,3 +183,14 @@ def test_a_cached_client_reads_its_roles_once(ctx, client, make_client, role_que
         response = client.post("/token", data={"grant_type": "client_credentials"}, auth=(cid, secret))
         assert unverified(response.json()["access_token"])["roles"] == ["auditor"]
     assert len(role_queries) == 1
+
+
+def test_the_consent_page_says_roles_and_permissions(client, make_client, alice):
+    from tests.flows import auth_params, follow, pkce
+
+    cid, _ = make_client()
+    _, challenge = pkce()
+    page = follow(client, client.get("/authorize", params=auth_params(cid, challenge, scope="openid roles")),
+                  consent=None)
+    assert 'action="/consent"' in page.text
+    assert "See your roles and the permissions they give you" in page.text
