@@ -184,13 +184,13 @@ def test_users_create_and_list_json(run, ctx, ops_role):
 
 
 def test_users_show(run, make_user):
-    user = make_user("alice", roles=["admin", "auditor"])
+    user = make_user("alice", roles=["admin", "ops"])
     status, out, _ = run("users", "show", "alice@example.com")
     assert status == 0
     fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in out.splitlines()}
-    assert fields["sub"] == user.id and fields["roles"] == "admin,auditor" and fields["mfa"] == "no"
+    assert fields["sub"] == user.id and fields["roles"] == "admin,ops" and fields["mfa"] == "no"
     body = json.loads(run("users", "show", "alice", "--json")[1])
-    assert body["sub"] == user.id and body["roles"] == ["admin", "auditor"] and body["mfa"] is False
+    assert body["sub"] == user.id and body["roles"] == ["admin", "ops"] and body["mfa"] is False
 
 
 def test_users_enable(run, ctx, make_user):
