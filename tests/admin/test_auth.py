@@ -51,12 +51,15 @@ def test_the_admin_scope_without_a_role_means_the_built_in_admin(client, client_
 
 
 def test_a_revoked_token_is_401(ctx, client, admin):
-    assert client.get(URL, headers=admin).status_code == 200
-    from authserver.oauth.tokens import TokenIssuer
+    from joserfc import jwt
 
-    claims = TokenIssuer(ctx.settings, ctx.keys, ctx.revoked).verify_access_token(admin["Authorization"][7:])
-    assert claims is not None
-    ctx.revoked.revoke(claims["jti"], claims["exp"])
+    from authserver.db import transaction
+    from authserver.tokens.service import revoke_access_token
+
+    assert client.get(URL, headers=admin).status_code == 200
+    claims = jwt.decode(admin["Authorization"][7:], ctx.keys.verify_set).claims
+    with transaction(ctx.sessions) as db:
+        revoke_access_token(db, ctx.revoked, claims["jti"], claims["exp"])
     assert client.get(URL, headers=admin).status_code == 401
 
 
