@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from authserver.audit.models import AuditEvent
+from authserver.clients.service import get_client
 from authserver.db import transaction
+from authserver.roles import service as roles
+from authserver.settings import RateLimit
 from tests.conftest import PASSWORD
 from tests.flows import REDIRECT_URI, exchange, get_code, introspect, pkce, refresh, tokens, unverified
 
@@ -250,3 +253,52 @@ def test_missing_code_challenge_is_refused_with_its_reason(client, make_client):
     response = client.get("/authorize", params=auth_params(cid, "", code_challenge_method=""))
     q = query(response.headers["location"])
     assert (q["error"], q["error_description"]) == ("invalid_request", "'code_challenge' (PKCE, S256) is required.")
+
+
+@pytest.mark.parametrize("field", ["client_secret", "client_assertion"])
+def test_basic_credentials_with_credentials_in_the_body_are_refused(client, make_client, field):
+    """RFC 6749 §2.3: a client uses one authentication method per request."""
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    response = client.post("/token", data={"grant_type": "client_credentials", field: "x"}, auth=(cid, secret))
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "Use one client authentication method: the Authorization header or the body, not both.",
+    }
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limits": True,
+                                                 "rate_limit_client_auth_failures": RateLimit(2, 300)}])
+def test_failed_client_authentications_from_an_address_refuse_the_next_attempt(client, make_client):
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="api")
+    data = {"grant_type": "client_credentials"}
+    assert [client.post("/token", data=data, auth=(cid, f"guess-{i}")).status_code for i in range(2)] == [401, 401]
+    # the bucket of this client at this address is full: refused before the secret is checked
+    response = client.post("/token", data=data, auth=(cid, secret))
+    assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_devices_per_user": 2}])
+def test_code_exchange_under_a_device_limit_issues_tokens_to_a_live_device(client, make_user, make_client):
+    make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    response = exchange(client, cid, secret, code, verifier)
+    assert response.status_code == 200, response.text
+
+
+def test_a_user_token_with_the_roles_scope_carries_the_users_roles_not_the_clients(ctx, client, make_user,
+                                                                                  make_client):
+    with transaction(ctx.sessions) as db:
+        roles.create_role(db, "clerk", permissions=["orders:read"], actor="test")
+        roles.create_role(db, "robot", permissions=["orders:write"], actor="test")
+    make_user(roles=["clerk"])
+    cid, secret = make_client(grant_types=["password"], redirect_uris=[], scope="openid roles",
+                              permission_prefixes=["orders"])
+    with transaction(ctx.sessions) as db:
+        roles.set_client_roles(db, get_client(db, cid), ["robot"], actor="test")
+    response = client.post("/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD,
+                                           "scope": "openid roles"}, auth=(cid, secret))
+    assert response.status_code == 200, response.text
+    claims = unverified(response.json()["access_token"])
+    assert (claims["roles"], claims["entitlements"]) == (["clerk"], ["orders:read"])

@@ -83,6 +83,7 @@ def test_common_password_list_is_shipped_and_loaded_once() -> None:
         ("qwertyuiop", None, None, "sequence"),
         ("zzzzzzzzzz", None, None, "repeated"),
         ("abcabcabc", None, None, "repeated"),
+        ("abcabcab", None, None, "repeated"),  # a block of 3 repeated to 8 characters, not a whole 3 times
         ("alice_smith", "alice_smith", None, "username"),
         ("Alice_Smith", "alice_smith", None, "username"),
         ("alice_smith2024", "alice_smith", None, "username"),
