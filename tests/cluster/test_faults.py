@@ -12,7 +12,8 @@ cache and a counter store); only 503 ``temporarily_unavailable`` (or answers
 that need no database) while Postgres is cut; a successful token request within
 5 s of Postgres coming back; afterwards no revocation lost (every token revoked
 with a 200 is inactive) and no grant lost (every refresh token last issued still
-works). The figures are printed.
+works; a chain whose rotation got a 503 while Postgres was cut is abandoned, since
+the commit may have landed with its acknowledgement lost). The figures are printed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Record:
     bad: list[str] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     live_refresh: dict[int, str] = field(default_factory=dict)
+    in_doubt: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, kind: str, response: httpx.Response | None, error: str | None = None) -> None:
@@ -112,6 +114,12 @@ def test_redis_and_postgres_faults_under_load(cluster: Cluster) -> None:
                     record.note("refresh" if current else "grant", r)
                     if r.status_code == 200:
                         record.live_refresh[worker] = r.json()["refresh_token"]
+                    elif r.status_code == 503 and current is not None:
+                        # the database may have committed the rotation before the connection
+                        # was cut (its acknowledgement lost): the old token is in doubt, so an
+                        # honest client starts a new chain rather than risk a reuse
+                        record.live_refresh.pop(worker, None)
+                        record.in_doubt += 1
                 except httpx.HTTPError as exc:
                     # the answer may have been lost after the rotation committed: an honest client
                     # cannot tell, so this chain is abandoned rather than reused (reuse would revoke it)
@@ -216,4 +224,5 @@ def _print_figures(record: Record, recovery: dict[str, float], revoked_active: i
         print(f"  {phase:14} {total:6} requests  {dict(sorted(by_phase[phase].items()))}")
     print(f"  recovery after Postgres returned: {recovery.get('seconds', float('nan')):.2f} s")
     print(f"  revocations: {len(record.revoked)} made, {revoked_active} came back; "
-          f"refresh chains checked: {len(record.live_refresh)}, lost: {lost}")
+          f"refresh chains checked: {len(record.live_refresh)}, lost: {lost}, "
+          f"abandoned after a 503 during the cut: {record.in_doubt}")
