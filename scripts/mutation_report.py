@@ -49,8 +49,9 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "Server.revoke",
     ],
     "authserver/tokens/service.py": [
-        "RevokedJtiList.revoke",
-        "RevokedJtiList.is_revoked",
+        "revoke_access_token",
+        "invalidate_subject",
+        "invalidate_client",
         "revoke_family",
         "revoke_user_families",
         "revoke_code_issue",
