@@ -17,6 +17,7 @@ from authserver.admin.console import routes as console
 from authserver.context import TEMPLATES_DIR, Context
 from authserver.endpoints import (
     authorize,
+    device_authorization,
     discovery,
     health,
     introspect,
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     routes: list[BaseRoute] = [
         *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
         *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
+        *device_authorization.routes,
         *interaction.routes, *admin_api.routes,
         *interaction.routes, *console.routes,
         Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"),

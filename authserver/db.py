@@ -132,6 +132,7 @@ def import_models() -> None:
     from authserver.audit import models as _audit  # noqa: F401
     from authserver.clients import models as _clients  # noqa: F401
     from authserver.consents import models as _consents  # noqa: F401
+    from authserver.device_flow import models as _device_flow  # noqa: F401
     from authserver.keys import models as _keys  # noqa: F401
     from authserver.maintenance import models as _maintenance  # noqa: F401
     from authserver.roles import models as _roles  # noqa: F401

@@ -106,6 +106,11 @@ class Settings:
     jwks_max_age: int = 300
     key_rotation_interval: int = 90 * 86400
     maintenance_interval: int = 300
+    device_code_ttl: int = 600
+    device_code_interval: int = 5
+    backchannel_logout_timeout: int = 5
+    backchannel_logout_max_attempts: int = 5
+    backchannel_logout_retry_delay: int = 30
     require_pkce: bool = True
 
     argon2_time_cost: int = 2
@@ -125,6 +130,7 @@ class Settings:
     rate_limit_registration: RateLimit = RateLimit(10, 3600)
     rate_limit_client_auth_failures: RateLimit = RateLimit(20, 300)
     rate_limit_client_auth_failures_ip: RateLimit = RateLimit(100, 300)
+    rate_limit_user_code_failures: RateLimit = RateLimit(10, 300)
 
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
@@ -221,7 +227,8 @@ class Settings:
         for name in ("access_token_ttl", "id_token_ttl", "session_ttl", "argon2_time_cost",
                      "argon2_parallelism", "lockout_account_threshold", "lockout_ip_threshold",
                      "lockout_window", "lockout_base_duration", "threadpool_size", "db_pool_size",
-                     "max_body_bytes"):
+                     "max_body_bytes", "device_code_interval", "backchannel_logout_timeout",
+                     "backchannel_logout_max_attempts", "backchannel_logout_retry_delay"):
             if getattr(self, name) < 1:
                 raise SettingsError(
                     f"{PREFIX}{name.upper()} must be a positive whole number{_unit(name)}, got {getattr(self, name)}"
@@ -230,6 +237,16 @@ class Settings:
             raise SettingsError(
                 "AUTHSERVER_AUTHORIZATION_CODE_TTL must be between 1 and 60 seconds (codes are short-lived, "
                 f"RFC 6749 §4.1.2), got {self.authorization_code_ttl}"
+            )
+        if not 60 <= self.device_code_ttl <= 3600:
+            raise SettingsError(
+                "AUTHSERVER_DEVICE_CODE_TTL must be between 60 and 3600 seconds (RFC 8628 §3.2 expires_in), "
+                f"got {self.device_code_ttl}"
+            )
+        if self.backchannel_logout_timeout > 60:
+            raise SettingsError(
+                "AUTHSERVER_BACKCHANNEL_LOGOUT_TIMEOUT must be at most 60 seconds, "
+                f"got {self.backchannel_logout_timeout}"
             )
         if self.refresh_token_idle_ttl > self.refresh_token_max_ttl:
             raise SettingsError(

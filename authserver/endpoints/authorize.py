@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authserver.oauth import authorization, bridge
+from authserver.oauth import authorization, bridge, device
 from authserver.sessions import service as sessions
 from authserver.web import http
 from authserver.web.pages import SIGN_IN_EXPIRED
@@ -43,6 +43,9 @@ async def resume(request: Request) -> Response:
 
     def run() -> authorization.Outcome:
         session = sessions.load(bridge.current_db.get(), ctx.box, cookie)
+        if device.pending_device(session, rid) is not None:
+            # a device request (RFC 8628) pending behind the same login, MFA and consent pages
+            return authorization.Outcome(location=f"{device.CONTINUE_PATH}?rid={rid}", status=303)
         params = authorization.pending_params(session, rid)
         if params is None:
             return authorization.Outcome(error="invalid_request", status=400,

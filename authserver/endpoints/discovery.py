@@ -31,6 +31,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint": f"{base}/introspect",
         "registration_endpoint": f"{base}/register",
         "end_session_endpoint": f"{base}/logout",
+        "device_authorization_endpoint": f"{base}/device_authorization",
         "scopes_supported": list(v.SCOPES),
         "response_types_supported": list(v.RESPONSE_TYPES),
         "response_modes_supported": list(v.RESPONSE_MODES),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
-from authserver.oauth import authorization, vocabulary
+from authserver.oauth import authorization, device, vocabulary
 from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
 
 
@@ -41,9 +41,11 @@ consent_page = form_page(signed_in=True)
 @consent_page
 def consent_form(page: Page) -> Result:
     found = _requested(page)
+    pending_device = device.pending_device(page.session, page.rid)  # RFC 8628 §5.4: name the device's code
     return EXPIRED if found is None else Render("consent.html", {
         "rid": page.rid, "csrf_token": page.csrf_token(), "client_name": found[0].client_name,
-        "scopes": [(s, describe(s)) for s in found[1]]})
+        "scopes": [(s, describe(s)) for s in found[1]],
+        "device_user_code": pending_device.get("user_code") if pending_device else None})
 
 
 @consent_page

@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
+from authlib.oauth2.rfc8628.errors import AuthorizationPendingError, ExpiredTokenError, SlowDownError
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
@@ -19,10 +20,11 @@ from authlib.oidc.core.errors import (
 )
 
 __all__ = [  # Authlib's codes are re-exported, so the app names every protocol error from here
-    "AccessDeniedError", "ConsentRequiredError", "InteractionRequiredError", "InvalidClientError",
-    "InvalidGrantError", "InvalidRequestError", "InvalidScopeError", "LoginRequiredError",
+    "AccessDeniedError", "AuthorizationPendingError", "ConsentRequiredError", "ExpiredTokenError",
+    "InteractionRequiredError", "InvalidClientError", "InvalidGrantError", "InvalidRequestError",
+    "InvalidScopeError", "LoginRequiredError",
     "RegistrationNotSupportedError", "RequestNotSupportedError", "RequestUriNotSupportedError",
-    "UnauthorizedClientError", "UnsupportedResponseTypeError",
+    "SlowDownError", "UnauthorizedClientError", "UnsupportedResponseTypeError",
 ]
 
 

@@ -15,14 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc8628 import DeviceCodeGrant as AuthlibDeviceCodeGrant
 from sqlalchemy import select
 
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.db import utcnow
+from authserver.device_flow import service as device_flow
+from authserver.device_flow.models import DeviceAuthorization
 from authserver.oauth import vocabulary
 from authserver.oauth.bridge import FrozenRequest, current_db
-from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authserver.oauth.errors import (
+    AccessDeniedError,
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    SlowDownError,
+    UnauthorizedClientError,
+)
 from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
 from authserver.sessions import devices
 from authserver.tokens import service as tokens
@@ -284,8 +296,6 @@ class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
         # the client must be known before the scope check that needs it
         client = self.authenticate_token_endpoint_client()
         if not client.check_grant_type(self.GRANT_TYPE):
-            from authserver.oauth.errors import UnauthorizedClientError
-
             raise UnauthorizedClientError("The client is not allowed the password grant.")
         self.request.client = client
         self.validate_requested_scope()
@@ -299,3 +309,64 @@ class ClientCredentialsGrant(IssueMixin, grants.ClientCredentialsGrant):
     """RFC 6749 §4.4; the token's ``sub`` is the ``client_id`` (RFC 9068 §2.2)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+
+class DeviceCredential:
+    """A claimed :class:`DeviceAuthorization` as Authlib's device credential."""
+
+    def __init__(self, row: DeviceAuthorization) -> None:
+        self.row = row
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+
+class DeviceCodeGrant(IssueMixin, AuthlibDeviceCodeGrant):
+    """RFC 8628 §3.4-§3.5 over :mod:`authserver.device_flow.service`. Authlib's grant
+    answers an unknown ``device_code`` with ``invalid_request`` and another client's with
+    ``unauthorized_client``, checks the code before the client, and leaves slow_down and
+    single use to us: here the client is authenticated first, an unknown, foreign or used
+    code is ``invalid_grant`` (RFC 6749 §5.2), and the row's state decides the rest."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("The client is not allowed the device authorization grant.")
+        self.request.client = client
+        device_code = self.request.form.get("device_code")
+        if not device_code:
+            raise InvalidRequestError("Missing 'device_code'.")
+        db = current_db.get()
+        state, row = device_flow.poll(db, self.server.ctx.box, device_code, client.client_id)
+        if state == "pending":
+            raise AuthorizationPendingError()
+        if state == "slow_down":
+            raise SlowDownError()
+        if state == "expired":
+            raise ExpiredTokenError()
+        if state == "denied":
+            raise AccessDeniedError("The user denied the request.")
+        if state != "approved" or row is None:
+            raise InvalidGrantError("The device code is not valid.")
+        user = accounts.get_user(db, row.user_id, with_roles=False)
+        if user is None or user.disabled:
+            raise InvalidGrantError("The device code is not valid.")
+        self.request.user = Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid)
+        self.request.credential = DeviceCredential(row)
+        self.request.scope = row.scope
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        """Like the password grant: a refresh token makes the device a device of its own
+        for the device limit (``sessions.devices.sign_in_application``)."""
+        principal: Principal = self.request.user
+        if token.get("refresh_token"):
+            client = self.request.client
+            principal.device_id = devices.sign_in_application(
+                current_db.get(), self.server.ctx, principal.user.id,
+                client.row.client_name or client.client_id, ip=self.request.ip).id
+        super().save_token(token)

@@ -48,6 +48,7 @@ class Server(rfc6749.AuthorizationServer):
         self.register_grant(grants.RefreshTokenGrant, [id_token])
         self.register_grant(grants.PasswordGrant, [id_token])
         self.register_grant(grants.ClientCredentialsGrant)
+        self.register_grant(grants.DeviceCodeGrant, [id_token])
 
     # -- Authlib's abstract methods ----------------------------------------
 

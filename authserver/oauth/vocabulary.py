@@ -45,11 +45,25 @@ AUTHORIZATION_CODE: Final = "authorization_code"
 REFRESH_TOKEN: Final = "refresh_token"
 PASSWORD: Final = "password"
 CLIENT_CREDENTIALS: Final = "client_credentials"
-GRANT_TYPES: Final[tuple[str, ...]] = (AUTHORIZATION_CODE, REFRESH_TOKEN, PASSWORD, CLIENT_CREDENTIALS)
+#: the device authorization grant (RFC 8628 §3.4)
+DEVICE_CODE: Final = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES: Final[tuple[str, ...]] = (AUTHORIZATION_CODE, REFRESH_TOKEN, PASSWORD, CLIENT_CREDENTIALS, DEVICE_CODE)
 #: never ``password`` by self-registration (RFC 9700 §2.4)
-REGISTRABLE_GRANT_TYPES: Final[tuple[str, ...]] = (AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS)
+REGISTRABLE_GRANT_TYPES: Final[tuple[str, ...]] = (AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS,
+                                                   DEVICE_CODE)
 #: grants that a public client cannot use: they need a client secret
 CONFIDENTIAL_GRANT_TYPES: Final[frozenset[str]] = frozenset({PASSWORD, CLIENT_CREDENTIALS})
+
+# -- device authorization (RFC 8628 §3.2, §6.1) ---------------------------------------
+
+#: user codes: 20 consonants, no vowels (no words) and none that look alike (RFC 8628 §6.1)
+USER_CODE_ALPHABET: Final = "BCDFGHJKLMNPQRSTVWXZ"
+USER_CODE_LENGTH: Final = 8
+
+# -- back-channel logout (OIDC Back-Channel Logout 1.0 §2.4) ----------------------------
+
+LOGOUT_TOKEN_TYPE: Final = "logout+jwt"
+BACKCHANNEL_LOGOUT_EVENT: Final = "http://schemas.openid.net/event/backchannel-logout"
 
 # -- authorization endpoint (RFC 6749 §3.1, RFC 7636 §4.3, OIDC Core §3.1.2.1) ------
 

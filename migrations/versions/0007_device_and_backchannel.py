@@ -1,0 +1,59 @@
+"""Device authorization grant (RFC 8628) and back-channel logout (OIDC Back-Channel Logout 1.0).
+
+``device_authorizations``: one row per device authorization request, codes stored as
+keyed hashes.
+
+Revision ID: 0007
+Revises: 0004
+Create Date: 2026-11-30 10:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import authserver.db
+
+revision = '0007'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('device_authorizations',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('device_code_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_code_hash', sa.String(length=64), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('scope', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('poll_interval', sa.Integer(), nullable=False),
+    sa.Column('last_polled_at', sa.Float(), nullable=True),
+    sa.Column('user_id', sa.String(length=36), nullable=True),
+    sa.Column('auth_time', sa.BigInteger(), nullable=True),
+    sa.Column('amr', sa.JSON(), nullable=False),
+    sa.Column('acr', sa.String(length=100), nullable=True),
+    sa.Column('sid', sa.String(length=64), nullable=True),
+    sa.Column('created_at', authserver.db.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', authserver.db.UTCDateTime(), nullable=False),
+    sa.Column('decided_at', authserver.db.UTCDateTime(), nullable=True),
+    sa.Column('used_at', authserver.db.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['client_id'], ['clients.client_id'],
+                            name=op.f('fk_device_authorizations_client_id_clients'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_device_authorizations_user_id_users'),
+                            ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_device_authorizations')),
+    sa.UniqueConstraint('device_code_hash', name=op.f('uq_device_authorizations_device_code_hash')),
+    sa.UniqueConstraint('user_code_hash', name=op.f('uq_device_authorizations_user_code_hash'))
+    )
+    with op.batch_alter_table('device_authorizations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_device_authorizations_client_id'), ['client_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_device_authorizations_expires_at'), ['expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_device_authorizations_sid'), ['sid'], unique=False)
+        batch_op.create_index(batch_op.f('ix_device_authorizations_user_id'), ['user_id'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_table('device_authorizations')
