@@ -130,6 +130,7 @@ def import_models() -> None:
     """Import every domain's models so ``Base.metadata`` is complete."""
     from authserver.accounts import models as _accounts  # noqa: F401
     from authserver.audit import models as _audit  # noqa: F401
+    from authserver.backchannel import models as _backchannel  # noqa: F401
     from authserver.clients import models as _clients  # noqa: F401
     from authserver.consents import models as _consents  # noqa: F401
     from authserver.device_flow import models as _device_flow  # noqa: F401

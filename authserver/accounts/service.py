@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, lazyload
 from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
+from authserver.backchannel import service as backchannel
 from authserver.db import Window, contains, utcnow, window
 from authserver.logging import mask_email
 from authserver.roles.errors import RoleError
@@ -233,6 +234,7 @@ def _end_access(db: Session, revoked: TokenState, user_id: str) -> EndedAccess:
     family is revoked; the ``jti``s of access tokens issued from a code without
     a refresh token are recorded too (RFC 7009 §2.1).
     """
+    backchannel.user_signed_out(db, user_id)  # before the rows it reads are revoked or deleted
     refresh_tokens = invalidate_subject(db, revoked, user_id)
     revoke_user_code_tokens(db, revoked, user_id)
     sessions = db.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))

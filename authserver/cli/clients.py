@@ -39,6 +39,10 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--permission-prefix", action="extend", nargs="+", default=[], metavar="PREFIX",
                    help="access tokens carry the permissions under these prefixes, e.g. orders (docs/roles.md)")
     p.add_argument("--require-mfa", action="store_true")
+    p.add_argument("--backchannel-logout-uri", metavar="URI",
+                   help="OIDC Back-Channel Logout: where logout tokens are posted")
+    p.add_argument("--backchannel-logout-session-required", action="store_true",
+                   help="logout tokens must carry the session's sid")
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
@@ -59,6 +63,8 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--audience", action="extend", nargs="+", metavar="AUD")
     p.add_argument("--permission-prefix", action="extend", nargs="+", metavar="PREFIX")
     p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
+    p.add_argument("--backchannel-logout-uri", metavar="URI", help="empty removes it")
+    p.add_argument("--backchannel-logout-session-required", **flag)  # type: ignore[arg-type]
     p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
@@ -85,6 +91,9 @@ def client_json(client: Client, secret: str | None) -> dict[str, object]:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
     }
+    if client.backchannel_logout_uri:
+        body["backchannel_logout_uri"] = client.backchannel_logout_uri
+        body["backchannel_logout_session_required"] = client.backchannel_logout_session_required
     if secret is not None:
         body["client_secret"] = secret
     return body
@@ -110,6 +119,8 @@ def cmd_create(args: argparse.Namespace) -> int:
             introspect_any=args.introspect_any,
             audience=args.audience,
             permission_prefixes=args.permission_prefix,
+            backchannel_logout_uri=args.backchannel_logout_uri,
+            backchannel_logout_session_required=args.backchannel_logout_session_required,
             actor=common.ACTOR,
         )
         client = new.client
@@ -180,6 +191,8 @@ UPDATE_OPTIONS = {
     "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
     "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
     "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
+    "backchannel_logout_uri": "backchannel_logout_uri",
+    "backchannel_logout_session_required": "backchannel_logout_session_required",
 }
 
 

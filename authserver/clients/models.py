@@ -33,6 +33,10 @@ class Client(Base):
     require_mfa: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # A resource server may introspect tokens issued to any client.
     introspect_any: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are posted, and whether
+    # they must carry a ``sid``.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(sa.Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     registration_access_token_hash: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -24,6 +24,8 @@ Policy for self-registered clients:
   ``https``, ``http`` on loopback only (RFC 8252 §7.3), private-use schemes in
   reverse-domain form only for native clients (``application_type`` ``native``
   or ``none`` authentication, RFC 8252 §7.1);
+* a ``backchannel_logout_uri`` (OIDC Back-Channel Logout 1.0 §2.2) is ``https``, or
+  ``http`` on loopback, like a redirect URI; the server posts logout tokens to it;
 * ``client_name`` is printable text (no control, bidi or zero-width characters);
   ``client_uri``, ``logo_uri``, ``policy_uri`` and ``tos_uri`` must be https URLs
   when sent (they are not stored).
@@ -247,6 +249,15 @@ def parse_metadata(body: object) -> dict[str, Any]:
             raise _metadata_error(f"scope {s!r} cannot be registered (allowed: "
                                   f"{' '.join(v.REGISTRABLE_SCOPES)})")
 
+    backchannel_uri = _string(body, "backchannel_logout_uri", "") or None
+    session_required = body.get("backchannel_logout_session_required", False)
+    if not isinstance(session_required, bool):
+        raise _metadata_error("backchannel_logout_session_required must be a boolean")
+    try:
+        backchannel_uri = clients.validate_backchannel_logout_uri(backchannel_uri)
+    except ClientError as exc:
+        raise _metadata_error(str(exc)) from None
+
     client_name = _string(body, "client_name", DEFAULT_CLIENT_NAME).strip() or DEFAULT_CLIENT_NAME
     if len(client_name) > MAX_NAME_LENGTH:
         raise _metadata_error(f"client_name must be at most {MAX_NAME_LENGTH} characters")
@@ -254,7 +265,7 @@ def parse_metadata(body: object) -> dict[str, Any]:
         # control, bidi and zero-width characters would let a name pose as another on the consent page
         raise _metadata_error("client_name must be printable text (no control, bidi or invisible characters)")
     try:
-        return clients.validate_metadata(
+        metadata = clients.validate_metadata(
             client_name=client_name,
             redirect_uris=redirect_uris,
             grant_types=grant_types,
@@ -264,6 +275,10 @@ def parse_metadata(body: object) -> dict[str, Any]:
         )
     except ClientError as exc:
         raise _metadata_error(str(exc)) from None
+    # OIDC Back-Channel Logout 1.0 §2.2
+    metadata["backchannel_logout_uri"] = backchannel_uri
+    metadata["backchannel_logout_session_required"] = session_required
+    return metadata
 
 
 def client_information(client: Client, issuer: str) -> dict[str, Any]:
@@ -279,6 +294,9 @@ def client_information(client: Client, issuer: str) -> dict[str, Any]:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "scope": client.scope,
         "registration_client_uri": f"{issuer}/register/{client.client_id}",
+        **({"backchannel_logout_uri": client.backchannel_logout_uri,
+            "backchannel_logout_session_required": client.backchannel_logout_session_required}
+           if client.backchannel_logout_uri else {}),
     }
 
 

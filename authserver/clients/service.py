@@ -122,6 +122,27 @@ def validate_metadata(
     }
 
 
+def validate_backchannel_logout_uri(uri: str | None) -> str | None:
+    """A ``backchannel_logout_uri`` (OIDC Back-Channel Logout 1.0 §2.2): an absolute
+    ``https`` URL, or ``http`` on a loopback host, with no fragment and no credentials;
+    ``None`` or empty means none. Raises :class:`ClientError`."""
+    if not uri:
+        return None
+    if len(uri) > 2000 or not uri.isprintable() or " " in uri:
+        raise ClientError("backchannel_logout_uri must be a URL of at most 2000 printable characters")
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+    except ValueError:
+        raise ClientError(f"backchannel_logout_uri is malformed: {uri}") from None
+    if (parts.scheme not in ("http", "https") or not hostname or parts.fragment or "#" in uri
+            or parts.username is not None or parts.password is not None):
+        raise ClientError(f"backchannel_logout_uri must be an absolute http(s) URL without a fragment: {uri}")
+    if parts.scheme == "http" and hostname not in LOOPBACK_HOSTS:
+        raise ClientError(f"backchannel_logout_uri must use https unless it is a loopback address: {uri}")
+    return uri
+
+
 def validate_permission_prefixes(prefixes: list[str]) -> list[str]:
     """Whole-segment prefixes (``orders``, ``orders:items``) of the permissions this
     client's access tokens may carry (docs/roles.md); deduplicated."""
@@ -146,6 +167,8 @@ def create_client(
     introspect_any: bool = False,
     audience: list[str] | None = None,
     permission_prefixes: list[str] | None = None,
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
     actor: str | None = None,
 ) -> NewClient:
     """Validate and store a client; returns the plaintext secret once (None for public).
@@ -170,6 +193,8 @@ def create_client(
         introspect_any=introspect_any,
         audience=validate_audience(list(audience or [])),
         permission_prefixes=validate_permission_prefixes(permission_prefixes or []),
+        backchannel_logout_uri=validate_backchannel_logout_uri(backchannel_logout_uri),
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     db.add(client)
     db.flush()
@@ -216,7 +241,7 @@ def search_clients(db: Session, text: str = "", *, offset: int = 0, limit: int =
 UPDATABLE = frozenset({
     "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scope",
     "token_endpoint_auth_method", "skip_consent", "require_mfa", "introspect_any", "audience",
-    "permission_prefixes",
+    "permission_prefixes", "backchannel_logout_uri", "backchannel_logout_session_required",
 })
 
 
@@ -249,6 +274,8 @@ def update_client(db: Session, box: SecretBox, client_id: str, /, *, actor: str,
         introspect_any=bool(wanted["introspect_any"]),
         audience=validate_audience(list(wanted["audience"] or [])),
         permission_prefixes=validate_permission_prefixes(list(wanted["permission_prefixes"] or [])),
+        backchannel_logout_uri=validate_backchannel_logout_uri(wanted["backchannel_logout_uri"]),
+        backchannel_logout_session_required=bool(wanted["backchannel_logout_session_required"]),
     )
     changed = sorted(name for name, value in metadata.items() if getattr(client, name) != value)
     secret = None

@@ -51,7 +51,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "acr_values_supported": list(v.ACR_VALUES),
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "claims_locales_supported": ["en"],
         "ui_locales_supported": ["en"],
         # no service_documentation: the server serves no documentation page (RFC 8414 §2: OPTIONAL)

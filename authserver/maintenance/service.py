@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from authserver.accounts.models import EmailCode
+from authserver.backchannel import service as backchannel
 from authserver.clients.models import InitialAccessToken
 from authserver.db import transaction, utcnow
 from authserver.device_flow.models import DeviceAuthorization
@@ -33,7 +34,8 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
 
     The kinds, in order: ``authorization_codes``, ``refresh_tokens``,
     ``browser_sessions``, ``devices``, ``email_codes``, ``initial_access_tokens``,
-    ``revoked_tokens``, ``token_cutoffs``, ``device_authorizations``, ``retired_keys``. Rotated refresh
+    ``revoked_tokens``, ``token_cutoffs``, ``device_authorizations``,
+    ``logout_deliveries`` (delivered or given up), ``retired_keys``. Rotated refresh
     tokens stay until their family expires, so a stolen old token presented
     late still reveals the theft (RFC 9700 §4.14.2). Revoked access-token ids
     and cutoffs go once every token they can affect has expired. Runs in
@@ -63,6 +65,7 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
         "token_cutoffs": sa.delete(TokenCutoff).where(TokenCutoff.expires_at < now),
         # a day after expiry: the sid of an approval still finds its client for back-channel logout
         "device_authorizations": sa.delete(DeviceAuthorization).where(DeviceAuthorization.expires_at < grace),
+        "logout_deliveries": backchannel.forgettable(grace),
     }
     counts = {name: db.execute(statement).rowcount or 0  # type: ignore[attr-defined]
               for name, statement in statements.items()}

@@ -1,4 +1,5 @@
-"""Periodic maintenance inside the server: cleanup and staged key rotation.
+"""Periodic maintenance inside the server: cleanup, staged key rotation, and the
+delivery of back-channel logout tokens.
 
 Every worker of every node runs :meth:`MaintenanceWorker.run` in its lifespan
 and wakes every ``MAINTENANCE_INTERVAL`` seconds (with jitter); a pass happens
@@ -7,6 +8,12 @@ only in the one worker that takes the maintenance lock (Postgres
 and finds the last pass, recorded in ``cluster_state``, at least an interval
 old. So across N nodes maintenance runs about once per interval, never twice
 at the same time; ``authserver cleanup`` stays for cron users.
+
+Back-channel logout tokens (:mod:`authserver.backchannel.service`) are delivered by a
+second task of every worker: at once when a transaction of this process queued some
+(it is woken after the commit), and otherwise every ``BACKCHANNEL_LOGOUT_RETRY_DELAY``
+(at most ``MAINTENANCE_INTERVAL``) for retries and rows queued by other nodes. Rows are
+claimed, so any number of workers and nodes share the outbox without sending twice.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
@@ -23,6 +31,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from authserver.audit import service as audit
+from authserver.backchannel import service as backchannel
 from authserver.db import transaction
 from authserver.maintenance import state
 from authserver.maintenance.service import run_cleanup
@@ -75,16 +84,45 @@ class MaintenanceWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._task: asyncio.Task[None] | None = None
+        self._deliveries: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._waker: Callable[[], None] | None = None
 
     def start(self) -> None:
         if self.ctx.settings.maintenance_interval > 0:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._loop())
+
+            def wake() -> None:  # from a request's worker thread, after its commit
+                loop.call_soon_threadsafe(self._wake.set)
+
+            self._waker = wake
+            backchannel.add_waker(wake)
+            self._deliveries = loop.create_task(self._deliver())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._waker is not None:
+            backchannel.remove_waker(self._waker)
+        for task in (self._task, self._deliveries):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _deliver(self) -> None:
+        s = self.ctx.settings
+        period = max(1, min(s.backchannel_logout_retry_delay, s.maintenance_interval))
+        while True:
+            self._wake.clear()  # before the pass: a wake-up during it is not lost
+            try:
+                counts = await anyio.to_thread.run_sync(backchannel.deliver_due, self.ctx)
+            except Exception as exc:  # the database may be away; try again next time
+                log.warning("backchannel_logout_pass_failed", error=type(exc).__name__)
+            else:
+                if any(counts.values()):
+                    log.info("backchannel_logout_pass", **counts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=period)
 
     async def _loop(self) -> None:
         interval = self.ctx.settings.maintenance_interval

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from authserver.settings import Settings
 
 CLOCK_SKEW = 30
+#: a logout token is signed afresh for each delivery attempt, so it can be short-lived
+LOGOUT_TOKEN_TTL = 120
 # jti: unique, not secret (RFC 7519 §4.1.7). A random per-process prefix and a
 # counter avoid a getrandom() system call per token (measured ~2% of a
 # client_credentials request).
@@ -167,6 +169,25 @@ class TokenIssuer:
         claims.update(requested_claims(principal.user, scope, principal.claims, "id_token"))
         return self._sign({"typ": "JWT"}, claims)
 
+    def logout_token(self, client_id: str, *, sub: str | None, sid: str | None, jti: str) -> str:
+        """A Logout Token (OIDC Back-Channel Logout 1.0 §2.4): ``typ`` ``logout+jwt``,
+        ``aud`` the client, the back-channel logout event, ``sub`` and/or ``sid``, a short
+        life, and never a ``nonce``."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + LOGOUT_TOKEN_TTL,
+            "jti": jti,
+            "events": {vocabulary.BACKCHANNEL_LOGOUT_EVENT: {}},
+        }
+        if sub:
+            claims["sub"] = sub
+        if sid:
+            claims["sid"] = sid
+        return self._sign({"typ": vocabulary.LOGOUT_TOKEN_TYPE}, claims)
+
     def new_refresh_token(self) -> str:
         return new_token(32)
 
@@ -196,8 +217,8 @@ class TokenIssuer:
         typ = decoded.header.get("typ")
         if expect_typ and (not isinstance(typ, str) or typ.lower() not in (expect_typ, f"application/{expect_typ}")):
             return None
-        if expect_typ is None and typ == "at+jwt":
-            return None
+        if expect_typ is None and typ in ("at+jwt", vocabulary.LOGOUT_TOKEN_TYPE):
+            return None  # an access or logout token is never an ID token hint
         claims = decoded.claims
         if claims.get("iss") != self.issuer or not isinstance(claims.get("sub"), str):
             return None

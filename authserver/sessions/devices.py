@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User
 from authserver.audit import service as audit
+from authserver.backchannel import service as backchannel
 from authserver.db import utcnow
 from authserver.sessions.models import BrowserSession, Device
 from authserver.tokens import service as tokens
@@ -184,6 +185,8 @@ def end(db: Session, ctx: Context, device: Device, *, reason: str, by: Device | 
             AuthorizationCode.user_id == device.user_id, AuthorizationCode.device_id == device.id,
             AuthorizationCode.family_id.is_(None), AuthorizationCode.access_token_expires_at > now)):
         tokens.revoke_code_issue(db, ctx.revoked, code)
+    backchannel.sessions_ended(db, device.user_id, db.scalars(
+        select(BrowserSession.sid).where(BrowserSession.device_id == device.id)).all())
     ended = db.execute(delete(BrowserSession).where(BrowserSession.device_id == device.id)
                        .execution_options(synchronize_session=False)).rowcount or 0  # type: ignore[attr-defined]
     audit.record(db, "device_signed_out", user_id=device.user_id, ip=ip, reason=reason, device=device.name,

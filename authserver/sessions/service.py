@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import Session
 
+from authserver.backchannel import service as backchannel
 from authserver.db import utcnow
 from authserver.security.crypto import DecryptionError, SecretBox
 from authserver.sessions.models import BrowserSession
@@ -146,15 +147,18 @@ def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession 
 
 
 def end(db: Session, row: BrowserSession) -> None:
+    """Sign the session out; the relying parties that got tokens through it are told by
+    back-channel logout (:mod:`authserver.backchannel.service`)."""
     if not is_anonymous(row):
+        backchannel.session_ended(db, row.user_id, row.sid)
         db.delete(row)
 
 
 def end_all_for_user(db: Session, user_id: str, *, keep: str | None = None) -> int:
-    stmt = delete(BrowserSession).where(BrowserSession.user_id == user_id)
-    if keep:
-        stmt = stmt.where(BrowserSession.id != keep)
-    return db.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+    """Sign the user out of every session but ``keep``, telling relying parties as :func:`end` does."""
+    where = [BrowserSession.user_id == user_id, *([BrowserSession.id != keep] if keep else [])]
+    backchannel.sessions_ended(db, user_id, db.scalars(select(BrowserSession.sid).where(*where)).all())
+    return db.execute(delete(BrowserSession).where(*where)).rowcount or 0  # type: ignore[attr-defined]
 
 
 def for_user(db: Session, user_id: str) -> list[BrowserSession]:

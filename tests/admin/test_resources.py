@@ -211,3 +211,16 @@ def test_secret_rotation_and_deletion_end_the_clients_access_tokens(client, admi
     assert r.status_code in (200, 204), r.text
     seen = client.post("/introspect", data={"token": token}, auth=(resource, rs_secret))
     assert seen.json() == {"active": False}
+
+
+def test_client_backchannel_logout_uri_set_and_refused(client, admin, make_client):
+    cid, _ = make_client()
+    url = f"/admin/api/clients/{cid}"
+    body = client.patch(url, headers=admin, json={"backchannel_logout_uri": "https://rp.example.com/bc",
+                                                  "backchannel_logout_session_required": True}).json()
+    assert body["backchannel_logout_uri"] == "https://rp.example.com/bc"
+    assert body["backchannel_logout_session_required"] is True
+    refused = client.patch(url, headers=admin, json={"backchannel_logout_uri": "http://rp.example.com/bc"})
+    assert refused.status_code == 400 and "must use https" in refused.json()["error_description"]
+    cleared = client.patch(url, headers=admin, json={"backchannel_logout_uri": None}).json()
+    assert cleared["backchannel_logout_uri"] is None

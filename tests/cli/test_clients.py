@@ -154,3 +154,23 @@ def test_clients_show(run, make_client):
     body = json.loads(run("clients", "show", "--json", "--", cid)[1])
     assert body["audience"] == ["https://api.example.com"] and "client_secret" not in body
     assert_error(run("clients", "show", "no-such-client"), "no such client")
+
+
+def test_clients_backchannel_logout_options(run, ctx):
+    status, out, err = run("clients", "create", "--name", "RP", "--redirect-uri", "https://rp.example.com/cb",
+                           "--grant-type", "authorization_code", "--scope", "openid",
+                           "--backchannel-logout-uri", "https://rp.example.com/bc",
+                           "--backchannel-logout-session-required", "--json")
+    assert status == 0, err
+    body = json.loads(out)
+    assert body["backchannel_logout_uri"] == "https://rp.example.com/bc"
+    assert body["backchannel_logout_session_required"] is True
+    cid = body["client_id"]
+    status, out, err = run("clients", "update", "--no-backchannel-logout-session-required", "--json", "--", cid)
+    assert status == 0, err
+    assert json.loads(out)["backchannel_logout_session_required"] is False
+    assert_error(run("clients", "update", "--backchannel-logout-uri", "http://rp.example.com/bc", "--", cid),
+                 "must use https")
+    status, out, err = run("clients", "update", "--backchannel-logout-uri", "", "--json", "--", cid)
+    assert status == 0, err
+    assert "backchannel_logout_uri" not in json.loads(out)

@@ -329,3 +329,19 @@ def test_delete(client, registered, ctx):
         assert db.get(Client, cid) is None
         assert db.scalar(sa.select(sa.func.count()).where(AuditEvent.event == "client_deleted",
                                                           AuditEvent.client_id == cid)) == 1
+
+
+def test_backchannel_logout_metadata(client, initial_token):
+    r = register(client, initial_token, **WEB_APP, backchannel_logout_uri="https://rp.example.com/bc",
+                 backchannel_logout_session_required=True)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["backchannel_logout_uri"] == "https://rp.example.com/bc"
+    assert body["backchannel_logout_session_required"] is True
+    for bad in ("http://rp.example.com/bc", "https://rp.example.com/bc#x", "javascript:alert(1)",
+                "https://user:pw@rp.example.com/bc"):
+        r = register(client, initial_token, **WEB_APP, backchannel_logout_uri=bad)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_client_metadata", bad
+    r = register(client, initial_token, **WEB_APP, backchannel_logout_uri="https://rp.example.com/bc",
+                 backchannel_logout_session_required="yes")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_client_metadata"

@@ -14,6 +14,7 @@ from authserver.admin.api.schema import (
     Schema,
     array,
     boolean,
+    nullable,
     obj,
     page_of,
     ref,
@@ -40,6 +41,8 @@ _FIELDS: dict[str, Schema] = {
     "skip_consent": boolean(),
     "require_mfa": boolean(),
     "introspect_any": boolean(),
+    "backchannel_logout_uri": nullable(text(2000)),
+    "backchannel_logout_session_required": boolean(),
 }
 _SHOWN: dict[str, Schema] = {
     **_FIELDS,
@@ -83,7 +86,10 @@ def client_json(db: Session, client: Client) -> dict[str, Any]:
         "audience": list(client.audience), "permission_prefixes": list(client.permission_prefixes),
         "roles": roles.client_roles(db, client.client_id),
         "skip_consent": client.skip_consent, "require_mfa": client.require_mfa,
-        "introspect_any": client.introspect_any, "created_at": stamp(client.created_at),
+        "introspect_any": client.introspect_any,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "created_at": stamp(client.created_at),
         "updated_at": stamp(client.updated_at), "secret_rotated_at": timestamp(client.secret_rotated_at),
     }
 
