@@ -75,10 +75,18 @@ def user_steps(live: Live, user_code: str, decision: str) -> httpx.Response:
         return follow(browser, r, consent=decision, max_steps=12)
 
 
-def test_cli_signs_in_with_the_device_grant(live):
+def test_cli_signs_in_with_the_device_grant_and_is_told_when_denied(live):
     user = live.make_user()
     cid, _ = live.make_client(token_endpoint_auth_method="none", redirect_uris=[],
                               grant_types=[GRANT, "refresh_token"], scope="openid profile offline_access")
+    proc, user_code = run_script(live, cid, "openid")
+    try:
+        assert "Access denied" in user_steps(live, user_code, "deny").text
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "access_denied" in err
+
     proc, user_code = run_script(live, cid, "openid offline_access")
     try:
         done = user_steps(live, user_code, "allow")
@@ -94,17 +102,3 @@ def test_cli_signs_in_with_the_device_grant(live):
     claims = jwt.decode(tokens["id_token"], keys.get_signing_key_from_jwt(tokens["id_token"]).key,
                         algorithms=["RS256"], audience=cid, issuer=live.url)
     assert claims["sub"] == user.id and claims["sid"]
-
-
-def test_cli_is_told_when_the_user_denies(live):
-    live.make_user()
-    cid, _ = live.make_client(token_endpoint_auth_method="none", redirect_uris=[], grant_types=[GRANT],
-                              scope="openid profile")
-    proc, user_code = run_script(live, cid, "openid")
-    try:
-        done = user_steps(live, user_code, "deny")
-        assert "Access denied" in done.text
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 1 and "access_denied" in err
