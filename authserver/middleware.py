@@ -111,6 +111,8 @@ class RequestContextMiddleware:
                 if cors:
                     raw.append((b"access-control-allow-origin", cors.encode()))
                     raw.append((b"vary", b"Origin"))
+                    # RFC 9449 §7.1, §8: a browser client must be able to read these
+                    raw.append((b"access-control-expose-headers", b"WWW-Authenticate, DPoP-Nonce"))
                 message["headers"] = raw
             await send(message)
 

@@ -41,6 +41,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "code_challenge_methods_supported": list(v.CODE_CHALLENGE_METHODS),
+        "dpop_signing_alg_values_supported": list(v.DPOP_SIGNING_ALGS),  # RFC 9449 §5.1
         "claims_supported": CLAIMS,
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
