@@ -339,15 +339,26 @@ class DPoP:
         kty, curves = KEY_TYPES[alg]
         if jwk["kty"] != kty or (curves is not None and jwk.get("crv") not in curves):
             raise InvalidDPoPProofError(f"The DPoP proof's jwk is not a key for {alg}.")
+        if kty == "RSA" and _modulus_bits(jwk.get("n")) < MIN_RSA_BITS:  # before joserfc warns about it
+            raise InvalidDPoPProofError(f"The DPoP proof's RSA key must have at least {MIN_RSA_BITS} bits.")
         try:
             key = _KEY_CLASSES[kty].import_key(dict(jwk))
         except (JoseError, ValueError, TypeError, KeyError):
             raise InvalidDPoPProofError("The DPoP proof's jwk is not a valid key.") from None
         if key.is_private:  # pragma: no cover - refused above by its members
             raise InvalidDPoPProofError("The DPoP proof's jwk must not contain a private key.")
-        if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
-            raise InvalidDPoPProofError(f"The DPoP proof's RSA key must have at least {MIN_RSA_BITS} bits.")
         return key, key.thumbprint()
+
+
+def _modulus_bits(n: object) -> int:
+    """Bits of an RSA JWK's ``n`` (base64url, RFC 7518 §6.3.1.1); 0 when it is not that."""
+    if not isinstance(n, str) or len(n) > 2000:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
+    except ValueError:
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
 
 
 # -- protected resources (§7) --------------------------------------------------------------

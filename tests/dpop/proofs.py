@@ -14,6 +14,8 @@ import secrets
 import time
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from joserfc import jws
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
@@ -77,6 +79,20 @@ def unsigned(header: dict[str, Any], claims: dict[str, Any], *, mac_key: bytes |
     """A compact JWS joserfc would not make: ``alg: none`` (empty signature) or a MAC."""
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
     signature = b"" if mac_key is None else hmac.new(mac_key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def small_rsa_proof(htu: str, bits: int = 1024) -> str:
+    """An RS256 proof with a key below 2048 bits, signed with ``cryptography`` directly
+    (joserfc warns about such keys, an error under ``-W error``)."""
+    private = rsa.generate_private_key(65537, bits)
+    numbers = private.public_key().public_numbers()
+    jwk = {"kty": "RSA", "n": b64(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+           "e": b64(numbers.e.to_bytes(3, "big"))}
+    header = {"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk}
+    claims = {"jti": secrets.token_urlsafe(8), "htm": "POST", "htu": htu, "iat": int(time.time())}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{b64(signature)}"
 
 
