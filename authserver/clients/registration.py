@@ -257,7 +257,7 @@ def parse_metadata(body: object) -> dict[str, Any]:
         raise _metadata_error("client_name must be printable text (no control, bidi or invisible characters)")
     dpop_bound = body.get("dpop_bound_access_tokens", False)
     if not isinstance(dpop_bound, bool):
-        raise _metadata_error("dpop_bound_access_tokens must be true or false (RFC 9449 §5.2)")
+        raise _metadata_error("dpop_bound_access_tokens must be true or false (RFC 9449, section 5.2)")
     try:
         metadata = clients.validate_metadata(
             client_name=client_name,

@@ -152,6 +152,13 @@ def check_max_age(s: State) -> None:
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
 
 
+def check_dpop_jkt(s: State) -> None:
+    """RFC 9449 §10: ``dpop_jkt`` is the JWK SHA-256 thumbprint the code will be bound to."""
+    raw = s.params.get("dpop_jkt")
+    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", raw):
+        raise InvalidRequestError("'dpop_jkt' must be a JWK SHA-256 thumbprint (RFC 9449, section 10).")
+
+
 def check_claims(s: State) -> None:
     """OIDC Core §5.5: the ``claims`` parameter is a JSON object."""
     raw = s.params.get("claims")
@@ -245,6 +252,7 @@ CHECKS: list[tuple[str, Callable[[State], None]]] = [
     ("request objects are refused", check_request_objects),
     ("prompt is well formed", check_prompt),
     ("max_age is well formed", check_max_age),
+    ("dpop_jkt is well formed", check_dpop_jkt),
     ("claims is well formed", check_claims),
     ("id_token_hint is ours", check_id_token_hint),
     ("the user denied", check_denied),

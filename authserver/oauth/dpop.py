@@ -259,7 +259,8 @@ class DPoP:
 
         ``uri`` is the request's URI as this server is reached (under ``ISSUER``);
         ``access_token`` is given at a protected resource (the ``ath`` check, item 12)."""
-        values: Sequence[str] = headers.getlist("dpop")
+        values: Sequence[str] = (headers.getlist("dpop") if hasattr(headers, "getlist")  # Starlette's Headers
+                                 else [v for k, v in headers.items() if k.lower() == "dpop"])
         if not values:
             return None
         try:

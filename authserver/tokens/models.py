@@ -41,6 +41,8 @@ class AuthorizationCode(Base):
     family_id: Mapped[str | None] = mapped_column(sa.String(36))
     access_token_jti: Mapped[str | None] = mapped_column(sa.String(64))
     access_token_expires_at: Mapped[dt.datetime | None]
+    # RFC 9449 §10: the ``dpop_jkt`` of the authorization request; the exchange must prove that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class RefreshToken(Base):

@@ -59,10 +59,10 @@ def password_grant(live: Live, http: httpx.Client, key: DPoPKey | None,
     return dict(response.json())
 
 
-def get_code(live: Live, http: httpx.Client, client_id: str) -> tuple[str, str]:
+def get_code(live: Live, http: httpx.Client, client_id: str, **extra: str) -> tuple[str, str]:
     """The browser flow for a new user (the server lives for the module: names must differ)."""
     verifier, challenge = flows.pkce()
-    response = flows.follow(http, http.get("/authorize", params=flows.auth_params(client_id, challenge)),
+    response = flows.follow(http, http.get("/authorize", params=flows.auth_params(client_id, challenge, **extra)),
                             username=user(live))
     assert response.status_code in (302, 303), response.text[:300]
     return flows.query(response.headers["location"])["code"], verifier
@@ -145,6 +145,28 @@ def test_public_client_refresh_token_is_bound_to_the_key(live: Live, http: httpx
     assert ok.json()["token_type"] == "DPoP"
     next_refresh = {**refresh, "refresh_token": ok.json()["refresh_token"]}
     refused(token_request(http, next_refresh), "invalid_grant", "bound to a DPoP key")
+
+
+def test_code_bound_with_dpop_jkt(live: Live, http: httpx.Client) -> None:
+    """§10: a code requested with dpop_jkt is exchanged only with a proof of that key."""
+    client_id, _ = live.make_client(token_endpoint_auth_method="none", redirect_uris=[flows.REDIRECT_URI])
+    key = DPoPKey()
+
+    def exchange(proof: str | None) -> httpx.Response:
+        code, verifier = get_code(live, http, client_id, dpop_jkt=key.jkt)
+        return token_request(http, {"grant_type": "authorization_code", "code": code, "client_id": client_id,
+                                    "redirect_uri": flows.REDIRECT_URI, "code_verifier": verifier}, proof=proof)
+
+    refused(exchange(None), "invalid_grant", "dpop_jkt")
+    refused(exchange(DPoPKey().proof("POST", f"{live.url}/token")), "invalid_grant", "dpop_jkt")
+    ok = exchange(key.proof("POST", f"{live.url}/token"))
+    assert ok.status_code == 200, ok.text
+    assert flows.unverified(ok.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+
+    _, challenge = flows.pkce()
+    bad = http.get("/authorize", params=flows.auth_params(client_id, challenge, dpop_jkt="not-a-thumbprint"))
+    assert bad.status_code in (302, 303)
+    assert flows.query(bad.headers["location"])["error"] == "invalid_request"
 
 
 # -- the checks of §4.3, one by one, at the token endpoint ---------------------------------------

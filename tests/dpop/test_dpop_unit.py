@@ -37,3 +37,22 @@ def test_in_process_replay_table_expires_and_is_bounded(monkeypatch: pytest.Monk
     for key in "bcd":
         assert cache.first_use(key, 10) is True
     assert len(cache._seen) == 3  # the oldest went to make room
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {"cors_origins": ("https://spa.example",)}
+
+
+def test_browser_clients_may_send_dpop_and_read_the_nonce_and_challenge(client) -> None:  # type: ignore[no-untyped-def]
+    """RFC 9449 §7.1, §8: a browser client needs ``DPoP`` allowed as a request header and
+    ``DPoP-Nonce`` / ``WWW-Authenticate`` exposed to its code."""
+    preflight = client.options("/token", headers={"origin": "https://spa.example",
+                                                   "access-control-request-method": "POST",
+                                                   "access-control-request-headers": "dpop"})
+    assert "DPoP" in preflight.headers["access-control-allow-headers"]
+    response = client.post("/token", data={"grant_type": "client_credentials"},
+                           headers={"origin": "https://spa.example", "dpop": "not-a-jwt"})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
+    exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
+    assert {"dpop-nonce", "www-authenticate"} <= exposed

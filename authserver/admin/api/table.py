@@ -256,7 +256,8 @@ def openapi(operations: Sequence[Operation], components: Mapping[str, Schema], *
             "version": version,
             "description": (
                 "Administration of this authorization server. Every operation needs an access token "
-                "of this server (`Authorization: Bearer`) with the scope `authserver:admin`, e.g. "
+                "of this server (`Authorization: Bearer`, or `Authorization: DPoP` with a `DPoP` proof "
+                "for a DPoP-bound token, RFC 9449 §7.1) with the scope `authserver:admin`, e.g. "
                 "from the `client_credentials` grant at `/token`; the roles of the user or client "
                 "decide which operations it may call (`x-permission`)."),
         },
