@@ -285,3 +285,34 @@ def test_an_ip_address_issuer_has_no_passkeys(app, settings_overrides):
         token = form_value(page.text, "csrf_token")
         r = c.post("/passkeys/login/options", data={"csrf_token": token})
         assert r.status_code == 404 and json.loads(r.text)["error"]
+
+
+def test_a_disabled_user_cannot_sign_in_with_a_passkey(client, ctx, make_user):
+    from authserver.accounts import service as accounts
+
+    device = Authenticator(ISSUER)
+    user = _user_with_passkey(client, make_user, device)
+    with transaction(ctx.sessions) as db:
+        accounts.get_user(db, user.id).disabled = True
+    r = _ceremony(client, device, "login", "/login")
+    assert r.status_code == 400 and "location" not in r.json()
+    assert client.get("/account").headers["location"] == "/login"
+    assert _events(ctx, "login_failed")[-1].detail["reason"] == "disabled"
+
+
+def test_a_session_with_a_code_is_asked_for_the_passkey_when_phr_is_requested(client, ctx, make_user,
+                                                                               make_client):
+    device = Authenticator(ISSUER)
+    user = _user_with_passkey(client, make_user, device)
+    secret_totp, _ = enrol(ctx, user.id)
+    cid, secret = make_client(skip_consent=True)
+    login(client)
+    r = client.post("/login/mfa", data={"csrf_token": _csrf(client, "/login/mfa"), "code": totp_code(secret_totp)})
+    assert r.headers["location"] == "/account"  # password + code: a complete session
+    verifier, challenge = pkce()
+    r = client.get("/authorize", params=auth_params(cid, challenge, acr_values=PHR))
+    assert r.status_code == 303 and r.headers["location"].startswith("/login/mfa?rid=")
+    rid = query(r.headers["location"])["rid"]
+    done = _ceremony(client, device, "mfa", f"/login/mfa?rid={rid}", rid)
+    claims = _claims(client, cid, secret, _finish(client, done.json()["location"]), verifier)
+    assert claims["amr"] == ["pwd", "otp", "hwk"] and claims["acr"] == PHR
