@@ -64,7 +64,7 @@
       method: "POST", credentials: "same-origin", headers: { "Accept": "application/json" },
       body: new URLSearchParams(fields)
     }).then(function (res) {
-      return res.json().catch(function () { return { error: "Something went wrong. Reload the page and try again." }; });
+      return res.json().catch(function () { return { error: null }; });
     });
   }
 
@@ -77,6 +77,9 @@
     if (box.hasAttribute("data-rid")) fields.rid = box.getAttribute("data-rid");
     var pending = Promise.resolve(), conditional = null;
 
+    // the texts come from the page (data-msg-*), so they are translated with it
+    function text(name, fallback) { return box.getAttribute("data-msg-" + name) || fallback; }
+
     function fail(message) {
       if (errorBox) { errorBox.textContent = message; errorBox.hidden = false; }
       if (button) button.disabled = false;
@@ -84,7 +87,7 @@
 
     function follow(result) {
       if (result.location) { window.location.assign(result.location); return true; }
-      if (result.error) fail(result.error);
+      fail(result.error || text("reload", "Something went wrong. Reload the page and try again."));
       return false;
     }
 
@@ -114,8 +117,8 @@
       }).catch(function (err) {
         if (err && err.name === "AbortError") return;
         fail(err && err.name === "NotAllowedError"
-          ? "The passkey request was cancelled or timed out."
-          : "This passkey could not be used. Try again.");
+          ? text("cancelled", "The passkey request was cancelled or timed out.")
+          : text("failed", "This passkey could not be used. Try again."));
       });
     }
 
