@@ -45,7 +45,8 @@ CORS_PATHS = frozenset({
 def _security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"content-security-policy",
-         b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
+         # script-src and connect-src: the one page script (static/passkeys.js) and its fetch calls
+         b"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; "
          b"frame-ancestors 'none'; base-uri 'none'"),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),

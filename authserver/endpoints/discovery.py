@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authserver.oauth import vocabulary as v
+from authserver.passkeys.service import RelyingParty
 from authserver.settings import Settings
 
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
@@ -48,7 +49,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "prompt_values_supported": list(v.PROMPT_VALUES),
-        "acr_values_supported": list(v.ACR_VALUES),
+        # phishing-resistant (a passkey) only where passkeys work: a domain name as issuer host
+        "acr_values_supported": [*v.ACR_VALUES, *([v.ACR_PHR] if RelyingParty.for_issuer(base) else [])],
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,

@@ -1,8 +1,9 @@
-"""The account page: profile, sessions and devices, consents, MFA, password.
+"""The account page: profile, sessions and devices, consents, MFA, passkeys, password.
 
 Every change is a POST carrying the CSRF token and answered with 303 (so a
 reload never repeats it). A user with MFA must have done the second factor in
-this session (``"otp"`` in ``amr``) before seeing or changing anything.
+this session (``"otp"`` or ``"hwk"`` in ``amr``) before seeing or changing anything.
+Passkeys are registered, renamed and removed in ``interaction/passkeys.py``.
 Results are shown with a fixed message key (``?m=``), never reflected text.
 """
 
@@ -20,6 +21,7 @@ from authserver.clients import service as clients
 from authserver.consents import service as consents
 from authserver.db import utcnow
 from authserver.oauth import authorization
+from authserver.passkeys import service as passkeys
 from authserver.security import totp
 from authserver.security.passwords import WeakPasswordError, normalize
 from authserver.sessions import devices
@@ -38,6 +40,9 @@ MESSAGES = {
     "bad_password": "Your current password is not correct.",
     "mfa_exists": "Two-step verification is already on.",
     "password_mismatch": "The new passwords do not match.",
+    "passkey_added": "Your passkey was added.",
+    "passkey_renamed": "The passkey was renamed.",
+    "passkey_removed": "The passkey was removed.",
 }
 ERRORS = frozenset({"bad_code", "bad_password", "mfa_exists", "password_mismatch"})
 
@@ -69,6 +74,8 @@ def overview(page: Page) -> Result:
         "consents": granted,
         "mfa_enabled": factors.confirmed_factor(db, user.id) is not None,
         "backup_codes_left": factors.unused_backup_codes(db, user.id),
+        "passkeys": passkeys.for_user(db, user.id),
+        "passkeys_available": passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer) is not None,
         "message": MESSAGES.get(key) if key not in ERRORS else None,
         "error": flash or (MESSAGES.get(key) if key in ERRORS else None),
     })

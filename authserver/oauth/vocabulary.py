@@ -72,7 +72,13 @@ DEFAULT_AUTH_METHOD: Final = CLIENT_SECRET_BASIC
 
 ACR_PWD: Final = "urn:authserver:acr:pwd"
 ACR_MFA: Final = "urn:authserver:acr:mfa"
+#: phishing-resistant: the sign-in included a passkey (NIST SP 800-63B §5.2.5, verifier-impersonation
+#: resistance); stronger than ``ACR_MFA`` and satisfies it. Advertised only where passkeys work.
+ACR_PHR: Final = "urn:authserver:acr:phr"
 ACR_VALUES: Final[tuple[str, ...]] = (ACR_PWD, ACR_MFA)
+#: RFC 8176 §2 ``amr`` values that are a second factor: a one-time code, or a passkey
+#: (``hwk``, proof of possession of a hardware-secured key)
+AMR_SECOND_FACTORS: Final = frozenset({"otp", "hwk"})
 
 # -- tokens (RFC 6750 §1, RFC 7009 §2.1, RFC 7662 §2.2) ---------------------------
 

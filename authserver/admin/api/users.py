@@ -171,7 +171,7 @@ OPERATIONS = [
               request=ref("NewPassword"), path_parameters=USER),
     Operation("POST", "/users/{user_id}/unlock", write("users"), "Clear the account lockout", unlock_user, TAG,
               None, 204, path_parameters=USER),
-    Operation("DELETE", "/users/{user_id}/mfa", write("users"), "Remove the second factor and backup codes",
+    Operation("DELETE", "/users/{user_id}/mfa", write("users"), "Remove the second factors (TOTP, backup codes, passkeys)",
               reset_mfa, TAG, ref("User"), path_parameters=USER),
     Operation("GET", "/users/{user_id}/sessions", read("sessions"), "List browser sessions", list_sessions,
               TAG, ref("SessionList"), path_parameters=USER),
