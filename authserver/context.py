@@ -134,7 +134,10 @@ class Context:
     def templates(self) -> Jinja2Templates:
         from starlette.templating import Jinja2Templates
 
+        from authserver import i18n
+
         templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+        i18n.install(templates.env)
         templates.env.globals["issuer"] = self.settings.issuer
         return templates
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from authserver.i18n import N_
 from authserver.oauth.vocabulary import NO_STORE
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class AppError(Exception):
 
     status_code = 500
     error = "server_error"
-    hint = "The server could not handle the request."
+    hint = N_("The server could not handle the request.")
     #: API errors are always JSON; the others are an HTML page when a browser asks for HTML
     json_only = False
 
@@ -57,20 +58,20 @@ class DomainError(AppError):
 
     status_code = 400
     error = "invalid_request"
-    hint = "The request is invalid."
+    hint = N_("The request is invalid.")
 
 
 class BadRequest(AppError):
     status_code = 400
     error = "invalid_request"
-    hint = "The request is malformed."
+    hint = N_("The request is malformed.")
     json_only = True
 
 
 class PayloadTooLarge(AppError):
     status_code = 413
     error = "invalid_request"
-    hint = "The request body is too large."
+    hint = N_("The request body is too large.")
     json_only = True
 
 
@@ -79,7 +80,7 @@ class AccessDenied(AppError):
 
     status_code = 403
     error = "access_denied"
-    hint = "The request was refused."
+    hint = N_("The request was refused.")
     json_only = True
 
     def body(self) -> dict[str, str]:
@@ -89,7 +90,7 @@ class AccessDenied(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     error = "temporarily_unavailable"
-    hint = "Too many requests; try again later."
+    hint = N_("Too many requests; try again later.")
 
     def __init__(self, retry_after: int, hint: str | None = None) -> None:
         super().__init__(hint, **{"Retry-After": str(max(1, retry_after))})
@@ -102,7 +103,7 @@ class ServiceUnavailable(AppError):
 
     status_code = 503
     error = "temporarily_unavailable"
-    hint = "The service is temporarily unavailable; try again shortly."
+    hint = N_("The service is temporarily unavailable; try again shortly.")
 
     def __init__(self) -> None:
         super().__init__(**{"Retry-After": "1"})
@@ -136,7 +137,7 @@ class BearerError(AppError):
 
     status_code = 401
     error = "invalid_token"
-    hint = "The access token is invalid or expired."
+    hint = N_("The access token is invalid or expired.")
     json_only = True
 
     def __init__(self, hint: str | None = None, *, detail: str | None = None) -> None:
@@ -162,7 +163,7 @@ class InsufficientScope(BearerError):
 
     status_code = 403
     error = "insufficient_scope"
-    hint = "The access token lacks the required scope."
+    hint = N_("The access token lacks the required scope.")
 
 
 def wants_html(request: Request) -> bool:
@@ -172,10 +173,13 @@ def wants_html(request: Request) -> bool:
 
 def error_page(request: Request, status: int, error: str, hint: str,
                headers: Mapping[str, str] | None = None) -> Response:
-    """The HTML error page (never a redirect)."""
+    """The HTML error page (never a redirect), in the request's language."""
+    from authserver.web import language
+
     templates: Jinja2Templates = request.app.state.context.templates
+    values = {"error": error, "error_description": hint}
     return templates.TemplateResponse(
-        request, "error.html", {"error": error, "error_description": hint},
+        request, "error.html", {**language.template_values(request, values), **values},
         status_code=status, headers={**NO_STORE, **(headers or {})},
     )
 
@@ -207,13 +211,14 @@ async def handle_oauth_error(request: Request, exc: Exception) -> Response:
     )
 
 
-_HTTP_ERRORS = {404: ("not_found", "There is nothing here."), 405: ("method_not_allowed", "Method not allowed.")}
+_HTTP_ERRORS = {404: ("not_found", N_("There is nothing here.")),
+                405: ("method_not_allowed", N_("Method not allowed."))}
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's routing errors (404, 405) and request parsing errors (400, 413)."""
     assert isinstance(exc, HTTPException)
-    error, hint = _HTTP_ERRORS.get(exc.status_code, ("invalid_request", "The request could not be handled."))
+    error, hint = _HTTP_ERRORS.get(exc.status_code, ("invalid_request", N_("The request could not be handled.")))
     app_error = AppError(hint, **dict(exc.headers or {}))
     app_error.status_code, app_error.error = exc.status_code, error
     return render(app_error, request)

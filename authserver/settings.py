@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authserver.errors import AppError
+from authserver.i18n import LOCALES
 from authserver.oauth.vocabulary import LOOPBACK_HOSTS
 
 PREFIX = "AUTHSERVER_"
@@ -132,6 +133,7 @@ class Settings:
     log_level: str = "info"
     smtp_url: Secret | None = None
     mail_from: str = "authserver@localhost"
+    default_locale: str = "en"
     max_body_bytes: int = 64 * 1024
     signup_enabled: bool = True
     admin_require_mfa: bool = True
@@ -207,6 +209,10 @@ class Settings:
         if self.smtp_url is not None and urlsplit(self.smtp_url.get()).scheme not in ("smtp", "smtps"):
             raise SettingsError(
                 f"AUTHSERVER_SMTP_URL must be an smtp:// or smtps:// URL, got {_scheme(self.smtp_url.get())}"
+            )
+        if self.default_locale not in LOCALES:
+            raise SettingsError(
+                f"AUTHSERVER_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}, got {_shown(self.default_locale)}"
             )
         if self.log_format not in ("json", "console"):
             raise SettingsError(f"AUTHSERVER_LOG_FORMAT must be json or console, got {_shown(self.log_format)}")

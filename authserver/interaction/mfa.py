@@ -16,13 +16,14 @@ from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.audit import service as audit
+from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.web.pages import ErrorPage, Page, Redirect, Render, Result, form_page, with_rid
 
-FAILED = "That code is not valid. Try again with a new code."
-NO_FACTOR = ErrorPage("This application requires two-step verification, but your account has none yet. "
-                      "Set up an authenticator app on your account page, then sign in to the application "
-                      "again.", "access_denied", 403)
+FAILED = N_("That code is not valid. Try again with a new code.")
+NO_FACTOR = ErrorPage(N_("This application requires two-step verification, but your account has none yet. "
+                         "Set up an authenticator app on your account page, then sign in to the application "
+                         "again."), "access_denied", 403)
 
 
 def target(page: Page) -> str:
