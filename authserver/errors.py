@@ -166,18 +166,29 @@ class InsufficientScope(BearerError):
     hint = N_("The access token lacks the required scope.")
 
 
+#: routes whose callers are programs: their errors are JSON whatever ``Accept`` says
+API_PATHS = frozenset({"/token", "/userinfo", "/introspect", "/revoke", "/jwks.json", "/health"})
+API_PREFIXES = ("/.well-known/", "/register", "/admin/api/")
+
+
+def is_api_path(path: str) -> bool:
+    return path in API_PATHS or path.startswith(API_PREFIXES) or path == "/admin/api"
+
+
 def wants_html(request: Request) -> bool:
-    """Browsers get HTML; API clients (and anything not asking for HTML) get JSON."""
-    return "text/html" in request.headers.get("accept", "")
+    """Browsers get HTML; API routes, and anything not asking for HTML, get JSON."""
+    return "text/html" in request.headers.get("accept", "") and not is_api_path(request.url.path)
 
 
 def error_page(request: Request, status: int, error: str, hint: str,
                headers: Mapping[str, str] | None = None) -> Response:
-    """The HTML error page (never a redirect), in the request's language."""
+    """The HTML error page (never a redirect), in the request's language: what went wrong,
+    a way back, and the request id as the reference to quote to support."""
     from authserver.web import language
 
     templates: Jinja2Templates = request.app.state.context.templates
-    values = {"error": error, "error_description": hint}
+    values = {"error": error, "error_description": hint, "status": status,
+              "request_id": getattr(request.state, "request_id", None)}
     return templates.TemplateResponse(
         request, "error.html", {**language.template_values(request, values), **values},
         status_code=status, headers={**NO_STORE, **(headers or {})},
@@ -188,7 +199,11 @@ def render(exc: AppError, request: Request | None = None) -> Response:
     """The response for ``exc``: the HTML page when ``request`` is a browser asking for
     HTML and the error allows it, else JSON. Middleware passes no request (JSON only)."""
     if request is not None and not exc.json_only and wants_html(request):
-        return error_page(request, exc.status_code, exc.error, exc.hint, exc.headers)
+        try:
+            return error_page(request, exc.status_code, exc.error, exc.hint, exc.headers)
+        except Exception:  # the page itself failed (a broken theme template): the plain page
+            log.exception("error_page_failed", exc_type=type(exc).__name__)
+            return HTMLResponse(_PLAIN_ERROR_PAGE, exc.status_code, headers={**NO_STORE, **exc.headers})
     return JSONResponse(exc.body(), exc.status_code, headers={**NO_STORE, **exc.headers})
 
 
@@ -224,9 +239,10 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return render(app_error, request)
 
 
-_SERVER_ERROR_PAGE = (
-    "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
-    "<p>The error was logged. Please try again later.</p>"
+#: the last resort when even the error page cannot be rendered
+_PLAIN_ERROR_PAGE = (
+    '<!doctype html><html lang="en"><title>Error</title><h1>Something went wrong</h1>'
+    "<p>The error was logged. Please try again later.</p></html>"
 )
 
 
@@ -241,9 +257,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         log.warning("database_unavailable", exc_type=type(exc).__name__, path=request.url.path)
         return render(ServiceUnavailable(), request)
     log.exception("unhandled_error", exc_type=type(exc).__name__, path=request.url.path)
-    if wants_html(request):
-        return HTMLResponse(_SERVER_ERROR_PAGE, 500, headers=NO_STORE)
-    return render(AppError())
+    return render(AppError(), request)
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]

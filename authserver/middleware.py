@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import time
+from urllib.parse import urlsplit
 
 import structlog
 from starlette.datastructures import Headers
@@ -43,10 +44,13 @@ CORS_PATHS = frozenset({
 
 
 def _security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    # an https logo (AUTHSERVER_BRAND_LOGO) is the one image from elsewhere
+    logo = settings.brand_logo
+    img_src = "'self' data:" + (f" {urlsplit(logo).scheme}://{urlsplit(logo).netloc}" if "://" in logo else "")
     headers = [
         (b"content-security-policy",
-         b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
-         b"frame-ancestors 'none'; base-uri 'none'"),
+         f"default-src 'none'; style-src 'self'; img-src {img_src}; "
+         "frame-ancestors 'none'; base-uri 'none'".encode()),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),

@@ -42,6 +42,9 @@ MESSAGES = {
     "password_mismatch": N_("The new passwords do not match."),
 }
 ERRORS = frozenset({"bad_code", "bad_password", "mfa_exists", "password_mismatch"})
+#: the field an error is about: marked ``aria-invalid`` and described by the message (WCAG 3.3.1)
+ERROR_FIELDS = {"bad_code": "disable-code", "bad_password": "current_password",
+                "password_mismatch": "confirm_password", "weak_password": "new_password"}
 
 #: every account page: signed in, with the second factor if the account has one
 account_page = form_page(signed_in=True)
@@ -74,6 +77,7 @@ def overview(page: Page) -> Result:
         "backup_codes_left": factors.unused_backup_codes(db, user.id),
         "message": MESSAGES.get(key) if key not in ERRORS else None,
         "error": flash or (MESSAGES.get(key) if key in ERRORS else None),
+        "error_field": ERROR_FIELDS.get("weak_password" if flash else key),
     })
 
 
