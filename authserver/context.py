@@ -156,7 +156,10 @@ class Context:
         templates.env.filters["relative_time"] = branding.relative_time
         templates.env.filters["utc_iso"] = branding.utc_iso
         templates.env.filters["utc_text"] = branding.utc_text
-        i18n.install(templates.env)  # gettext, and relative_time/device_label in the page's language
+        from authserver.web import language
+
+        i18n.install(templates.env)  # gettext, and the filters that word things in the page's language
+        language.install_filters(templates.env)
         return templates
 
     @cached_property

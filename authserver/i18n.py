@@ -79,6 +79,20 @@ class Text(str):
         return translated % self.params if self.params else translated
 
 
+def dump(value: str) -> object:
+    """``value`` as JSON data that keeps a :class:`Text`'s message (a flash message in the session)."""
+    if isinstance(value, Text):
+        return {"msgid": value.msgid, "params": dict(value.params)}
+    return str(value)
+
+
+def load(data: object) -> str | None:
+    """The text :func:`dump` kept, or ``None``."""
+    if isinstance(data, dict) and isinstance(data.get("msgid"), str) and isinstance(data.get("params"), dict):
+        return Text(data["msgid"], **data["params"])
+    return data if isinstance(data, str) else None
+
+
 # --- catalogues ---------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from authserver.audit import service as audit
 from authserver.clients import service as clients
 from authserver.consents import service as consents
 from authserver.db import utcnow
+from authserver import i18n
 from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.security import totp
@@ -56,7 +57,7 @@ def overview(page: Page) -> Result:
     key = page.request.query_params.get("m", "")
     session.last_seen_at = utcnow()
     accounts.remember_locale(user, page.locale)  # the language of this user's mails
-    flash = (session.data or {}).get("flash_error")
+    flash = i18n.load((session.data or {}).get("flash_error"))
     if flash:
         sessions.set_data(session, "flash_error", None)
     granted = []
@@ -173,7 +174,8 @@ def change_password(page: Page) -> Result:
     try:
         accounts.set_password(page.db, ctx, user, new, ip=ip, keep_session=page.session.id)
     except WeakPasswordError as exc:
-        sessions.set_data(page.session, "flash_error", str(exc))  # the policy's own words, no user input
+        # the policy's own words (no user input), kept translatable
+        sessions.set_data(page.session, "flash_error", i18n.dump(exc.hint))
         return Redirect("/account#password")
     return _done("password_changed", "#password")
 

@@ -76,6 +76,25 @@ def device_name(user_agent: str | None) -> Text:
     return Text(N_("an unknown browser"))
 
 
+def stored_name(name: str | None) -> Text | str:
+    """A stored device name (English, from :func:`device_name`) as a :class:`Text` again,
+    so a page can say it in its language; an application's name stays as it is."""
+    if not name:
+        return Text(N_("an unknown browser"))
+    browsers = {label for _token, label in _BROWSERS}
+    systems = {label for _token, label in _SYSTEMS}
+    browser, on, system = name.partition(" on ")
+    if on and browser in browsers and system in systems:
+        return Text(N_("%(browser)s on %(system)s"), browser=browser, system=system)
+    if name.endswith(" browser") and name[:-8] in browsers:
+        return Text(N_("%(browser)s browser"), browser=name[:-8])
+    if name.startswith("a browser on ") and name[13:] in systems:
+        return Text(N_("a browser on %(system)s"), system=name[13:])
+    if name == "an unknown browser":
+        return Text(N_("an unknown browser"))
+    return name
+
+
 def had_other_devices(db: Session, user_id: str, device_id: str) -> bool:
     """Whether the user ever completed a sign-in on another device (ended ones count)."""
     return db.scalar(select(Device.id).where(Device.user_id == user_id, Device.id != device_id).limit(1)) is not None

@@ -1,4 +1,5 @@
-"""A request's language (:mod:`authserver.i18n` has the rule) and what templates need for it."""
+"""A request's language (:mod:`authserver.i18n` has the rule) and what templates need for it:
+the values of each render and the filters that word things in the page's language."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import datetime as dt
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.requests import Request
 
 from authserver import i18n
+from authserver.sessions import devices
 
 
 def locale_of(request: Request) -> str:
@@ -47,3 +53,36 @@ def here(request: Request, values: Mapping[str, object]) -> str:
 def template_values(request: Request, values: Mapping[str, object]) -> dict[str, Any]:
     """The gettext callables and language of this request, and the switcher's return path."""
     return {**i18n.template_values(locale_of(request)), "language_next": here(request, values)}
+
+
+def _locale(context: Context) -> str:
+    value = context.get("locale")
+    return value if isinstance(value, str) and value in i18n.LOCALES else i18n.DEFAULT
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@pass_context
+def device_label(context: Context, user_agent: str | None) -> str:
+    """The browser of a ``User-Agent`` as a heading, "Firefox on Linux", "Firefox sous Linux"."""
+    return _capitalised(i18n.translate(devices.device_name(user_agent), _locale(context)))
+
+
+@pass_context
+def stored_device(context: Context, name: str | None) -> str:
+    """A device's stored name in the page's language (an application's name as it is)."""
+    return i18n.translate(devices.stored_name(name), _locale(context))
+
+
+@pass_context
+def relative_time(context: Context, when: dt.datetime | None) -> str:
+    """"3 hours ago", "il y a 3 heures", "vor 3 Stunden" (Babel)."""
+    return i18n.ago(when, _locale(context))
+
+
+def install_filters(environment: object) -> None:
+    """The page filters that depend on the language (over :mod:`authserver.branding`'s English ones)."""
+    filters = environment.filters  # type: ignore[attr-defined]
+    filters.update(device_label=device_label, stored_device=stored_device, relative_time=relative_time)
