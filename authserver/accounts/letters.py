@@ -58,9 +58,15 @@ def _environment() -> Environment:
 
 
 def brand(settings: Settings) -> dict[str, str]:
-    """What a letter shows of the brand (the same settings as the pages')."""
-    return {"name": getattr(settings, "brand_name", None) or "authserver",
-            "colour": getattr(settings, "brand_color", None) or "#0b5cad"}
+    """What a letter shows of the brand: the pages' name, colour, logo and support link
+    (:mod:`authserver.branding`), with the logo and support page as absolute URLs."""
+    from authserver import branding
+
+    found = branding.from_settings(settings)
+    logo = found.logo_url
+    return {"name": found.name, "colour": found.primary,
+            "logo": settings.issuer + logo if logo.startswith("/") else logo,
+            "support": found.support_href}
 
 
 def compose(settings: Settings, to: str, locale: str, subject: str, paragraphs: list[object], *,

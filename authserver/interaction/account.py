@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from authserver import i18n
 from authserver.accounts import letters
 from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
@@ -20,7 +21,6 @@ from authserver.audit import service as audit
 from authserver.clients import service as clients
 from authserver.consents import service as consents
 from authserver.db import utcnow
-from authserver import i18n
 from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.security import totp

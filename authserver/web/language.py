@@ -3,11 +3,10 @@ the values of each render and the filters that word things in the page's languag
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
-
-import datetime as dt
 
 from jinja2 import pass_context
 from jinja2.runtime import Context

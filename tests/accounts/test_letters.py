@@ -66,7 +66,8 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 def settings_overrides(inbox: tuple[Inbox, int]) -> dict[str, Any]:
-    return {"smtp_url": Secret(f"smtp://127.0.0.1:{inbox[1]}"), "mail_from": "Example ID <id@example.com>"}
+    return {"smtp_url": Secret(f"smtp://127.0.0.1:{inbox[1]}"), "mail_from": "Example ID <id@example.com>",
+            "brand_name": "Example ID", "brand_primary_color": "#6b21a8", "support_url": "https://help.example.com/"}
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -83,6 +84,9 @@ def one(inbox: Inbox, to: str) -> tuple[str, str, str]:
     assert message["To"] == to and message["From"] == "Example ID <id@example.com>"
     text, html = parts(message)
     assert html.lstrip().startswith("<!doctype html>") and "<html lang=" in html
+    # in the brand: its name in both parts, its colour and support link in the HTML
+    assert text.startswith("Example ID\r\n") and "https://help.example.com/" in text
+    assert "#6b21a8" in html and ">Example ID</td>" in html and 'href="https://help.example.com/"' in html
     return str(message["Subject"]), text, html
 
 
@@ -104,7 +108,7 @@ def test_signup_code_in_the_language_of_the_page(client, inbox):
     code = re.search(r"\b(\d{8})\b", text).group(1)
     assert subject == "Votre code de vérification"
     assert "Votre code de vérification est" in text and "Il expire dans 15 minutes." in text
-    assert code in html and "Votre code de vérification est" in html and "#0b5cad" in html
+    assert code in html and "Votre code de vérification est" in html
     assert "Your verification code" not in text + html
     # the account keeps the language of its sign-up
     page = client.get("/signup/verify")
