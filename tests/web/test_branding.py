@@ -72,6 +72,18 @@ def test_contrast_ratio_matches_wcag():
         parse_colour("red")
 
 
+def test_brand_for_mail_has_an_absolute_logo(tmp_path):
+    from authserver.branding import from_settings
+    from tests.conftest import make_settings
+
+    (tmp_path / "static").mkdir()
+    brand = from_settings(make_settings(theme_dir=tmp_path, brand_logo="logo.png", brand_name="Acme",
+                                        support_email="help@acme.example"))
+    values = brand.for_mail("https://id.acme.example")
+    assert values["brand_logo_url"] == "https://id.acme.example/static/logo.png"
+    assert values["brand_name"] == "Acme" and values["support_href"] == "mailto:help@acme.example"
+
+
 # -- the brand on the pages ------------------------------------------------------------------
 
 
