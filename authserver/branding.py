@@ -85,6 +85,14 @@ class Brand:
     css_url: str
     css: str
 
+    def for_mail(self, issuer: str) -> dict[str, str]:
+        """The brand as mail template variables: like ``brand`` on pages, with the logo as an
+        absolute URL (a mail has no page origin to resolve ``/static/...`` against)."""
+        logo = self.logo_url if not self.logo_url.startswith("/") else issuer + self.logo_url
+        return {"brand_name": self.name, "brand_logo_url": logo, "brand_primary": self.primary,
+                "brand_accent": self.accent, "support_href": self.support_href,
+                "support_email": self.support_email, "support_url": self.support_url}
+
     @property
     def logo_origin(self) -> str | None:
         """The origin of an https logo, which the Content-Security-Policy must allow."""

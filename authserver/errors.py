@@ -10,6 +10,13 @@ and the pure ASGI middleware (request limits, the deny list, the last-resort
 500) all render through :func:`render`, so every refusal has the same shape:
 ``{"error", "error_description"}`` JSON with ``Cache-Control: no-store`` (RFC
 6749 §5.2, RFC 6750 §3), or the HTML error page for a browser.
+
+Content negotiation: a request that accepts ``text/html`` on a page route gets the
+HTML page (``error.html``: what went wrong, a way back, the request id as the
+reference to quote to support), for every failure including the 500 and the 503
+of a database that is down; API and protocol routes (:data:`API_PATHS`,
+:data:`API_PREFIXES`) always get JSON. When the page itself cannot be rendered
+(a broken theme template) a plain built-in page is sent instead.
 """
 
 from __future__ import annotations
@@ -65,14 +72,12 @@ class BadRequest(AppError):
     status_code = 400
     error = "invalid_request"
     hint = N_("The request is malformed.")
-    json_only = True
 
 
 class PayloadTooLarge(AppError):
     status_code = 413
     error = "invalid_request"
     hint = N_("The request body is too large.")
-    json_only = True
 
 
 class AccessDenied(AppError):
@@ -197,7 +202,8 @@ def error_page(request: Request, status: int, error: str, hint: str,
 
 def render(exc: AppError, request: Request | None = None) -> Response:
     """The response for ``exc``: the HTML page when ``request`` is a browser asking for
-    HTML and the error allows it, else JSON. Middleware passes no request (JSON only)."""
+    HTML on a page route (not an API route, :func:`is_api_path`) and the error allows it,
+    else JSON. Without a request: JSON."""
     if request is not None and not exc.json_only and wants_html(request):
         try:
             return error_page(request, exc.status_code, exc.error, exc.hint, exc.headers)

@@ -122,7 +122,7 @@ class RequestContextMiddleware:
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 refusal = errors.PayloadTooLarge() if length.isdigit() else errors.BadRequest()
-                await errors.render(refusal)(scope, receive, send_wrapper)
+                await errors.render(refusal, Request(scope))(scope, receive, send_wrapper)
             elif cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
                 await _preflight(send, cors, request_id)
                 status_holder[0] = 204
@@ -130,7 +130,7 @@ class RequestContextMiddleware:
                 await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
             if not response_started[0]:
-                await errors.render(errors.PayloadTooLarge())(scope, receive, send_wrapper)
+                await errors.render(errors.PayloadTooLarge(), Request(scope))(scope, receive, send_wrapper)
             status_holder[0] = 413
         except Exception as exc:
             if not response_started[0]:

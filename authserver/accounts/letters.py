@@ -59,14 +59,12 @@ def _environment() -> Environment:
 
 def brand(settings: Settings) -> dict[str, str]:
     """What a letter shows of the brand: the pages' name, colour, logo and support link
-    (:mod:`authserver.branding`), with the logo and support page as absolute URLs."""
+    (:meth:`authserver.branding.Brand.for_mail`: the logo as an absolute URL)."""
     from authserver import branding
 
-    found = branding.from_settings(settings)
-    logo = found.logo_url
-    return {"name": found.name, "colour": found.primary,
-            "logo": settings.issuer + logo if logo.startswith("/") else logo,
-            "support": found.support_href}
+    found = branding.from_settings(settings).for_mail(settings.issuer)
+    return {"name": found["brand_name"], "colour": found["brand_primary"], "logo": found["brand_logo_url"],
+            "support": found["support_href"]}
 
 
 def compose(settings: Settings, to: str, locale: str, subject: str, paragraphs: list[object], *,
