@@ -12,12 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authserver.i18n import LOCALES
 from authserver.oauth import vocabulary as v
 from authserver.passkeys.service import RelyingParty
 from authserver.settings import Settings
 
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
-          "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified", "roles"]
+          "at_hash", "name", "preferred_username", "locale", "updated_at", "email", "email_verified", "roles"]
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
@@ -54,8 +55,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
+        # no claim has language variants (name#fr): claims_locales changes nothing (docs/i18n.md)
         "claims_locales_supported": ["en"],
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": list(LOCALES),
         # no service_documentation: the server serves no documentation page (RFC 8414 §2: OPTIONAL)
     }
 

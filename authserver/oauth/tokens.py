@@ -62,6 +62,8 @@ def user_claims(user: Any, scope: str) -> dict[str, Any]:
         claims["preferred_username"] = user.username
         if user.name:
             claims["name"] = user.name
+        if getattr(user, "locale", None):
+            claims["locale"] = user.locale  # the language the user last used here (OIDC Core §5.1)
         claims["updated_at"] = int(user.updated_at.timestamp())
     if "email" in scopes:
         claims["email"] = user.email

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
+
+def N_(message: str) -> str:
+    """The consent page translates these (docs/i18n.md); here they stay English."""
+    return message
+
 # -- scopes (RFC 6749 §3.3, OIDC Core §5.4, §11) --------------------------------
 
 OPENID: Final = "openid"
@@ -20,11 +25,11 @@ ADMIN_SCOPE: Final = "authserver:admin"
 
 #: scope → what the consent page tells the user it allows
 SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
-    OPENID: "Sign you in with your account",
-    "profile": "See your name and username",
-    "email": "See your e-mail address",
-    OFFLINE_ACCESS: "Stay signed in to your account when you are not using it",
-    ROLES: "See your roles and the permissions they give you",
+    OPENID: N_("Sign you in with your account"),
+    "profile": N_("See your name and username"),
+    "email": N_("See your e-mail address"),
+    OFFLINE_ACCESS: N_("Stay signed in to your account when you are not using it"),
+    ROLES: N_("See your roles and the permissions they give you"),
 }
 SCOPES: Final[tuple[str, ...]] = tuple(SCOPE_DESCRIPTIONS)
 #: scopes a dynamically registered client may ask for (RFC 7591 §2): all of them
@@ -36,7 +41,7 @@ DEFAULT_SCOPE: Final = "openid profile email"
 #: API scopes of this server itself: an administrator registers clients with them
 #: (``clients create --scope``); never self-registered, never advertised in discovery
 API_SCOPE_DESCRIPTIONS: Final[dict[str, str]] = {
-    ADMIN_SCOPE: "Administer this server with the permissions of your roles",
+    ADMIN_SCOPE: N_("Administer this server with the permissions of your roles"),
 }
 
 # -- grant types (RFC 6749 §4, §6) -------------------------------------------------
