@@ -176,6 +176,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
             sid=principal.sid,
             device_id=principal.device_id,
             expires_at=utcnow() + dt.timedelta(seconds=self.server.ctx.settings.authorization_code_ttl),
+            dpop_jkt=payload.get("dpop_jkt"),  # RFC 9449 §10 (checked by authorization.check_dpop_jkt)
         ))
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCodeAdapter | None:
@@ -197,6 +198,10 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCodeAdapter) -> Principal | None:
         row = authorization_code.row
+        proof = self.request.dpop
+        if row.dpop_jkt is not None and (proof is None or not hmac.compare_digest(proof.jkt, row.dpop_jkt)):
+            # RFC 9449 §10: the code was bound to a key with dpop_jkt; the exchange must prove it
+            raise InvalidGrantError("The code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it.")
         db = current_db.get()
         user = accounts.get_user(db, row.user_id, with_roles=False)
         if user is None or user.disabled:
