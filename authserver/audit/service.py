@@ -30,6 +30,7 @@ EVENTS = frozenset({
     "role_created", "role_updated", "role_deleted", "role_permission_granted", "role_permission_revoked",
     "client_roles_changed", "user_updated",
     "device_approved", "device_denied", "backchannel_logout_failed",
+    "passkey_added", "passkey_renamed", "passkey_removed", "passkey_failed", "passkey_clone_suspected",
 })
 
 

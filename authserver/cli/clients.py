@@ -43,6 +43,8 @@ def add_commands(sub: common.SubParsers) -> None:
                    help="OIDC Back-Channel Logout: where logout tokens are posted")
     p.add_argument("--backchannel-logout-session-required", action="store_true",
                    help="logout tokens must carry the session's sid")
+    p.add_argument("--dpop-bound-access-tokens", action="store_true",
+                   help="refuse token requests without a DPoP proof (RFC 9449 §5.2)")
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
@@ -65,6 +67,8 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
     p.add_argument("--backchannel-logout-uri", metavar="URI", help="empty removes it")
     p.add_argument("--backchannel-logout-session-required", **flag)  # type: ignore[arg-type]
+    p.add_argument("--dpop-bound-access-tokens", help="refuse token requests without a DPoP proof (RFC 9449 §5.2)",
+                   **flag)  # type: ignore[arg-type]
     p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
@@ -121,6 +125,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             permission_prefixes=args.permission_prefix,
             backchannel_logout_uri=args.backchannel_logout_uri,
             backchannel_logout_session_required=args.backchannel_logout_session_required,
+            dpop_bound_access_tokens=args.dpop_bound_access_tokens,
             actor=common.ACTOR,
         )
         client = new.client
@@ -164,6 +169,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
+            "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
             "roles": roles.client_roles(db, client.client_id),
             "permission_prefixes": list(client.permission_prefixes),
             "created_at": common.timestamp(client.created_at),
@@ -193,6 +199,7 @@ UPDATE_OPTIONS = {
     "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
     "backchannel_logout_uri": "backchannel_logout_uri",
     "backchannel_logout_session_required": "backchannel_logout_session_required",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens",
 }
 
 

@@ -169,6 +169,7 @@ def create_client(
     permission_prefixes: list[str] | None = None,
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
+    dpop_bound_access_tokens: bool = False,
     actor: str | None = None,
 ) -> NewClient:
     """Validate and store a client; returns the plaintext secret once (None for public).
@@ -195,6 +196,7 @@ def create_client(
         permission_prefixes=validate_permission_prefixes(permission_prefixes or []),
         backchannel_logout_uri=validate_backchannel_logout_uri(backchannel_logout_uri),
         backchannel_logout_session_required=backchannel_logout_session_required,
+        dpop_bound_access_tokens=bool(dpop_bound_access_tokens),
     )
     db.add(client)
     db.flush()
@@ -241,7 +243,8 @@ def search_clients(db: Session, text: str = "", *, offset: int = 0, limit: int =
 UPDATABLE = frozenset({
     "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scope",
     "token_endpoint_auth_method", "skip_consent", "require_mfa", "introspect_any", "audience",
-    "permission_prefixes", "backchannel_logout_uri", "backchannel_logout_session_required",
+    "permission_prefixes", "dpop_bound_access_tokens", "backchannel_logout_uri",
+    "backchannel_logout_session_required",
 })
 
 
@@ -276,6 +279,7 @@ def update_client(db: Session, box: SecretBox, client_id: str, /, *, actor: str,
         permission_prefixes=validate_permission_prefixes(list(wanted["permission_prefixes"] or [])),
         backchannel_logout_uri=validate_backchannel_logout_uri(wanted["backchannel_logout_uri"]),
         backchannel_logout_session_required=bool(wanted["backchannel_logout_session_required"]),
+        dpop_bound_access_tokens=bool(wanted["dpop_bound_access_tokens"]),
     )
     changed = sorted(name for name, value in metadata.items() if getattr(client, name) != value)
     secret = None

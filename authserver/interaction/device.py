@@ -13,15 +13,17 @@ consent pages come back there through ``/authorize/resume``.
 from __future__ import annotations
 
 from authserver.device_flow import service as device_flow
+from authserver.i18n import N_, Text
 from authserver.oauth import device
 from authserver.web.guards import user_code_budget, user_code_failed
 from authserver.web.pages import Page, Redirect, Render, Result, form_page, with_rid
 
-WRONG_CODE = "That code is not valid or has expired. Check the code on your device and try again."
+WRONG_CODE = N_("That code is not valid or has expired. Check the code on your device and try again.")
 DONE = {
-    "approved": ("Device connected", "{name} is now signed in on your device. You can close this window."),
-    "denied": ("Access denied", "{name} was not allowed. Your device will stop waiting. You can close this window."),
-    "expired": ("Code expired", "This code has expired or was already used. Start again on your device."),
+    "approved": (N_("Device connected"), N_("%(name)s is now signed in on your device. You can close this window.")),
+    "denied": (N_("Access denied"),
+               N_("%(name)s was not allowed. Your device will stop waiting. You can close this window.")),
+    "expired": (N_("Code expired"), N_("This code has expired or was already used. Start again on your device.")),
 }
 
 
@@ -56,5 +58,5 @@ def device_continue(page: Page) -> Result:
     if step.location is not None:
         return Redirect(step.location)
     title, text = DONE[step.done or "expired"]
-    return Render("message.html", {"title": title, "message": text.format(name=step.client_name or "The application")},
-                  200 if step.done != "expired" else 400)
+    message = text if step.done in (None, "expired") else Text(text, name=step.client_name or "")
+    return Render("message.html", {"title": title, "message": message}, 200 if step.done != "expired" else 400)

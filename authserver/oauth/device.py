@@ -133,7 +133,7 @@ def resume(ctx: Context, session: BrowserSession | None, rid: str, ip: str | Non
         return Step(done="denied", client_name=name)
     if user is None or user.disabled:
         return Step(location=f"/login?rid={rid}")
-    if "otp" not in (session.amr or []) and authorization.mfa_required(db, user.id, client, ""):
+    if authorization.second_factor_missing(db, list(session.amr or []), user.id, client, ""):
         return Step(location=f"/login/mfa?rid={rid}")
     if not item.get("consented"):
         return Step(location=f"/consent?rid={rid}")

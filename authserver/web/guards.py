@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.errors import TooManyRequests
+from authserver.i18n import N_
 
 
 def rate_limit(ctx: Any, bucket: str, ip: str) -> None:
@@ -34,7 +35,7 @@ def user_code_budget(ctx: Any, ip: str) -> None:
         return
     limit = ctx.settings.rate_limit_user_code_failures
     if ctx.counters.failures(_user_code_key(ctx, ip), limit.window) >= limit.limit:
-        raise TooManyRequests(limit.window, "Too many wrong codes from this address. Try again later.")
+        raise TooManyRequests(limit.window, N_("Too many wrong codes from this address. Try again later."))
 
 
 def user_code_failed(ctx: Any, ip: str) -> None:

@@ -43,6 +43,7 @@ _FIELDS: dict[str, Schema] = {
     "introspect_any": boolean(),
     "backchannel_logout_uri": nullable(text(2000)),
     "backchannel_logout_session_required": boolean(),
+    "dpop_bound_access_tokens": boolean(description="every token request needs a DPoP proof (RFC 9449 §5.2)"),
 }
 _SHOWN: dict[str, Schema] = {
     **_FIELDS,
@@ -87,6 +88,7 @@ def client_json(db: Session, client: Client) -> dict[str, Any]:
         "roles": roles.client_roles(db, client.client_id),
         "skip_consent": client.skip_consent, "require_mfa": client.require_mfa,
         "introspect_any": client.introspect_any,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "created_at": stamp(client.created_at),
