@@ -12,12 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authserver.i18n import LOCALES
 from authserver.oauth import vocabulary as v
 from authserver.passkeys.service import RelyingParty
 from authserver.settings import Settings
 
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
-          "at_hash", "name", "preferred_username", "updated_at", "email", "email_verified", "roles"]
+          "at_hash", "name", "preferred_username", "locale", "updated_at", "email", "email_verified", "roles"]
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "code_challenge_methods_supported": list(v.CODE_CHALLENGE_METHODS),
+        "dpop_signing_alg_values_supported": list(v.DPOP_SIGNING_ALGS),  # RFC 9449 §5.1
         "claims_supported": CLAIMS,
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
@@ -53,8 +55,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,
+        # no claim has language variants (name#fr): claims_locales changes nothing (docs/i18n.md)
         "claims_locales_supported": ["en"],
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": list(LOCALES),
         # no service_documentation: the server serves no documentation page (RFC 8414 §2: OPTIONAL)
     }
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.clients import service as clients
+from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.passkeys import service as passkeys
 from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
 
-FAILED = "Invalid username or password."
+FAILED = N_("Invalid username or password.")
 
 
 def _form(page: Page, error: str | None = None, login: str | None = None) -> Result:

@@ -21,18 +21,19 @@ from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.audit import service as audit
+from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.oauth.vocabulary import AMR_SECOND_FACTORS
 from authserver.passkeys import service as passkeys
 from authserver.web.pages import ErrorPage, Page, Redirect, Render, Result, form_page, with_rid
 
-FAILED = "That code is not valid. Try again with a new code."
-PASSKEY_ONLY = "This application asks you to confirm with a passkey."
-NO_FACTOR = ErrorPage("This application requires two-step verification, but your account has none yet. "
-                      "Set up an authenticator app on your account page, then sign in to the application "
-                      "again.", "access_denied", 403)
-NO_PASSKEY = ErrorPage("This application requires a passkey, but your account has none yet. "
-                       "Add a passkey on your account page, then sign in to the application again.",
+FAILED = N_("That code is not valid. Try again with a new code.")
+PASSKEY_ONLY = N_("This application asks you to confirm with a passkey.")
+NO_FACTOR = ErrorPage(N_("This application requires two-step verification, but your account has none yet. "
+                         "Set up an authenticator app on your account page, then sign in to the application "
+                         "again."), "access_denied", 403)
+NO_PASSKEY = ErrorPage(N_("This application requires a passkey, but your account has none yet. "
+                          "Add a passkey on your account page, then sign in to the application again."),
                        "access_denied", 403)
 
 

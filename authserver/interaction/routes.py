@@ -1,10 +1,11 @@
-"""Routes of the browser pages: login, MFA, passkeys, consent, account, sign-up, password reset."""
+"""Routes of the browser pages: login, MFA, passkeys, consent, account, sign-up, password reset, the language
+switcher."""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from authserver.interaction import account, consent, login, mfa, passkeys, reset, signup
+from authserver.interaction import account, consent, language, login, mfa, passkeys, reset, signup
 
 routes = [
     Route("/login", login.login_form, methods=["GET"]),
@@ -41,4 +42,5 @@ routes = [
     Route("/password/reset/confirm", reset.confirm_form, methods=["GET"]),
     Route("/password/reset/confirm", reset.confirm_submit, methods=["POST"]),
     Route("/password/reset/done", reset.done_page, methods=["GET"]),
+    Route("/language", language.switch, methods=["POST"]),
 ]

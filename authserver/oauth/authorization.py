@@ -38,6 +38,7 @@ from authserver.accounts.models import User
 from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
+from authserver.i18n import N_
 from authserver.oauth.bridge import FrozenRequest, current_db
 from authserver.oauth.errors import (
     AccessDeniedError,
@@ -66,8 +67,8 @@ if TYPE_CHECKING:
 
 PENDING_TTL = 1800
 MAX_PENDING = 10
-SIGN_IN_EXPIRED = "This sign-in request has expired. Start again from the application."
-REQUEST_TOO_LARGE = "This sign-in request is too large to keep. Start again from the application."
+SIGN_IN_EXPIRED = N_("This sign-in request has expired. Start again from the application.")
+REQUEST_TOO_LARGE = N_("This sign-in request is too large to keep. Start again from the application.")
 
 
 @dataclass
@@ -152,6 +153,13 @@ def check_max_age(s: State) -> None:
     raw = s.params.get("max_age")
     if raw is not None and not re.fullmatch(r"[0-9]{1,10}", raw):
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
+
+
+def check_dpop_jkt(s: State) -> None:
+    """RFC 9449 §10: ``dpop_jkt`` is the JWK SHA-256 thumbprint the code will be bound to."""
+    raw = s.params.get("dpop_jkt")
+    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", raw):
+        raise InvalidRequestError("'dpop_jkt' must be a JWK SHA-256 thumbprint (RFC 9449, section 10).")
 
 
 def check_claims(s: State) -> None:
@@ -263,6 +271,7 @@ CHECKS: list[tuple[str, Callable[[State], None]]] = [
     ("request objects are refused", check_request_objects),
     ("prompt is well formed", check_prompt),
     ("max_age is well formed", check_max_age),
+    ("dpop_jkt is well formed", check_dpop_jkt),
     ("claims is well formed", check_claims),
     ("id_token_hint is ours", check_id_token_hint),
     ("the user denied", check_denied),
@@ -309,7 +318,7 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     except ValueError:
         # Authlib refuses to quote characters outside RFC 6749 §A's set in an error
         return Outcome(error="invalid_request", status=400,
-                       error_description="The request contains characters that are not allowed.")
+                       error_description=N_("The request contains characters that are not allowed."))
     s = State(ctx, request, grant, session, pending, params=request.payload.data)
     try:
         for _name, check in CHECKS:
@@ -351,6 +360,17 @@ def pending_params(session: BrowserSession | None, rid: str | None) -> list[tupl
     # pages only show the pending request; run() decides on Context.clock
     item = _pending(session, rid, time.time())
     return [(p[0], p[1]) for p in item["params"]] if item else None
+
+
+def pending_language(session: BrowserSession | None, rid: str | None) -> tuple[str | None, str | None]:
+    """The pending request's ``ui_locales`` (OIDC Core §3.1.2.1) and the language the user
+    picked with the switcher during it (``lang``), each ``None`` when absent."""
+    item = _pending(session, rid, time.time())
+    if not item:
+        return None, None
+    ui_locales = next((str(p[1]) for p in item["params"] if p[0] == "ui_locales"), None)
+    chosen = item.get("lang")
+    return ui_locales, chosen if isinstance(chosen, str) else None
 
 
 def update_pending(session: BrowserSession, rid: str, **changes: Any) -> None:

@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from authserver.i18n import N_
 from authserver.oauth.vocabulary import AMR_SECOND_FACTORS
 from authserver.roles.permissions import admin_permission, permissions_for
 from authserver.web.pages import Endpoint, ErrorPage, Page, Redirect, Render, Result, form_page
 
-NOT_ADMIN: Final = ErrorPage("This page is for administrators. Your account has no administrator role.",
+NOT_ADMIN: Final = ErrorPage(N_("This page is for administrators. Your account has no administrator role."),
                              "access_denied", 403)
-NOT_ALLOWED: Final = ErrorPage("Your administrator role does not allow this.", "access_denied", 403)
+NOT_ALLOWED: Final = ErrorPage(N_("Your administrator role does not allow this."), "access_denied", 403)
 ENROL: Final = "/admin/enrol"
 
 
