@@ -329,3 +329,16 @@ def test_the_endpoints_count_in_the_login_rate_limit(client, settings_overrides)
     r = client.post("/passkeys/login", data={"csrf_token": token, "credential": "{}"},
                     headers={"accept": "application/json"})
     assert r.status_code == 429 and "retry-after" in r.headers and r.json()["error"]
+
+
+def test_passkey_texts_follow_the_page_language(client, make_user):
+    french = {"accept-language": "fr"}
+    assert "Se connecter avec une clé d’accès" in client.get("/login", headers=french).text
+    make_user()
+    login(client)
+    page = client.get("/account", headers=french).text
+    assert "Clés d’accès" in page and "Ajouter une clé d’accès" in page
+    assert 'data-msg-cancelled="La demande de clé d’accès a été annulée ou a expiré."' in page
+    token = _csrf(client, "/login")
+    r = client.post("/passkeys/login", data={"csrf_token": token, "credential": "{}"}, headers=french)
+    assert r.status_code == 400 and r.json()["error"] == "La demande de clé d’accès a expiré. Réessayez."
