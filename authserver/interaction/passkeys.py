@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
+from authserver.i18n import N_, translate
 from authserver.interaction import mfa
 from authserver.oauth import authorization
 from authserver.passkeys import service as passkeys
@@ -36,8 +37,9 @@ KEY = "passkey"
 #: authenticator's user verification (a PIN or biometric gesture, WebAuthn §6.2.3); ``mfa``
 #: because possession plus verification are two factors (NIST SP 800-63B §5.1.9).
 AMR_PASSWORDLESS = ["hwk", "user", "mfa"]
-UNAVAILABLE = Json({"error": "Passkeys are not available on this server."}, 404)
-FAILED = "The passkey could not be verified. Try again."
+UNAVAILABLE_TEXT = N_("Passkeys are not available on this server.")
+FAILED = N_("The passkey could not be verified. Try again.")
+SIGN_IN_AGAIN = N_("Sign in again.")
 
 account_page = form_page(signed_in=True)
 api_page = form_page(rate_limit="login")
@@ -63,17 +65,26 @@ def _options(options_json: str) -> Json:
     return Json({"publicKey": json.loads(options_json)})
 
 
-def _refused(error: PasskeyError) -> Json:
-    return Json({"error": error.hint}, 400)
+def _error(page: Page, message: str, status: int = 400, **extra: str) -> Json:
+    """``{"error": …}`` in the page's language (the script shows it as it is)."""
+    return Json({"error": translate(message, page.locale), **extra}, status)
 
 
-def _signed_in_first(result: Result) -> Json:
+def _unavailable(page: Page) -> Json:
+    return _error(page, UNAVAILABLE_TEXT, 404)
+
+
+def _refused(page: Page, error: PasskeyError) -> Json:
+    return _error(page, error.hint)
+
+
+def _signed_in_first(page: Page, result: Result) -> Json:
     """A JSON answer for a page result that sends the user elsewhere first."""
     if isinstance(result, Redirect):
-        return Json({"error": "Sign in again.", "location": result.location}, 403)
+        return _error(page, SIGN_IN_AGAIN, 403, location=result.location)
     if isinstance(result, Json):
         return result
-    return Json({"error": getattr(result, "description", FAILED)}, 403)
+    return _error(page, getattr(result, "description", FAILED), 403)
 
 
 # -- passwordless sign-in --------------------------------------------------------------
@@ -83,7 +94,7 @@ def _signed_in_first(result: Result) -> Json:
 def login_options(page: Page) -> Result:
     rp = _rp(page)
     if rp is None:
-        return UNAVAILABLE
+        return _unavailable(page)
     options, challenge = passkeys.authentication_options(page.db, rp, "login")
     _keep(page, challenge)
     return _options(options)
@@ -93,18 +104,18 @@ def login_options(page: Page) -> Result:
 def login_finish(page: Page) -> Result:
     rp = _rp(page)
     if rp is None:
-        return UNAVAILABLE
+        return _unavailable(page)
     db = page.db
     try:
         assertion = passkeys.finish_authentication(db, rp, _take(page), page.form.get("credential", ""),
                                                    purpose="login", ip=page.ip)
     except PasskeyError as exc:
-        return _refused(exc)
+        return _refused(page, exc)
     user = accounts.get_user(db, assertion.passkey.user_id)
     if user is None or user.disabled:
         audit.record(db, "login_failed", user_id=assertion.passkey.user_id, ip=page.ip, channel="passkey",
                      reason="disabled")
-        return Json({"error": FAILED}, 400)
+        return _error(page, FAILED)
     # the password lockout is left as it is: a passkey cannot be guessed, and clearing the
     # counters would give a password guesser a fresh budget
     page.log_in(user.id, amr=list(AMR_PASSWORDLESS), acr=authorization.ACR_PHR)
@@ -121,9 +132,9 @@ def mfa_options(page: Page) -> Result:
     rp = _rp(page)
     c = mfa.challenge(page)
     if rp is None:
-        return UNAVAILABLE
+        return _unavailable(page)
     if not isinstance(c, mfa.Challenge) or not c.passkey:
-        return _signed_in_first(c) if not isinstance(c, mfa.Challenge) else Json({"error": FAILED}, 400)
+        return _signed_in_first(page, c) if not isinstance(c, mfa.Challenge) else _error(page, FAILED)
     options, challenge = passkeys.authentication_options(page.db, rp, "mfa", c.user.id)
     _keep(page, challenge)
     return _options(options)
@@ -134,16 +145,16 @@ def mfa_finish(page: Page) -> Result:
     rp = _rp(page)
     c = mfa.challenge(page)
     if rp is None:
-        return UNAVAILABLE
+        return _unavailable(page)
     if not isinstance(c, mfa.Challenge):
-        return _signed_in_first(c)
+        return _signed_in_first(page, c)
     user, db = c.user, page.db
     try:
         assertion = passkeys.finish_authentication(db, rp, _take(page), page.form.get("credential", ""),
                                                    purpose="mfa", user_id=user.id, ip=page.ip)
     except PasskeyError as exc:
         audit.record(db, "mfa_failed", user_id=user.id, ip=page.ip, reason=exc.reason, method="passkey")
-        return _refused(exc)
+        return _refused(page, exc)
     # password and passkey both passed: the failures wrong codes added may go, as after a code
     page.ctx.lockout.register_success(accounts.lockout_key(user, ""))
     audit.record(db, "mfa_succeeded", user_id=user.id, ip=page.ip, method="passkey",
@@ -164,11 +175,11 @@ def _done(key: str) -> Redirect:
 def register_options(page: Page) -> Result:
     rp = _rp(page)
     if rp is None:
-        return UNAVAILABLE
+        return _unavailable(page)
     try:
         options, challenge = passkeys.registration_options(page.db, rp, page.user)
     except PasskeyError as exc:
-        return _refused(exc)
+        return _refused(page, exc)
     _keep(page, challenge)
     return _options(options)
 
@@ -177,12 +188,12 @@ def register_options(page: Page) -> Result:
 def register_finish(page: Page) -> Result:
     rp = _rp(page)
     if rp is None:
-        return UNAVAILABLE
+        return _unavailable(page)
     try:
         passkeys.finish_registration(page.db, rp, page.user, _take(page), page.form.get("credential", ""),
                                      page.form.get("passkey_name", ""), ip=page.ip)
     except PasskeyError as exc:
-        return _refused(exc)
+        return _refused(page, exc)
     return Json({"location": "/account?m=passkey_added#passkeys"})
 
 

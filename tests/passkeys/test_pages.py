@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from authserver.passkeys.models import Passkey
+from authserver.settings import RateLimit
 from tests.account_flows import enrol, login, totp_code
 from tests.flows import REDIRECT_URI, auth_params, exchange, form_value, pkce, query
 from tests.passkeys.authenticator import Authenticator
@@ -316,3 +317,28 @@ def test_a_session_with_a_code_is_asked_for_the_passkey_when_phr_is_requested(cl
     done = _ceremony(client, device, "mfa", f"/login/mfa?rid={rid}", rid)
     claims = _claims(client, cid, secret, _finish(client, done.json()["location"]), verifier)
     assert claims["amr"] == ["pwd", "otp", "hwk"] and claims["acr"] == PHR
+
+
+@pytest.mark.parametrize("settings_overrides", [{"issuer": ISSUER, "rate_limits": True,
+                                                 "rate_limit_login": RateLimit(3, 60)}])
+def test_the_endpoints_count_in_the_login_rate_limit(client, settings_overrides):
+    token = _csrf(client, "/login")
+    statuses = [client.post("/passkeys/login/options", data={"csrf_token": token},
+                            headers={"accept": "application/json"}).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    r = client.post("/passkeys/login", data={"csrf_token": token, "credential": "{}"},
+                    headers={"accept": "application/json"})
+    assert r.status_code == 429 and "retry-after" in r.headers and r.json()["error"]
+
+
+def test_passkey_texts_follow_the_page_language(client, make_user):
+    french = {"accept-language": "fr"}
+    assert "Se connecter avec une clé d’accès" in client.get("/login", headers=french).text
+    make_user()
+    login(client)
+    page = client.get("/account", headers=french).text
+    assert "Clés d’accès" in page and "Ajouter une clé d’accès" in page
+    assert 'data-msg-cancelled="La demande de clé d’accès a été annulée ou a expiré."' in page
+    token = _csrf(client, "/login")
+    r = client.post("/passkeys/login", data={"csrf_token": token, "credential": "{}"}, headers=french)
+    assert r.status_code == 400 and r.json()["error"] == "La demande de clé d’accès a expiré. Réessayez."

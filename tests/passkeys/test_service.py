@@ -138,56 +138,55 @@ def test_second_factor_accepts_only_the_users_own_passkey_and_no_uv_needed(ctx, 
         passkeys.authentication_options(db, RP, "mfa", make_user("carol").id)  # no passkey: no options
 
 
-@pytest.mark.parametrize("change", ["origin", "rp_id", "challenge", "purpose", "user", "expired"])
-def test_registration_is_refused_for_the_wrong_origin_rp_challenge_purpose_user_or_age(ctx, make_user, change):
+def test_registration_is_refused_for_the_wrong_origin_rp_challenge_purpose_user_or_age(ctx, make_user):
     user, other = make_user(), make_user("bob")
     device = Authenticator(RP.origin)
-    with transaction(ctx.sessions) as db:
-        options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
-    public = json.loads(options)
-    kw = {}
-    if change == "origin":
-        kw["origin"] = "https://evil.example.net"
-    elif change == "rp_id":
-        kw["rp_id"] = "evil.example.net"
-    elif change == "challenge":
-        public["challenge"] = b64(b"x" * 32)
-    elif change == "purpose":
-        challenge = dataclasses.replace(challenge, purpose="login")
-    elif change == "user":
-        challenge = dataclasses.replace(challenge, user_id=other.id)
-    else:
-        challenge = dataclasses.replace(challenge, issued=time.time() - passkeys.CHALLENGE_TTL - 1)
-    response = device.create(public, **kw)
-    reason = {"purpose": "no_challenge", "user": "no_challenge", "expired": "challenge_expired"}.get(
-        change, "InvalidRegistrationResponse")
-    _refused(ctx, lambda db: passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge,
-                                                          response, "x"), reason)
+    for change in ("origin", "rp_id", "challenge", "purpose", "user", "expired"):
+        with transaction(ctx.sessions) as db:
+            options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
+        public = json.loads(options)
+        kw = {}
+        if change == "origin":
+            kw["origin"] = "https://evil.example.net"
+        elif change == "rp_id":
+            kw["rp_id"] = "evil.example.net"
+        elif change == "challenge":
+            public["challenge"] = b64(b"x" * 32)
+        elif change == "purpose":
+            challenge = dataclasses.replace(challenge, purpose="login")
+        elif change == "user":
+            challenge = dataclasses.replace(challenge, user_id=other.id)
+        else:
+            challenge = dataclasses.replace(challenge, issued=time.time() - passkeys.CHALLENGE_TTL - 1)
+        response = device.create(public, **kw)
+        reason = {"purpose": "no_challenge", "user": "no_challenge", "expired": "challenge_expired"}.get(
+            change, "InvalidRegistrationResponse")
+        _refused(ctx, lambda db, c=challenge, r=response: passkeys.finish_registration(
+            db, RP, accounts.get_user(db, user.id), c, r, "x"), reason)
     with transaction(ctx.sessions) as db:
         assert db.scalar(select(Passkey)) is None
 
 
-@pytest.mark.parametrize("change", ["origin", "rp_id", "challenge", "signature", "none"])
-def test_assertion_is_refused_for_the_wrong_origin_rp_challenge_or_signature(ctx, make_user, change):
+def test_assertion_is_refused_for_the_wrong_origin_rp_challenge_or_signature(ctx, make_user):
     user = make_user()
     device = Authenticator(RP.origin)
     _register(ctx, user, device)
-    with transaction(ctx.sessions) as db:
-        options, challenge = passkeys.authentication_options(db, RP, "login")
-    public = json.loads(options)
-    kw = {"origin": "https://evil.example.net"} if change == "origin" else (
-        {"rp_id": "evil.example.net"} if change == "rp_id" else {})
-    if change == "challenge":
-        public["challenge"] = b64(b"y" * 32)
-    response = json.loads(device.get(public, **kw))
-    if change == "signature":
-        response["response"]["signature"] = b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
-    if change == "none":
-        challenge = None
-    reason = "no_challenge" if change == "none" else "InvalidAuthenticationResponse"
-    _refused(ctx, lambda db: passkeys.finish_authentication(db, RP, challenge, json.dumps(response),
-                                                            purpose="login"), reason)
-    assert _events(ctx, "passkey_failed") if change != "none" else True
+    for change in ("origin", "rp_id", "challenge", "signature", "none"):
+        with transaction(ctx.sessions) as db:
+            options, challenge = passkeys.authentication_options(db, RP, "login")
+        public = json.loads(options)
+        kw = {"origin": "https://evil.example.net"} if change == "origin" else (
+            {"rp_id": "evil.example.net"} if change == "rp_id" else {})
+        if change == "challenge":
+            public["challenge"] = b64(b"y" * 32)
+        response = json.loads(device.get(public, **kw))
+        if change == "signature":
+            response["response"]["signature"] = b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+        kept = None if change == "none" else challenge
+        reason = "no_challenge" if change == "none" else "InvalidAuthenticationResponse"
+        _refused(ctx, lambda db, c=kept, r=json.dumps(response): passkeys.finish_authentication(
+            db, RP, c, r, purpose="login"), reason)
+    assert len(_events(ctx, "passkey_failed")) == 4  # the checks after the challenge's are audited
 
 
 def test_a_counter_that_does_not_increase_is_a_suspected_clone(ctx, make_user):

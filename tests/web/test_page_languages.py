@@ -15,7 +15,8 @@ from tests.flows import auth_params, form_value, pkce
 TRANSLATED = [code for code in i18n.LOCALES if code != i18n.DEFAULT]
 #: words that are the same in every language: data, names, the brand, the language names
 SAME = {"alice", "alice@example.com", "Alice Example", "Test App", "authserver", "testclient", "Code", "E-mail",
-        "Name", *i18n.NAMES.values()}
+        "Name", "XXXX-XXXX", "Passkeys",  # the user-code placeholder; German uses the English word (as Apple's and Google's German texts do)
+        *i18n.NAMES.values()}
 
 
 class Texts(HTMLParser):
@@ -99,6 +100,9 @@ def pages(client, ctx, make_user, make_client):
             "csrf_token": form_value(client.get("/signup").text, "csrf_token"), "username": "bob",
             "email": "bob@example.com", "password": "password"})),
         ("password reset", lambda: client.get("/password/reset")),
+        ("device code with an error", lambda: client.post("/device", data={
+            "csrf_token": form_value(client.get("/device").text, "csrf_token"), "user_code": "BCDF-GHJK"})),
+        ("device code expired", lambda: client.get("/device/continue?rid=gone")),
         ("consent", consent),
         ("account", account),
         ("second factor with an error", mfa),
