@@ -15,7 +15,8 @@ from tests.flows import auth_params, form_value, pkce
 TRANSLATED = [code for code in i18n.LOCALES if code != i18n.DEFAULT]
 #: words that are the same in every language: data, names, the brand, the language names
 SAME = {"alice", "alice@example.com", "Alice Example", "Test App", "authserver", "testclient", "Code", "E-mail",
-        "Name", "XXXX-XXXX", "Passkeys",  # the user-code placeholder; German uses the English word (as Apple's and Google's German texts do)
+        "XXXX-XXXX",  # the device page's user-code placeholder
+        "Name", "Passkeys",  # German uses the English word (as Apple's and Google's German texts do)
         *i18n.NAMES.values()}
 
 
