@@ -13,6 +13,13 @@ from tests.account_flows import csrf, enrol, login
 from tests.flows import auth_params, form_value, pkce
 
 TRANSLATED = [code for code in i18n.LOCALES if code != i18n.DEFAULT]
+
+
+@pytest.fixture
+def backend() -> str:
+    """The words of a page do not depend on the database: SQLite only (the time of the suite)."""
+    return "sqlite"
+
 #: words that are the same in every language: data, names, the brand, the language names
 SAME = {"alice", "alice@example.com", "Alice Example", "Test App", "authserver", "testclient", "Code", "E-mail",
         "Name", *i18n.NAMES.values()}
