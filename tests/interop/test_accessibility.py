@@ -63,9 +63,11 @@ def live_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:  # noqa: F811
-    # bypass_csp: the page's CSP (script-src none) would refuse the injected axe script
+def page(browser: Any, axe_script: str) -> Iterator[Any]:  # noqa: F811
+    # axe is added to every document the context loads; bypass_csp: the pages' CSP
+    # (no script-src) would otherwise refuse it
     context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+    context.add_init_script(script=axe_script)
     context.set_default_timeout(15_000)
     yield context.new_page()
     context.close()
@@ -74,8 +76,8 @@ def page(browser: Any) -> Iterator[Any]:  # noqa: F811
 class Audit:
     """Runs axe and the 320 px check on each page it is shown; collects every problem."""
 
-    def __init__(self, page: Any, axe: str) -> None:
-        self.page, self.axe = page, axe
+    def __init__(self, page: Any) -> None:
+        self.page = page
         self.problems: list[str] = []
         self.seen: list[str] = []
 
@@ -84,7 +86,6 @@ class Audit:
         page.wait_for_load_state("load")
         self.seen.append(name)
         assert page.evaluate("document.documentElement.lang"), f"{name}: no lang attribute"
-        page.add_script_tag(content=self.axe)
         result = page.evaluate("""async () => {
             const r = await axe.run(document, {resultTypes: ['violations']});
             return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
@@ -135,8 +136,8 @@ def _keyboard_order_skip_link_and_focus_ring(page: Any, url: str) -> None:
     assert contrast_ratio((r, g, b), (255, 255, 255)) >= 3
 
 
-def test_every_page_is_accessible_and_fits_a_phone(page: Any, live: Live, axe_script: str) -> None:
-    audit = Audit(page, axe_script)
+def test_every_page_is_accessible_and_fits_a_phone(page: Any, live: Live) -> None:
+    audit = Audit(page)
     url = live.url
     admin = live.make_user("root", roles=["admin"], name="Root Admin")
     secret, _ = enrol(live.ctx, admin.id)
@@ -255,8 +256,8 @@ def broken(tmp_path: Path) -> Iterator[str]:
         ctx.close()
 
 
-def test_server_errors_are_accessible_pages(page: Any, broken: str, axe_script: str) -> None:
-    audit = Audit(page, axe_script)
+def test_server_errors_are_accessible_pages(page: Any, broken: str) -> None:
+    audit = Audit(page)
     audit.goto(f"{broken}/boom", "server-error", 500)
     content = page.content()
     assert "Something went wrong" in content and "secret-internal-detail" not in content
