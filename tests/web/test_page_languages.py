@@ -98,6 +98,20 @@ def pages(client, ctx, make_user, make_client):
         client.post("/account/mfa/enrol", data={"csrf_token": csrf(client)})
         return client.get("/account/mfa/enrol?error=1")
 
+    def signup_code():
+        client.cookies.clear()
+        page = client.get("/signup")
+        client.post("/signup", data={"csrf_token": form_value(page.text, "csrf_token"), "username": "dora",
+                                     "email": "dora@example.com", "password": "a long and unusual passphrase"})
+        page = client.get("/signup/verify")
+        return client.post("/signup/verify", data={"csrf_token": form_value(page.text, "csrf_token"),
+                                                   "code": "00000000"})
+
+    def sign_out():
+        client.cookies.clear()
+        login(client, username="carol")
+        return client.get("/logout")
+
     return [
         ("login with an error", lambda: client.post("/login", data={
             "csrf_token": form_value(client.get("/login").text, "csrf_token"), "username": "alice",
@@ -112,6 +126,9 @@ def pages(client, ctx, make_user, make_client):
         ("forged form", lambda: client.post("/login", data={"csrf_token": "x"})),
         ("not found", lambda: client.get("/nowhere", headers={"Accept": "text/html"})),
         ("setting up two-step verification", enrolment),
+        ("sign-up code with an error", signup_code),
+        ("password changed", lambda: client.get("/password/reset/done")),
+        ("sign out?", sign_out),
     ]
 
 
