@@ -49,7 +49,8 @@ def _security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
     img_src = "'self' data:" + (f" {urlsplit(logo).scheme}://{urlsplit(logo).netloc}" if "://" in logo else "")
     headers = [
         (b"content-security-policy",
-         f"default-src 'none'; style-src 'self'; img-src {img_src}; "
+         # script-src and connect-src: the one page script (static/passkeys.js) and its fetch calls
+         f"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src {img_src}; "
          "frame-ancestors 'none'; base-uri 'none'".encode()),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),
@@ -115,6 +116,8 @@ class RequestContextMiddleware:
                 if cors:
                     raw.append((b"access-control-allow-origin", cors.encode()))
                     raw.append((b"vary", b"Origin"))
+                    # RFC 9449 §7.1, §8: a browser client must be able to read these
+                    raw.append((b"access-control-expose-headers", b"WWW-Authenticate, DPoP-Nonce"))
                 message["headers"] = raw
             await send(message)
 

@@ -108,6 +108,9 @@ class Settings:
     key_rotation_interval: int = 90 * 86400
     maintenance_interval: int = 300
     require_pkce: bool = True
+    dpop_proof_max_age: int = 60
+    dpop_clock_skew: int = 10
+    dpop_require_nonce: bool = False
 
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19456
@@ -235,7 +238,7 @@ class Settings:
         for name in ("access_token_ttl", "id_token_ttl", "session_ttl", "argon2_time_cost",
                      "argon2_parallelism", "lockout_account_threshold", "lockout_ip_threshold",
                      "lockout_window", "lockout_base_duration", "threadpool_size", "db_pool_size",
-                     "max_body_bytes"):
+                     "max_body_bytes", "dpop_proof_max_age"):
             if getattr(self, name) < 1:
                 raise SettingsError(
                     f"{PREFIX}{name.upper()} must be a positive whole number{_unit(name)}, got {getattr(self, name)}"
@@ -477,7 +480,7 @@ def _items(raw: str) -> tuple[str, ...]:
 
 def _unit(attr: str) -> str:
     """The unit an integer setting is counted in, for messages (from its name)."""
-    if attr.endswith(("_ttl", "_window", "_duration", "_delay", "_max_age")):
+    if attr.endswith(("_ttl", "_window", "_duration", "_delay", "_max_age", "_skew")):
         return " of seconds"
     if attr.endswith("_bytes"):
         return " of bytes"

@@ -169,13 +169,17 @@ def update_user(db: Session, user: User, *, email: str | None = None, name: str 
 
 
 def reset_mfa(db: Session, user: User, *, actor: str) -> bool:
-    """Remove the user's second factor and backup codes (a lost phone, after a support
-    check); they log in with the password alone until they enrol again. False when
-    there was nothing to remove."""
+    """Remove the user's second factors: TOTP, backup codes and passkeys (a lost phone or
+    security key, after a support check); they log in with the password alone until they
+    enrol again. False when there was nothing to remove."""
     from authserver.accounts import mfa
+    from authserver.passkeys import service as passkeys
 
-    if db.get(TotpFactor, user.id) is None:
+    keys = passkeys.for_user(db, user.id)
+    if db.get(TotpFactor, user.id) is None and not keys:
         return False
+    for key in keys:
+        passkeys.remove(db, key, actor=actor)
     mfa.disable(db, user.id)
     audit.record(db, "mfa_disabled", user_id=user.id, actor=actor, reason="reset_by_admin")
     return True
@@ -293,8 +297,11 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
 
 
 def has_mfa(db: Session, user_id: str) -> bool:
+    """The user has a second factor: a confirmed TOTP factor or a passkey."""
+    from authserver.passkeys.service import has_passkey
+
     factor = db.get(TotpFactor, user_id)
-    return factor is not None and factor.confirmed_at is not None
+    return (factor is not None and factor.confirmed_at is not None) or has_passkey(db, user_id)
 
 
 def remember_locale(user: User, locale: str) -> None:

@@ -39,6 +39,8 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--permission-prefix", action="extend", nargs="+", default=[], metavar="PREFIX",
                    help="access tokens carry the permissions under these prefixes, e.g. orders (docs/roles.md)")
     p.add_argument("--require-mfa", action="store_true")
+    p.add_argument("--dpop-bound-access-tokens", action="store_true",
+                   help="refuse token requests without a DPoP proof (RFC 9449 §5.2)")
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
@@ -59,6 +61,8 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--audience", action="extend", nargs="+", metavar="AUD")
     p.add_argument("--permission-prefix", action="extend", nargs="+", metavar="PREFIX")
     p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
+    p.add_argument("--dpop-bound-access-tokens", help="refuse token requests without a DPoP proof (RFC 9449 §5.2)",
+                   **flag)  # type: ignore[arg-type]
     p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
@@ -110,6 +114,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             introspect_any=args.introspect_any,
             audience=args.audience,
             permission_prefixes=args.permission_prefix,
+            dpop_bound_access_tokens=args.dpop_bound_access_tokens,
             actor=common.ACTOR,
         )
         client = new.client
@@ -153,6 +158,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
+            "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
             "roles": roles.client_roles(db, client.client_id),
             "permission_prefixes": list(client.permission_prefixes),
             "created_at": common.timestamp(client.created_at),
@@ -180,6 +186,7 @@ UPDATE_OPTIONS = {
     "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
     "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
     "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens",
 }
 
 

@@ -33,6 +33,8 @@ class Client(Base):
     require_mfa: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # A resource server may introspect tokens issued to any client.
     introspect_any: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     registration_access_token_hash: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -11,6 +11,8 @@ Policy for self-registered clients:
   as a keyed hash, optionally expiring, usable until it expires;
 * grants ``authorization_code``, ``refresh_token`` and (confidential clients
   only) ``client_credentials``; never ``password`` (RFC 9700 §2.4);
+* ``dpop_bound_access_tokens`` (RFC 9449 §5.2) is the client's to choose: it only
+  makes its own token requests stricter;
 * scopes only from the server's own list (``vocabulary.REGISTRABLE_SCOPES``); never ``skip_consent``, ``require_mfa``,
   ``introspect_any`` or an ``audience`` override: those stay admin-only and
   are ignored if sent, like any metadata this server does not understand
@@ -253,8 +255,11 @@ def parse_metadata(body: object) -> dict[str, Any]:
     if not client_name.isprintable():
         # control, bidi and zero-width characters would let a name pose as another on the consent page
         raise _metadata_error("client_name must be printable text (no control, bidi or invisible characters)")
+    dpop_bound = body.get("dpop_bound_access_tokens", False)
+    if not isinstance(dpop_bound, bool):
+        raise _metadata_error("dpop_bound_access_tokens must be true or false (RFC 9449, section 5.2)")
     try:
-        return clients.validate_metadata(
+        metadata = clients.validate_metadata(
             client_name=client_name,
             redirect_uris=redirect_uris,
             grant_types=grant_types,
@@ -264,6 +269,7 @@ def parse_metadata(body: object) -> dict[str, Any]:
         )
     except ClientError as exc:
         raise _metadata_error(str(exc)) from None
+    return {**metadata, "dpop_bound_access_tokens": dpop_bound}
 
 
 def client_information(client: Client, issuer: str) -> dict[str, Any]:
@@ -278,6 +284,7 @@ def client_information(client: Client, issuer: str) -> dict[str, Any]:
         "response_types": list(client.response_types),
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "scope": client.scope,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "registration_client_uri": f"{issuer}/register/{client.client_id}",
     }
 

@@ -146,6 +146,7 @@ def create_client(
     introspect_any: bool = False,
     audience: list[str] | None = None,
     permission_prefixes: list[str] | None = None,
+    dpop_bound_access_tokens: bool = False,
     actor: str | None = None,
 ) -> NewClient:
     """Validate and store a client; returns the plaintext secret once (None for public).
@@ -170,6 +171,7 @@ def create_client(
         introspect_any=introspect_any,
         audience=validate_audience(list(audience or [])),
         permission_prefixes=validate_permission_prefixes(permission_prefixes or []),
+        dpop_bound_access_tokens=bool(dpop_bound_access_tokens),
     )
     db.add(client)
     db.flush()
@@ -216,7 +218,7 @@ def search_clients(db: Session, text: str = "", *, offset: int = 0, limit: int =
 UPDATABLE = frozenset({
     "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scope",
     "token_endpoint_auth_method", "skip_consent", "require_mfa", "introspect_any", "audience",
-    "permission_prefixes",
+    "permission_prefixes", "dpop_bound_access_tokens",
 })
 
 
@@ -249,6 +251,7 @@ def update_client(db: Session, box: SecretBox, client_id: str, /, *, actor: str,
         introspect_any=bool(wanted["introspect_any"]),
         audience=validate_audience(list(wanted["audience"] or [])),
         permission_prefixes=validate_permission_prefixes(list(wanted["permission_prefixes"] or [])),
+        dpop_bound_access_tokens=bool(wanted["dpop_bound_access_tokens"]),
     )
     changed = sorted(name for name, value in metadata.items() if getattr(client, name) != value)
     secret = None

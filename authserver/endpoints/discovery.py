@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from authserver.i18n import LOCALES
 from authserver.oauth import vocabulary as v
+from authserver.passkeys.service import RelyingParty
 from authserver.settings import Settings
 
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
@@ -42,13 +43,15 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "code_challenge_methods_supported": list(v.CODE_CHALLENGE_METHODS),
+        "dpop_signing_alg_values_supported": list(v.DPOP_SIGNING_ALGS),  # RFC 9449 §5.1
         "claims_supported": CLAIMS,
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "prompt_values_supported": list(v.PROMPT_VALUES),
-        "acr_values_supported": list(v.ACR_VALUES),
+        # phishing-resistant (a passkey) only where passkeys work: a domain name as issuer host
+        "acr_values_supported": [*v.ACR_VALUES, *([v.ACR_PHR] if RelyingParty.for_issuer(base) else [])],
         "authorization_response_iss_parameter_supported": True,
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,

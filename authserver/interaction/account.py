@@ -1,8 +1,9 @@
-"""The account page: profile, sessions and devices, consents, MFA, password.
+"""The account page: profile, sessions and devices, consents, MFA, passkeys, password.
 
 Every change is a POST carrying the CSRF token and answered with 303 (so a
 reload never repeats it). A user with MFA must have done the second factor in
-this session (``"otp"`` in ``amr``) before seeing or changing anything.
+this session (``"otp"`` or ``"hwk"`` in ``amr``) before seeing or changing anything.
+Passkeys are registered, renamed and removed in ``interaction/passkeys.py``.
 Results are shown with a fixed message key (``?m=``), never reflected text.
 """
 
@@ -23,6 +24,7 @@ from authserver.consents import service as consents
 from authserver.db import utcnow
 from authserver.i18n import N_
 from authserver.oauth import authorization
+from authserver.passkeys import service as passkeys
 from authserver.security import totp
 from authserver.security.passwords import WeakPasswordError, normalize
 from authserver.sessions import devices
@@ -41,6 +43,9 @@ MESSAGES = {
     "bad_password": N_("Your current password is not correct."),
     "mfa_exists": N_("Two-step verification is already on."),
     "password_mismatch": N_("The new passwords do not match."),
+    "passkey_added": N_("Your passkey was added."),
+    "passkey_renamed": N_("The passkey was renamed."),
+    "passkey_removed": N_("The passkey was removed."),
 }
 ERRORS = frozenset({"bad_code", "bad_password", "mfa_exists", "password_mismatch"})
 #: the field an error is about: marked ``aria-invalid`` and described by the message (WCAG 3.3.1)
@@ -76,6 +81,8 @@ def overview(page: Page) -> Result:
         "consents": granted,
         "mfa_enabled": factors.confirmed_factor(db, user.id) is not None,
         "backup_codes_left": factors.unused_backup_codes(db, user.id),
+        "passkeys": passkeys.for_user(db, user.id),
+        "passkeys_available": passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer) is not None,
         "message": MESSAGES.get(key) if key not in ERRORS else None,
         "error": flash or (MESSAGES.get(key) if key in ERRORS else None),
         "error_field": ERROR_FIELDS.get("weak_password" if flash else key),

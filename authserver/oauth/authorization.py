@@ -53,7 +53,9 @@ from authserver.oauth.errors import (
 )
 from authserver.oauth.models import Principal
 from authserver.oauth.vocabulary import ACR_MFA as ACR_MFA  # re-exported for the pages
+from authserver.oauth.vocabulary import ACR_PHR as ACR_PHR
 from authserver.oauth.vocabulary import ACR_PWD as ACR_PWD
+from authserver.oauth.vocabulary import AMR_SECOND_FACTORS
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 
@@ -153,6 +155,13 @@ def check_max_age(s: State) -> None:
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
 
 
+def check_dpop_jkt(s: State) -> None:
+    """RFC 9449 §10: ``dpop_jkt`` is the JWK SHA-256 thumbprint the code will be bound to."""
+    raw = s.params.get("dpop_jkt")
+    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", raw):
+        raise InvalidRequestError("'dpop_jkt' must be a JWK SHA-256 thumbprint (RFC 9449, section 10).")
+
+
 def check_claims(s: State) -> None:
     """OIDC Core §5.5: the ``claims`` parameter is a JSON object."""
     raw = s.params.get("claims")
@@ -198,10 +207,26 @@ def check_login(s: State) -> None:
 
 
 def mfa_required(db: Session, user_id: str, client: Client | None, acr_values: str) -> bool:
-    """A second factor is needed when the user enrolled one, the client is registered
-    ``require_mfa``, or ``acr_values`` asks for it (OIDC Core §3.1.2.1)."""
-    return bool((client is not None and client.require_mfa) or ACR_MFA in acr_values.split()
-                or accounts.has_mfa(db, user_id))
+    """A second factor is needed when the user enrolled one (TOTP or a passkey), the client
+    is registered ``require_mfa``, or ``acr_values`` asks for it (OIDC Core §3.1.2.1)."""
+    requested = acr_values.split()
+    return bool((client is not None and client.require_mfa) or ACR_MFA in requested
+                or ACR_PHR in requested or accounts.has_mfa(db, user_id))
+
+
+def passkey_required(acr_values: str) -> bool:
+    """``acr_values`` asks for phishing-resistant authentication: only a passkey will do."""
+    return ACR_PHR in acr_values.split()
+
+
+def second_factor_missing(db: Session, amr: list[str], user_id: str, client: Client | None,
+                          acr_values: str) -> bool:
+    """The session (``amr``) lacks the second factor this request needs: a passkey (``hwk``)
+    when ``acr_values`` asks for :data:`ACR_PHR`, else any second factor when
+    :func:`mfa_required`."""
+    if passkey_required(acr_values):
+        return "hwk" not in amr
+    return not (AMR_SECOND_FACTORS & set(amr)) and mfa_required(db, user_id, client, acr_values)
 
 
 def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -> Literal["login", "mfa"] | None:
@@ -212,7 +237,7 @@ def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -
         return "login"
     params = dict(pending_params(session, rid) or []) if rid else {}
     client = clients.get_client(db, params.get("client_id", "")) if params else None
-    if "otp" not in (session.amr or []) and mfa_required(db, user.id, client, params.get("acr_values", "")):
+    if second_factor_missing(db, list(session.amr or []), user.id, client, params.get("acr_values", "")):
         return "mfa"
     return None
 
@@ -220,7 +245,7 @@ def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -
 def check_mfa(s: State) -> None:
     """The second factor, by :func:`mfa_required`."""
     client = s.grant.request.client.row
-    if "otp" not in s.amr and mfa_required(current_db.get(), s.user_id, client, s.params.get("acr_values", "")):
+    if second_factor_missing(current_db.get(), s.amr, s.user_id, client, s.params.get("acr_values", "")):
         raise Interaction("mfa")
 
 
@@ -246,6 +271,7 @@ CHECKS: list[tuple[str, Callable[[State], None]]] = [
     ("request objects are refused", check_request_objects),
     ("prompt is well formed", check_prompt),
     ("max_age is well formed", check_max_age),
+    ("dpop_jkt is well formed", check_dpop_jkt),
     ("claims is well formed", check_claims),
     ("id_token_hint is ours", check_id_token_hint),
     ("the user denied", check_denied),

@@ -22,6 +22,7 @@ from authserver.db import utcnow
 from authserver.errors import TooManyRequests
 from authserver.oauth import grants, vocabulary
 from authserver.oauth.bridge import FrozenRequest, Result, current_db
+from authserver.oauth.dpop import DPoP
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
 from authserver.roles.permissions import user_access
@@ -42,6 +43,7 @@ class Server(rfc6749.AuthorizationServer):
         self.revoked = ctx.revoked
         self.auth_failures = ClientAuthFailures(ctx.settings, ctx.counters)
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
+        self.dpop = DPoP(ctx.settings, ctx.redis)
         id_token = grants.IDTokenExtension()
         self.register_grant(grants.AuthorizationCodeGrant,
                             [grants.S256CodeChallenge(ctx.settings.require_pkce), id_token])
@@ -123,6 +125,9 @@ class Server(rfc6749.AuthorizationServer):
                 family_expires_at=family_expires,
                 access_token_jti=issued["jti"],
                 access_token_expires_at=access_exp,
+                # RFC 9449 §5: a public client's refresh token is bound to its DPoP key;
+                # a confidential client's is already bound to its credentials
+                dpop_jkt=request.dpop.jkt if request.dpop is not None and request.client.is_public else None,
             ))
         code = request.authorization_code
         if code is not None:
@@ -144,11 +149,13 @@ class Server(rfc6749.AuthorizationServer):
             # one query for the user; the client's is kept with the cached client
             db = current_db.get()
             access = user_access(db, user.user.id) if user is not None else client.access(db)
-        access_token, claims = self.token_issuer.access_token(client, user, scope, access=access)
+        proof = request.dpop  # RFC 9449 §5: a checked proof binds the access token (cnf.jkt, §6.1)
+        access_token, claims = self.token_issuer.access_token(client, user, scope, access=access,
+                                                              jkt=proof.jkt if proof is not None else None)
         request.issued = {"jti": claims["jti"], "exp": claims["exp"]}
         token: dict[str, Any] = {
             "access_token": access_token,
-            "token_type": vocabulary.BEARER,
+            "token_type": vocabulary.DPOP if proof is not None else vocabulary.BEARER,
             "expires_in": claims["exp"] - claims["iat"],
             "scope": scope,
         }
@@ -165,7 +172,13 @@ class Server(rfc6749.AuthorizationServer):
             status, body, headers = self.handle_error_response(
                 request, rfc6749.InvalidRequestError("Missing 'grant_type'."))
         else:
-            status, body, headers = self.create_token_response(request)
+            try:  # RFC 9449 §4.3, §5: the proof is checked before anything is looked up
+                request.dpop = self.dpop.check(request.headers, request.method, request.uri)
+            except OAuth2Error as error:
+                status, body, headers = self.handle_error_response(request, error)
+            else:
+                status, body, headers = self.create_token_response(request)
+                headers = [*headers, *self.dpop.nonce_headers()]
         kept = [h for h in headers if h[0].lower() not in ("cache-control", "pragma")]
         return status, body, [*vocabulary.NO_STORE_ITEMS, *kept]
 
@@ -225,9 +238,11 @@ class Server(rfc6749.AuthorizationServer):
             if claims.get("client_id") != client.client_id and not client.row.introspect_any:
                 return inactive
             body: dict[str, Any] = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
-                                            "jti", "auth_time", "acr", "amr", "roles", "entitlements")
+                                            "jti", "auth_time", "acr", "amr", "roles", "entitlements", "cnf")
                                     if k in claims}
-            return {"active": True, "token_type": vocabulary.BEARER, **body}
+            # RFC 9449 §6.2: a bound token's cnf.jkt, and token_type DPoP
+            token_type = vocabulary.DPOP if "cnf" in claims else vocabulary.BEARER
+            return {"active": True, "token_type": token_type, **body}
         row = self._live_refresh_token(token)
         if row is None or (row.client_id != client.client_id and not client.row.introspect_any):
             return inactive

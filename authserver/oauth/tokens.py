@@ -97,13 +97,15 @@ class TokenIssuer:
         return jwt.encode(header, claims, active.key, algorithms=["RS256"], default_type=None)
 
     def access_token(self, client: OAuthClient, principal: Principal | None, scope: str,
-                     ttl: int | None = None, access: Access | None = None) -> tuple[str, dict[str, Any]]:
+                     ttl: int | None = None, access: Access | None = None,
+                     jkt: str | None = None) -> tuple[str, dict[str, Any]]:
         """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2).
 
         ``access`` (given when the ``roles`` scope was granted) is the roles and
         permissions of the user, or of the client when there is no user: they
         become ``roles`` and ``entitlements`` (§2.2.3.1), the permissions limited
-        to the client's ``permission_prefixes`` (docs/roles.md).
+        to the client's ``permission_prefixes`` (docs/roles.md). ``jkt`` (a DPoP key's
+        thumbprint) binds the token to that key: ``cnf.jkt`` (RFC 9449 §6.1).
         """
         now = int(time.time())
         ttl = ttl or self.settings.access_token_ttl
@@ -139,6 +141,8 @@ class TokenIssuer:
             if isinstance(wanted, dict) and wanted:
                 # OIDC Core §5.5: remembered for the UserInfo endpoint
                 claims["claims_request"] = {"userinfo": {str(k): None for k in list(wanted)[:20]}}
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         if access is not None:
             claims["roles"] = list(access.roles)
             claims["entitlements"] = concerning(access.permissions, client.row.permission_prefixes)

@@ -77,11 +77,24 @@ DEFAULT_AUTH_METHOD: Final = CLIENT_SECRET_BASIC
 
 ACR_PWD: Final = "urn:authserver:acr:pwd"
 ACR_MFA: Final = "urn:authserver:acr:mfa"
+#: phishing-resistant: the sign-in included a passkey (NIST SP 800-63B §5.2.5, verifier-impersonation
+#: resistance); stronger than ``ACR_MFA`` and satisfies it. Advertised only where passkeys work.
+ACR_PHR: Final = "urn:authserver:acr:phr"
 ACR_VALUES: Final[tuple[str, ...]] = (ACR_PWD, ACR_MFA)
+#: RFC 8176 §2 ``amr`` values that are a second factor: a one-time code, or a passkey
+#: (``hwk``, proof of possession of a hardware-secured key)
+AMR_SECOND_FACTORS: Final = frozenset({"otp", "hwk"})
 
 # -- tokens (RFC 6750 §1, RFC 7009 §2.1, RFC 7662 §2.2) ---------------------------
 
 BEARER: Final = "Bearer"
+#: ``token_type`` of an access token bound to a DPoP key (RFC 9449 §5, §6.2) and its
+#: ``Authorization`` scheme (§7.1)
+DPOP: Final = "DPoP"
+#: JWS algorithms accepted for DPoP proofs (RFC 9449 §5.1 ``dpop_signing_alg_values_supported``):
+#: asymmetric only (§4.2), the ones joserfc verifies
+DPOP_SIGNING_ALGS: Final[tuple[str, ...]] = (
+    "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "Ed25519")
 #: ``token_type`` of an introspected refresh token, as in a ``token_type_hint``
 REFRESH_TOKEN_TYPE: Final = REFRESH_TOKEN
 ID_TOKEN_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256",)

@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTasks
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from authserver.accounts import letters
 from authserver.accounts import service as accounts
@@ -85,7 +85,16 @@ class ErrorPage:
     status: int = 400
 
 
-Result = Render | Redirect | ErrorPage
+@dataclass(frozen=True)
+class Json:
+    """A JSON body (``no-store``), for the few endpoints a page's script calls with
+    ``fetch`` (passkeys); the session cookie is set as for the other results."""
+
+    body: Mapping[str, object]
+    status: int = 200
+
+
+Result = Render | Redirect | ErrorPage | Json
 
 FORGED = ErrorPage(CSRF_FAILED)
 EXPIRED = ErrorPage(SIGN_IN_EXPIRED)
@@ -257,6 +266,8 @@ class Page:
         self._cookie = self._cookie or anonymous
         if isinstance(result, Render):
             response = http.page(request, result.template, result.values, result.status)
+        elif isinstance(result, Json):
+            response = JSONResponse(dict(result.body), status_code=result.status, headers=http.NO_STORE)
         elif isinstance(result, Redirect):
             response = http.redirect(result.location, request)
             if result.after is not None:

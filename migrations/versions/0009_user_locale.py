@@ -1,7 +1,7 @@
 """The language a user last used: their mails' language and the ``locale`` claim.
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0008
 Create Date: 2026-11-30 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0004'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -39,6 +39,7 @@ _FIELDS: dict[str, Schema] = {
     "skip_consent": boolean(),
     "require_mfa": boolean(),
     "introspect_any": boolean(),
+    "dpop_bound_access_tokens": boolean(description="every token request needs a DPoP proof (RFC 9449 §5.2)"),
 }
 _SHOWN: dict[str, Schema] = {
     **_FIELDS,
@@ -82,7 +83,8 @@ def client_json(db: Session, client: Client) -> dict[str, Any]:
         "audience": list(client.audience), "permission_prefixes": list(client.permission_prefixes),
         "roles": roles.client_roles(db, client.client_id),
         "skip_consent": client.skip_consent, "require_mfa": client.require_mfa,
-        "introspect_any": client.introspect_any, "created_at": stamp(client.created_at),
+        "introspect_any": client.introspect_any,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens, "created_at": stamp(client.created_at),
         "updated_at": stamp(client.updated_at), "secret_rotated_at": timestamp(client.secret_rotated_at),
     }
 

@@ -28,7 +28,7 @@ from authserver.admin.api import auth
 from authserver.admin.api.schema import Schema, check, enforceable, parse_parameter
 from authserver.context import Context, context_of
 from authserver.errors import DomainError
-from authserver.oauth import bridge
+from authserver.oauth import bridge, dpop
 from authserver.oauth.vocabulary import NO_STORE
 
 PREFIX: Final = "/admin/api"
@@ -120,7 +120,8 @@ def endpoint(operation: Operation, components: Mapping[str, Schema]) -> Callable
 
     async def run(request: Request) -> Response:
         ctx = context_of(request)
-        token = auth.bearer_token(request.headers.get("authorization"))
+        token = dpop.presented(request.headers.get("authorization"), request.headers, request.method,
+                               ctx.settings.issuer + request.url.path)
         raw = await request.body() if operation.request is not None else b""
         query_items = list(request.query_params.multi_items())
         path_items = dict(request.path_params)
@@ -265,7 +266,8 @@ def openapi(operations: Sequence[Operation], components: Mapping[str, Schema], *
             "version": version,
             "description": (
                 "Administration of this authorization server. Every operation needs an access token "
-                "of this server (`Authorization: Bearer`) with the scope `authserver:admin`, e.g. "
+                "of this server (`Authorization: Bearer`, or `Authorization: DPoP` with a `DPoP` proof "
+                "for a DPoP-bound token, RFC 9449 §7.1) with the scope `authserver:admin`, e.g. "
                 "from the `client_credentials` grant at `/token`; the roles of the user or client "
                 "decide which operations it may call (`x-permission`)."),
         },

@@ -24,7 +24,7 @@ from authserver.web.pages import NOT_FOUND, Redirect, Render, Result
 
 NEW_SECRET = "admin_client_secret"
 MESSAGES = {"saved": N_("The client was saved."), "created": N_("The client was created.")}
-FLAGS = ("skip_consent", "require_mfa", "introspect_any")
+FLAGS = ("skip_consent", "require_mfa", "introspect_any", "dpop_bound_access_tokens")
 
 
 def _lines(value: str) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from authserver.i18n import N_
+from authserver.oauth.vocabulary import AMR_SECOND_FACTORS
 from authserver.roles.permissions import admin_permission, permissions_for
 from authserver.web.pages import Endpoint, ErrorPage, Page, Redirect, Render, Result, form_page
 
@@ -60,7 +61,7 @@ def admin_permissions(page: Page) -> frozenset[str]:
 
 def needs_mfa(page: Page) -> bool:
     """An administrator's session without a second factor, when ``ADMIN_REQUIRE_MFA`` asks for one."""
-    return page.ctx.settings.admin_require_mfa and "otp" not in (page.session.amr or [])
+    return page.ctx.settings.admin_require_mfa and not AMR_SECOND_FACTORS & set(page.session.amr or [])
 
 
 def console_page(resource: str, action: str) -> Callable[[ConsoleHandler], Endpoint]:
