@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
+from authserver.i18n import N_
 from authserver.interaction import mfa
 from authserver.oauth import authorization
 from authserver.passkeys import service as passkeys
@@ -36,8 +37,8 @@ KEY = "passkey"
 #: authenticator's user verification (a PIN or biometric gesture, WebAuthn §6.2.3); ``mfa``
 #: because possession plus verification are two factors (NIST SP 800-63B §5.1.9).
 AMR_PASSWORDLESS = ["hwk", "user", "mfa"]
-UNAVAILABLE = Json({"error": "Passkeys are not available on this server."}, 404)
-FAILED = "The passkey could not be verified. Try again."
+UNAVAILABLE = Json({"error": N_("Passkeys are not available on this server.")}, 404)
+FAILED = N_("The passkey could not be verified. Try again.")
 
 account_page = form_page(signed_in=True)
 api_page = form_page(rate_limit="login")
@@ -70,7 +71,7 @@ def _refused(error: PasskeyError) -> Json:
 def _signed_in_first(result: Result) -> Json:
     """A JSON answer for a page result that sends the user elsewhere first."""
     if isinstance(result, Redirect):
-        return Json({"error": "Sign in again.", "location": result.location}, 403)
+        return Json({"error": N_("Sign in again."), "location": result.location}, 403)
     if isinstance(result, Json):
         return result
     return Json({"error": getattr(result, "description", FAILED)}, 403)

@@ -59,6 +59,7 @@ from webauthn.helpers.structs import (
 
 from authserver.accounts.models import User
 from authserver.audit import service as audit
+from authserver.i18n import N_, Text
 from authserver.passkeys.errors import CloneSuspected, PasskeyError
 from authserver.passkeys.models import Passkey
 
@@ -69,9 +70,9 @@ MAX_PASSKEYS = 20
 MAX_NAME = 64
 Purpose = Literal["register", "login", "mfa"]
 
-NOT_ACCEPTED = "The passkey could not be verified. Try again."
-UNKNOWN = "This passkey is not registered here. Sign in with your password, or use another passkey."
-EXPIRED = "The passkey request expired. Try again."
+NOT_ACCEPTED = N_("The passkey could not be verified. Try again.")
+UNKNOWN = N_("This passkey is not registered here. Sign in with your password, or use another passkey.")
+EXPIRED = N_("The passkey request expired. Try again.")
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def registration_options(db: Session, rp: RelyingParty, user: User) -> tuple[str
     and the challenge to keep. The user's passkeys are excluded (one per authenticator)."""
     existing = for_user(db, user.id)
     if len(existing) >= MAX_PASSKEYS:
-        raise PasskeyError("too_many", f"You can register at most {MAX_PASSKEYS} passkeys.")
+        raise PasskeyError("too_many", Text(N_("You can register at most %(count)d passkeys."), count=MAX_PASSKEYS))
     raw, challenge = _new_challenge("register", user.id, False)
     options = generate_registration_options(
         rp_id=rp.id, rp_name=rp.name,
@@ -218,9 +219,9 @@ def finish_registration(db: Session, rp: RelyingParty, user: User, challenge: Ch
     credential_id = bytes_to_base64url(verified.credential_id)
     if db.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id)) is not None:
         _failed(db, user.id, ip, "register", "duplicate")
-        raise PasskeyError("duplicate", "This passkey is already registered.")
+        raise PasskeyError("duplicate", N_("This passkey is already registered."))
     if len(for_user(db, user.id)) >= MAX_PASSKEYS:
-        raise PasskeyError("too_many", f"You can register at most {MAX_PASSKEYS} passkeys.")
+        raise PasskeyError("too_many", Text(N_("You can register at most %(count)d passkeys."), count=MAX_PASSKEYS))
     transports = [t.value for t in (parsed.response.transports or [])][:8]
     row = Passkey(user_id=user.id, credential_id=credential_id, public_key=verified.credential_public_key,
                   sign_count=verified.sign_count, transports=transports, name=clean_name(name),
@@ -247,7 +248,7 @@ def authentication_options(db: Session, rp: RelyingParty, purpose: Literal["logi
         assert user_id is not None
         rows = for_user(db, user_id)
         if not rows:
-            raise PasskeyError("no_passkey", "You have no passkey.")
+            raise PasskeyError("no_passkey", N_("You have no passkey."))
         raw, challenge = _new_challenge("mfa", user_id, False)
         options = generate_authentication_options(
             rp_id=rp.id, challenge=raw, timeout=TIMEOUT_MS, allow_credentials=_descriptors(rows),

@@ -23,7 +23,7 @@ def backend() -> str:
 #: words that are the same in every language: data, names, the brand, the language names
 SAME = {"alice", "alice@example.com", "Alice Example", "Test App", "authserver", "testclient", "Code", "E-mail",
         "Name", "admin", "Client", "Clients", "Options", "Secret", "Application", "Detail", "client_id",
-        "Client Test App", "pwd", "pwd + otp", "IP", "Sessions", *i18n.NAMES.values()}
+        "Client Test App", "pwd", "pwd + otp", "IP", "Sessions", "Passkeys", *i18n.NAMES.values()}
 
 
 class Texts(HTMLParser):
