@@ -40,6 +40,10 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
+        # private_key_jwt assertions (RFC 8414 §2, OIDC Discovery §3)
+        "token_endpoint_auth_signing_alg_values_supported": list(v.CLIENT_ASSERTION_SIGNING_ALGS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(v.CLIENT_ASSERTION_SIGNING_ALGS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(v.CLIENT_ASSERTION_SIGNING_ALGS),
         "code_challenge_methods_supported": list(v.CODE_CHALLENGE_METHODS),
         "claims_supported": CLAIMS,
         "claims_parameter_supported": True,
