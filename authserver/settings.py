@@ -107,6 +107,7 @@ class Settings:
     key_rotation_interval: int = 90 * 86400
     maintenance_interval: int = 300
     require_pkce: bool = True
+    require_pushed_authorization_requests: bool = False
 
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19456

@@ -31,6 +31,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint": f"{base}/introspect",
         "registration_endpoint": f"{base}/register",
         "end_session_endpoint": f"{base}/logout",
+        # RFC 9126 §5
+        "pushed_authorization_request_endpoint": f"{base}/par",
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "scopes_supported": list(v.SCOPES),
         "response_types_supported": list(v.RESPONSE_TYPES),
         "response_modes_supported": list(v.RESPONSE_MODES),

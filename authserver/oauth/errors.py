@@ -20,9 +20,9 @@ from authlib.oidc.core.errors import (
 
 __all__ = [  # Authlib's codes are re-exported, so the app names every protocol error from here
     "AccessDeniedError", "ConsentRequiredError", "InteractionRequiredError", "InvalidClientError",
-    "InvalidGrantError", "InvalidRequestError", "InvalidScopeError", "LoginRequiredError",
-    "RegistrationNotSupportedError", "RequestNotSupportedError", "RequestUriNotSupportedError",
-    "UnauthorizedClientError", "UnsupportedResponseTypeError",
+    "InvalidGrantError", "InvalidRequestError", "InvalidRequestUriError", "InvalidScopeError",
+    "LoginRequiredError", "RegistrationNotSupportedError", "RequestNotSupportedError",
+    "RequestUriNotSupportedError", "UnauthorizedClientError", "UnsupportedResponseTypeError",
 ]
 
 
@@ -42,3 +42,9 @@ class RegistrationNotSupportedError(OAuth2Error):
     """OIDC Core §3.1.2.6: the ``registration`` parameter is not supported."""
 
     error = "registration_not_supported"
+
+
+class InvalidRequestUriError(OAuth2Error):
+    """OIDC Core §3.1.2.6, RFC 9126 §4: the ``request_uri`` is unknown, expired or used."""
+
+    error = "invalid_request_uri"

@@ -208,6 +208,10 @@ class Server(rfc6749.AuthorizationServer):
             self.auth_failures.failed(claimed, request.ip)
             raise
 
+    @property
+    def client_auth_methods(self) -> list[str]:
+        return grants.ALL_AUTH_METHODS
+
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
         client: OAuthClient = self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
         return client
