@@ -88,7 +88,8 @@ ACR_VALUES: Final[tuple[str, ...]] = (ACR_PWD, ACR_MFA)
 BEARER: Final = "Bearer"
 #: ``token_type`` of an introspected refresh token, as in a ``token_type_hint``
 REFRESH_TOKEN_TYPE: Final = REFRESH_TOKEN
-ID_TOKEN_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256",)
+#: what ID tokens can be signed with, per client (OIDC Registration §2); RS256 the default
+ID_TOKEN_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256", "ES256", "EdDSA")
 
 # -- redirect URIs (RFC 8252 §7.3, RFC 9700 §2.1) ----------------------------------
 

@@ -31,3 +31,19 @@ def test_cli_registers_and_changes_the_keys(run, client, tmp_path):
     assert status == 0, err
     body = json.loads(out)
     assert body["client_secret"] and "jwks_uri" not in body
+
+
+def test_cli_sets_the_id_token_alg_and_par(run):
+    status, out, err = run("clients", "create", "--name", "Web", "--redirect-uri", "https://rp.example.com/cb",
+                           "--grant-type", "authorization_code", "--scope", "openid", "--id-token-alg", "EdDSA",
+                           "--require-par", "--json")
+    assert status == 0, err
+    body = json.loads(out)
+    assert body["id_token_signed_response_alg"] == "EdDSA" and body["require_pushed_authorization_requests"] is True
+    status, out, err = run("clients", "update", body["client_id"], "--id-token-alg", "ES256", "--no-require-par",
+                           "--json")
+    assert status == 0, err
+    body = json.loads(out)
+    assert body["id_token_signed_response_alg"] == "ES256" and body["require_pushed_authorization_requests"] is False
+    status, _, err = run("clients", "update", body["client_id"], "--id-token-alg", "HS256")
+    assert status == 2 and "invalid choice" in err
