@@ -369,6 +369,8 @@ def _pushed_request(ctx: Context, request: FrozenRequest) -> FrozenRequest | Out
 
 #: form parameters of client authentication, not of the authorization request (RFC 9126 §2.1)
 CLIENT_AUTH_PARAMS = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+#: what a pushed request may hold, like the pending requests a browser cookie keeps (3,800)
+MAX_PUSHED_CHARS = 4000
 #: the checks a pushed request passes before it is stored: those that need no user
 PUSH_CHECKS = (check_request_objects, check_prompt, check_max_age, check_claims, check_id_token_hint)
 
@@ -388,6 +390,8 @@ def push(ctx: Context, request: FrozenRequest) -> Result:
         if form.get("client_id", client.client_id) != client.client_id:
             raise InvalidRequestError("'client_id' is not the authenticated client (RFC 9126 §2.1).")
         params = [(k, v) for k, v in request.form_items if k not in CLIENT_AUTH_PARAMS]
+        if sum(len(k) + len(v) for k, v in params) > MAX_PUSHED_CHARS:
+            raise InvalidRequestError(f"The pushed request is larger than {MAX_PUSHED_CHARS} characters.")
         if "client_id" not in form:
             params.append(("client_id", client.client_id))
         authorization = FrozenRequest("GET", ctx.settings.issuer + "/authorize", request.headers, [], params,

@@ -80,7 +80,6 @@ class ClientKeys:
         self._cache: dict[str, tuple[list[dict[str, Any]], float]] = {}
         #: uri -> last fetch attempt
         self._attempts: dict[str, float] = {}
-        self.fetches = 0
 
     def keys(self, client: Client, *, kid: str | None) -> list[dict[str, Any]]:
         """The client's JWKs; with ``kid`` naming none of the cached ones, fetched again once."""
@@ -108,7 +107,6 @@ class ClientKeys:
             if len(self._attempts) > 10_000:
                 self._attempts.clear()
                 self._cache.clear()
-        self.fetches += 1
         if urlsplit(uri).scheme != "https" and not self.allow_http:
             raise InvalidClientError(description="The client's jwks_uri must be https.")
         try:

@@ -129,6 +129,7 @@ def test_pushed_parameters_are_sealed_and_the_uri_hashed(ctx, client, make_clien
     ({"prompt": "none login"}, 400, "invalid_request"),
     ({"claims": "[1]"}, 400, "invalid_request"),
     ({"client_id": "someone-else"}, 400, "invalid_request"),
+    ({"state": "s" * 2048, "acr_values": "a" * 500, "scope": "openid " + "x" * 2000}, 400, "invalid_request"),
 ])
 def test_push_validates_like_authorize(ctx, client, make_client, change, status, error):
     cid, secret = make_client()
