@@ -1,7 +1,7 @@
 """Passkeys: the WebAuthn credentials users register (public key, counter, transports, name).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30 10:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import authserver.db
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
