@@ -25,6 +25,7 @@ from authserver.endpoints import (
     introspect,
     jwks,
     logout,
+    par,
     register,
     revoke,
     token,
@@ -57,7 +58,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
         ctx.close()
 
     routes: list[BaseRoute] = [
-        *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
+        *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *par.routes, *introspect.routes,
         *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
         *device_authorization.routes,
         *interaction.routes, *admin_api.routes,

@@ -116,6 +116,7 @@ class Settings:
     dpop_proof_max_age: int = 60
     dpop_clock_skew: int = 10
     dpop_require_nonce: bool = False
+    require_pushed_authorization_requests: bool = False
 
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19456

@@ -144,10 +144,18 @@ def new_device(settings: Settings, user: User, device: Text, *, ip: str | None, 
         link=("/account", N_("Go to your account"))))
 
 
-def mfa_changed(settings: Settings, user: User, *, enabled: bool, locale: str = i18n.DEFAULT) -> Send:
-    """Two-step verification was turned on or off for the account."""
+def mfa_changed(settings: Settings, user: User, *, enabled: bool, locale: str = i18n.DEFAULT,
+                by_admin: bool = False) -> Send:
+    """Two-step verification was turned on or off for the account (``by_admin``: reset by
+    an administrator, after a support check)."""
     locale = _locale(user, locale)
-    if enabled:
+    if by_admin:
+        subject = N_("Two-step verification is off")
+        first = Text(N_("An administrator turned two-step verification off for your account %(username)s."),
+                     username=user.username)
+        advice = N_("Sign in with your password and set it up again on your account page. If you did not "
+                    "ask for this, change your password now.")
+    elif enabled:
         subject = N_("Two-step verification is on")
         first = Text(N_("Two-step verification was turned on for your account %(username)s."),
                      username=user.username)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -45,6 +47,9 @@ def add_commands(sub: common.SubParsers) -> None:
                    help="logout tokens must carry the session's sid")
     p.add_argument("--dpop-bound-access-tokens", action="store_true",
                    help="refuse token requests without a DPoP proof (RFC 9449 §5.2)")
+    _key_options(p)
+    p.add_argument("--require-par", action="store_true",
+                   help="authorization requests only through /par (RFC 9126 §6)")
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
@@ -69,6 +74,9 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--backchannel-logout-session-required", **flag)  # type: ignore[arg-type]
     p.add_argument("--dpop-bound-access-tokens", help="refuse token requests without a DPoP proof (RFC 9449 §5.2)",
                    **flag)  # type: ignore[arg-type]
+    _key_options(p)
+    p.add_argument("--require-par", help="authorization requests only through /par (RFC 9126 §6)",
+                   **flag)  # type: ignore[arg-type]
     p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
@@ -84,6 +92,25 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("prefixes", nargs="*", metavar="PREFIX")
 
 
+def _key_options(p: argparse.ArgumentParser) -> None:
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--jwks-uri", metavar="URL", help="private_key_jwt: where the client publishes its JWK Set")
+    keys.add_argument("--jwks-file", type=Path, metavar="FILE",
+                      help="private_key_jwt: a file holding the client's public JWK Set")
+    p.add_argument("--id-token-alg", choices=vocabulary.ID_TOKEN_SIGNING_ALGS,
+                   help="what its ID tokens are signed with (default RS256)")
+
+
+def _jwks(path: Path | None) -> object | None:
+    if path is None:
+        return None
+    try:
+        value: object = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise common.CliError(f"--jwks-file {path}: not a readable JSON file ({type(exc).__name__})") from None
+    return value
+
+
 def client_json(client: Client, secret: str | None) -> dict[str, object]:
     """The client's registered metadata (RFC 7591 §2 names); the secret only when just issued."""
     body: dict[str, object] = {
@@ -94,7 +121,13 @@ def client_json(client: Client, secret: str | None) -> dict[str, object]:
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
     }
+    if client.jwks_uri is not None:
+        body["jwks_uri"] = client.jwks_uri
+    if client.jwks is not None:
+        body["jwks"] = client.jwks
     if client.backchannel_logout_uri:
         body["backchannel_logout_uri"] = client.backchannel_logout_uri
         body["backchannel_logout_session_required"] = client.backchannel_logout_session_required
@@ -126,6 +159,10 @@ def cmd_create(args: argparse.Namespace) -> int:
             backchannel_logout_uri=args.backchannel_logout_uri,
             backchannel_logout_session_required=args.backchannel_logout_session_required,
             dpop_bound_access_tokens=args.dpop_bound_access_tokens,
+            jwks=_jwks(args.jwks_file),
+            jwks_uri=args.jwks_uri,
+            id_token_signed_response_alg=args.id_token_alg,
+            require_pushed_authorization_requests=args.require_par,
             actor=common.ACTOR,
         )
         client = new.client
@@ -137,6 +174,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     if new.client_secret is not None:
         print(f"client_secret: {new.client_secret}")
         print("Store the secret now: it is shown only once (`clients rotate-secret` makes a new one).")
+    elif client.token_endpoint_auth_method == vocabulary.PRIVATE_KEY_JWT:
+        print("private_key_jwt client: no secret; it signs client assertions with its registered key")
     else:
         print("public client: no secret; it must use PKCE (S256)")
     return 0
@@ -197,9 +236,10 @@ UPDATE_OPTIONS = {
     "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
     "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
     "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens", "jwks_uri": "jwks_uri",
+    "id_token_alg": "id_token_signed_response_alg", "require_par": "require_pushed_authorization_requests",
     "backchannel_logout_uri": "backchannel_logout_uri",
     "backchannel_logout_session_required": "backchannel_logout_session_required",
-    "dpop_bound_access_tokens": "dpop_bound_access_tokens",
 }
 
 
@@ -207,6 +247,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     """``PATCH`` semantics through the service the admin API and the console use."""
     changes = {field: getattr(args, option) for option, field in UPDATE_OPTIONS.items()
                if getattr(args, option) is not None}
+    if args.jwks_file is not None:
+        changes["jwks"] = _jwks(args.jwks_file)
     if not changes:
         raise common.CliError("nothing to change: give at least one option (see `clients update --help`)")
     with common.open_context() as ctx, transaction(ctx.sessions) as db:

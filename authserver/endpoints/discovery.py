@@ -34,6 +34,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "registration_endpoint": f"{base}/register",
         "end_session_endpoint": f"{base}/logout",
         "device_authorization_endpoint": f"{base}/device_authorization",
+        # RFC 9126 §5
+        "pushed_authorization_request_endpoint": f"{base}/par",
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
         "scopes_supported": list(v.SCOPES),
         "response_types_supported": list(v.RESPONSE_TYPES),
         "response_modes_supported": list(v.RESPONSE_MODES),
@@ -43,6 +46,10 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(v.AUTH_METHODS),
+        # private_key_jwt assertions (RFC 8414 §2, OIDC Discovery §3)
+        "token_endpoint_auth_signing_alg_values_supported": list(v.CLIENT_ASSERTION_SIGNING_ALGS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(v.CLIENT_ASSERTION_SIGNING_ALGS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(v.CLIENT_ASSERTION_SIGNING_ALGS),
         "code_challenge_methods_supported": list(v.CODE_CHALLENGE_METHODS),
         "dpop_signing_alg_values_supported": list(v.DPOP_SIGNING_ALGS),  # RFC 9449 §5.1
         "claims_supported": CLAIMS,

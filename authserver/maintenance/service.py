@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from authserver.accounts.models import EmailCode
 from authserver.backchannel import service as backchannel
-from authserver.clients.models import InitialAccessToken
+from authserver.clients.models import ClientAssertionJti, InitialAccessToken, PushedAuthorizationRequest
 from authserver.db import transaction, utcnow
 from authserver.device_flow.models import DeviceAuthorization
 from authserver.sessions import devices
@@ -34,7 +34,8 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
 
     The kinds, in order: ``authorization_codes``, ``refresh_tokens``,
     ``browser_sessions``, ``devices``, ``email_codes``, ``initial_access_tokens``,
-    ``revoked_tokens``, ``token_cutoffs``, ``device_authorizations``,
+    ``revoked_tokens``, ``token_cutoffs``, ``client_assertion_jtis``,
+    ``pushed_authorization_requests``, ``device_authorizations``,
     ``logout_deliveries`` (delivered or given up), ``retired_keys``. Rotated refresh
     tokens stay until their family expires, so a stolen old token presented
     late still reveals the theft (RFC 9700 §4.14.2). Revoked access-token ids
@@ -63,6 +64,10 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
         ),
         "revoked_tokens": sa.delete(RevokedToken).where(RevokedToken.expires_at < now),
         "token_cutoffs": sa.delete(TokenCutoff).where(TokenCutoff.expires_at < now),
+        # an expired assertion is refused by its exp: its jti need not be remembered longer
+        "client_assertion_jtis": sa.delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now),
+        "pushed_authorization_requests": sa.delete(PushedAuthorizationRequest).where(
+            PushedAuthorizationRequest.expires_at < now),
         # a day after expiry: the sid of an approval still finds its client for back-channel logout
         "device_authorizations": sa.delete(DeviceAuthorization).where(DeviceAuthorization.expires_at < grace),
         "logout_deliveries": backchannel.forgettable(grace),

@@ -35,16 +35,19 @@ from authlib.oauth2.base import OAuth2Error
 
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
+from authserver.clients import pushed
 from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
 from authserver.i18n import N_
-from authserver.oauth.bridge import FrozenRequest, current_db
+from authserver.oauth import vocabulary
+from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.errors import (
     AccessDeniedError,
     ConsentRequiredError,
     InteractionRequiredError,
     InvalidRequestError,
+    InvalidRequestUriError,
     LoginRequiredError,
     RegistrationNotSupportedError,
     RequestNotSupportedError,
@@ -102,6 +105,8 @@ class State:
     prompts: set[str] = field(default_factory=set)
     claims: dict[str, Any] | None = None
     hint_sub: str | None = None
+    #: the parameters came from a pushed authorization request (RFC 9126)
+    pushed: bool = False
 
     @property
     def user(self) -> User | None:
@@ -130,6 +135,17 @@ class State:
 
 
 # -- checks, in order ----------------------------------------------------------
+
+
+def check_pushed(s: State) -> None:
+    """RFC 9126 §5 and §6: with ``REQUIRE_PUSHED_AUTHORIZATION_REQUESTS`` or the client's
+    ``require_pushed_authorization_requests``, only pushed requests are accepted."""
+    if s.pushed:
+        return
+    client = s.grant.request.client.row
+    if s.ctx.settings.require_pushed_authorization_requests or client.require_pushed_authorization_requests:
+        raise InvalidRequestError("Authorization requests of this client must be pushed to the "
+                                  "pushed_authorization_request_endpoint first (RFC 9126).")
 
 
 def check_request_objects(s: State) -> None:
@@ -268,6 +284,7 @@ def check_denied(s: State) -> None:
 
 
 CHECKS: list[tuple[str, Callable[[State], None]]] = [
+    ("pushed when required", check_pushed),
     ("request objects are refused", check_request_objects),
     ("prompt is well formed", check_prompt),
     ("max_age is well formed", check_max_age),
@@ -305,6 +322,13 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     pending = _pending(session, rid, ctx.clock())
     if rid and pending is None:
         return Outcome(error="invalid_request", status=400, error_description=SIGN_IN_EXPIRED)
+    is_pushed = bool(pending and pending.get("pushed"))
+    if rid is None and request.payload.data.get("request_uri", "").startswith(pushed.PREFIX):
+        # a pushed request; any other request_uri is a request object by reference, refused below
+        resolved = _pushed_request(ctx, request)
+        if isinstance(resolved, Outcome):
+            return resolved
+        request, is_pushed = resolved, True
     state_param = request.payload.state
     try:
         grant = ctx.oauth.get_consent_grant(request)
@@ -319,7 +343,7 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
         # Authlib refuses to quote characters outside RFC 6749 §A's set in an error
         return Outcome(error="invalid_request", status=400,
                        error_description=N_("The request contains characters that are not allowed."))
-    s = State(ctx, request, grant, session, pending, params=request.payload.data)
+    s = State(ctx, request, grant, session, pending, params=request.payload.data, pushed=is_pushed)
     try:
         for _name, check in CHECKS:
             check(s)
@@ -332,7 +356,7 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
             _forget(session, rid)
             return _error_outcome(ctx, PROMPT_NONE_ERRORS[needed.kind](redirect_uri=grant.redirect_uri),
                                   state_param)
-        return _interact(ctx, request, session, rid, needed.kind)
+        return _interact(ctx, request, session, rid, needed.kind, is_pushed=is_pushed)
     user = s.user
     assert session is not None and user is not None  # check_login passed
     principal = Principal(
@@ -345,6 +369,75 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     if status != 302 or not location:
         return Outcome(error="server_error", status=500, error_description="Could not issue the code.")
     return Outcome(location=with_iss(location, ctx.settings.issuer))
+
+
+PUSHED_EXPIRED = ("This sign-in request has expired or was already used. Start again from the application.")
+
+
+def _pushed_request(ctx: Context, request: FrozenRequest) -> FrozenRequest | Outcome:
+    """The authorization request pushed as ``request_uri`` (RFC 9126 §4), claimed once.
+
+    Only ``client_id`` is read beside ``request_uri``; every other parameter sent to
+    ``/authorize`` is ignored and the pushed ones are used, as for a request object
+    (RFC 9126 §4 defers to RFC 9101 §5: "the authorization server MUST only use the
+    parameters in the Request Object"). An unknown, expired, used or foreign
+    ``request_uri`` gets an error page, never a redirect: which ``redirect_uri`` the
+    request was for is unknown (RFC 9126 §4, OIDC Core §3.1.2.6 ``invalid_request_uri``)."""
+    data = request.payload.data
+    client_id = data.get("client_id")
+    if not client_id:
+        return Outcome(error="invalid_request", status=400,
+                       error_description="'client_id' is required with 'request_uri' (RFC 9126 §4).")
+    params = pushed.claim(current_db.get(), ctx.box, data["request_uri"], client_id)
+    if params is None:
+        return Outcome(error=InvalidRequestUriError.error, status=400, error_description=PUSHED_EXPIRED)
+    return FrozenRequest("GET", request.uri, request.headers, [], params, include_args=True, ip=request.ip)
+
+
+#: form parameters of client authentication, not of the authorization request (RFC 9126 §2.1)
+CLIENT_AUTH_PARAMS = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+#: what a pushed request may hold, like the pending requests a browser cookie keeps (3,800)
+MAX_PUSHED_CHARS = 4000
+#: the checks a pushed request passes before it is stored: those that need no user
+PUSH_CHECKS = (check_request_objects, check_prompt, check_max_age, check_claims, check_id_token_hint)
+
+
+def push(ctx: Context, request: FrozenRequest) -> Result:
+    """The pushed authorization request endpoint (RFC 9126 §2): authenticate the client
+    as at the token endpoint, validate the request as ``/authorize`` would (client,
+    ``redirect_uri``, ``response_type``, scope, PKCE, and the checks that need no user),
+    store it and answer ``201`` with ``request_uri`` and ``expires_in``. Errors are JSON
+    (RFC 9126 §2.3), never redirects."""
+    server = ctx.oauth
+    try:
+        client = server.authenticate_client(request, server.client_auth_methods, "par")
+        form = request.form
+        if "request_uri" in form:
+            raise InvalidRequestError("'request_uri' cannot be pushed (RFC 9126 §2.1).")
+        if form.get("client_id", client.client_id) != client.client_id:
+            raise InvalidRequestError("'client_id' is not the authenticated client (RFC 9126 §2.1).")
+        params = [(k, v) for k, v in request.form_items if k not in CLIENT_AUTH_PARAMS]
+        if sum(len(k) + len(v) for k, v in params) > MAX_PUSHED_CHARS:
+            raise InvalidRequestError(f"The pushed request is larger than {MAX_PUSHED_CHARS} characters.")
+        if "client_id" not in form:
+            params.append(("client_id", client.client_id))
+        authorization = FrozenRequest("GET", ctx.settings.issuer + "/authorize", request.headers, [], params,
+                                      include_args=True, ip=request.ip)
+        grant = server.get_consent_grant(authorization)
+        s = State(ctx, authorization, grant, None, None, params=authorization.payload.data, pushed=True)
+        for check in PUSH_CHECKS:
+            check(s)
+    except OAuth2Error as error:
+        error.redirect_uri = None  # RFC 9126 §2.3: the error goes back in the response
+        if not request.form.get("response_type") and isinstance(error, UnsupportedResponseTypeError):
+            error = InvalidRequestError("Missing 'response_type'.")
+        return server.handle_error_response(request, error)
+    except ValueError:
+        return server.handle_error_response(
+            request, InvalidRequestError("The request contains characters that are not allowed."))
+    request_uri = pushed.store(current_db.get(), ctx.box, client.client_id, params)
+    return 201, {"request_uri": request_uri, "expires_in": pushed.TTL}, [
+        *vocabulary.NO_STORE_ITEMS, ("Content-Type", "application/json")]
 
 
 def _pending(session: BrowserSession | None, rid: str | None, now: float) -> dict[str, Any] | None:
@@ -388,7 +481,7 @@ def _forget(session: BrowserSession | None, rid: str | None) -> None:
 
 
 def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
-              kind: str) -> Outcome:
+              kind: str, *, is_pushed: bool = False) -> Outcome:
     # a browser that has not signed in gets an anonymous session kept in its cookie only
     session = session if session is not None else sessions.anonymous()
     if rid is None or rid not in (session.data or {}).get("authz", {}):
@@ -400,7 +493,7 @@ def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | No
         while len(authz) >= MAX_PENDING:
             authz.pop(min(authz, key=lambda k: authz[k]["created"]))
         params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
-        authz[rid] = {"params": params, "created": int(now), "sid": session.sid}
+        authz[rid] = {"params": params, "created": int(now), "sid": session.sid, "pushed": is_pushed}
         sessions.set_data(session, "authz", authz)
     cookie = None
     if sessions.is_anonymous(session):

@@ -79,6 +79,11 @@ class FrozenRequest(OAuth2Request):
     def form(self) -> dict[str, str]:
         return self._form.data
 
+    @property
+    def form_items(self) -> list[tuple[str, str]]:
+        """Every form parameter, repeated ones included."""
+        return [(k, v) for k, values in self._form.datalist.items() for v in values]
+
 
 class FrozenJsonRequest(JsonRequest):
     def __init__(self, method: str, uri: str, headers: Any, body: Any, ip: str) -> None:

@@ -22,9 +22,9 @@ from authlib.oidc.core.errors import (
 __all__ = [  # Authlib's codes are re-exported, so the app names every protocol error from here
     "AccessDeniedError", "AuthorizationPendingError", "ConsentRequiredError", "ExpiredTokenError",
     "InteractionRequiredError", "InvalidClientError", "InvalidDPoPProofError", "InvalidGrantError",
-    "InvalidRequestError", "InvalidScopeError", "LoginRequiredError", "RegistrationNotSupportedError",
-    "RequestNotSupportedError", "RequestUriNotSupportedError", "SlowDownError", "UnauthorizedClientError",
-    "UnsupportedResponseTypeError", "UseDPoPNonceError",
+    "InvalidRequestError", "InvalidRequestUriError", "InvalidScopeError", "LoginRequiredError",
+    "RegistrationNotSupportedError", "RequestNotSupportedError", "RequestUriNotSupportedError", "SlowDownError",
+    "UnauthorizedClientError", "UnsupportedResponseTypeError", "UseDPoPNonceError",
 ]
 
 
@@ -63,3 +63,7 @@ class UseDPoPNonceError(OAuth2Error):
 
     def get_headers(self) -> list[tuple[str, str]]:
         return [*super().get_headers(), ("DPoP-Nonce", self.nonce)]
+class InvalidRequestUriError(OAuth2Error):
+    """OIDC Core §3.1.2.6, RFC 9126 §4: the ``request_uri`` is unknown, expired or used."""
+
+    error = "invalid_request_uri"

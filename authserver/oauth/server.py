@@ -6,7 +6,9 @@ Endpoints call :meth:`Server.token_response`, :meth:`introspect`,
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from authserver.db import utcnow
 from authserver.errors import TooManyRequests
 from authserver.oauth import grants, vocabulary
 from authserver.oauth.bridge import FrozenRequest, Result, current_db
+from authserver.oauth.client_auth import ClientKeys, PrivateKeyJWT
 from authserver.oauth.dpop import DPoP
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
@@ -44,6 +47,9 @@ class Server(rfc6749.AuthorizationServer):
         self.auth_failures = ClientAuthFailures(ctx.settings, ctx.counters)
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
         self.dpop = DPoP(ctx.settings, ctx.redis)
+        # http jwks_uri only while the server itself runs on http (loopback development)
+        self.client_keys = ClientKeys(allow_http=not ctx.settings.is_https)
+        self.register_client_auth_method(vocabulary.PRIVATE_KEY_JWT, PrivateKeyJWT(ctx.settings, self.client_keys))
         id_token = grants.IDTokenExtension()
         self.register_grant(grants.AuthorizationCodeGrant,
                             [grants.S256CodeChallenge(ctx.settings.require_pkce), id_token])
@@ -203,6 +209,9 @@ class Server(rfc6749.AuthorizationServer):
         if basic and ("client_secret" in request.form or "client_assertion" in request.form):
             raise rfc6749.InvalidRequestError(
                 "Use one client authentication method: the Authorization header or the body, not both.")
+        if "client_secret" in request.form and "client_assertion" in request.form:
+            raise rfc6749.InvalidRequestError(
+                "Use one client authentication method: a client secret or a client assertion, not both.")
         claimed = _claimed_client_id(request)
         wait = self.auth_failures.retry_after(claimed, request.ip)
         if wait:
@@ -212,6 +221,10 @@ class Server(rfc6749.AuthorizationServer):
         except InvalidClientError:
             self.auth_failures.failed(claimed, request.ip)
             raise
+
+    @property
+    def client_auth_methods(self) -> list[str]:
+        return grants.ALL_AUTH_METHODS
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
         client: OAuthClient = self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
@@ -292,11 +305,26 @@ class Server(rfc6749.AuthorizationServer):
 
 
 def _claimed_client_id(request: FrozenRequest) -> str | None:
-    """The ``client_id`` a request claims (body, else the Basic user), for counting failures."""
+    """The ``client_id`` a request claims (body, else a client assertion's unverified
+    ``sub``, else the Basic user), for counting failures."""
     if request.form.get("client_id"):
         return request.form["client_id"]
+    assertion = request.form.get("client_assertion")
+    if assertion:
+        sub = _unverified_sub(assertion)
+        return sub
     try:
         client_id, _secret = extract_basic_authorization(request.headers)
     except ValueError:  # undecodable credentials: counted by address only
         return None
     return client_id or None
+
+
+def _unverified_sub(assertion: str) -> str | None:
+    try:
+        payload = assertion.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, RecursionError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) and 0 < len(sub) <= 64 else None

@@ -1,8 +1,9 @@
 """Access tokens (RFC 9068), ID tokens (OIDC Core §2, §3.1.3.6) and their checks.
 
-Both are RS256 JWTs signed by the active key only, with its ``kid`` in the
-header. Refresh tokens are opaque 256-bit random strings (stored hashed by
-``save_token``).
+Access tokens are RS256 JWTs; ID tokens use the client's
+``id_token_signed_response_alg`` (RS256, ES256 or EdDSA). Each is signed by the
+active key of its algorithm only, with its ``kid`` in the header. Refresh
+tokens are opaque 256-bit random strings (stored hashed by ``save_token``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from authserver.keys.algorithms import RS256, SIGNING_ALGS, jws_registry
 from authserver.oauth import vocabulary
 from authserver.oauth.bridge import current_db
 from authserver.oauth.models import OAuthClient, Principal
@@ -86,6 +88,10 @@ def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | Non
     return {name: available[name] for name in claims_request[member] if name in available}
 
 
+_REGISTRIES = {alg: jws_registry([alg]) for alg in SIGNING_ALGS}
+_ID_TOKEN_REGISTRY = jws_registry(SIGNING_ALGS)
+
+
 class TokenIssuer:
     def __init__(self, settings: Settings, keys: KeyStore, revoked: TokenState) -> None:
         self.settings = settings
@@ -93,7 +99,11 @@ class TokenIssuer:
         self.revoked = revoked
         self.issuer = settings.issuer
 
-    def _sign(self, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    def _sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str = RS256) -> str:
+        if alg != RS256:
+            key = self.keys.active_for(alg)
+            return jwt.encode({**header, "alg": alg, "kid": key.kid}, claims, key.key, algorithms=[alg],
+                              registry=_REGISTRIES[alg], default_type=None)
         active = self.keys.active
         header = {**header, "alg": "RS256", "kid": active.kid}
         return jwt.encode(header, claims, active.key, algorithms=["RS256"], default_type=None)
@@ -173,7 +183,7 @@ class TokenIssuer:
         if principal.acr:
             claims["acr"] = principal.acr
         claims.update(requested_claims(principal.user, scope, principal.claims, "id_token"))
-        return self._sign({"typ": "JWT"}, claims)
+        return self._sign({"typ": "JWT"}, claims, client.row.id_token_signed_response_alg or RS256)
 
     def logout_token(self, client_id: str, *, sub: str | None, sid: str | None, jti: str) -> str:
         """A Logout Token (OIDC Back-Channel Logout 1.0 §2.4): ``typ`` ``logout+jwt``,
@@ -211,13 +221,17 @@ class TokenIssuer:
     def verify_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """Claims of an ID token we issued; an expired one is accepted as a hint
         (OIDC Core §3.1.2.1, RP-Initiated Logout §2)."""
-        return self._decode(token, expect_typ=None)
+        return self._decode(token, expect_typ=None, algs=SIGNING_ALGS)
 
-    def _decode(self, token: str, expect_typ: str | None) -> dict[str, Any] | None:
+    def _decode(self, token: str, expect_typ: str | None,
+                algs: tuple[str, ...] = (RS256,)) -> dict[str, Any] | None:
         if not isinstance(token, str) or len(token) > 8192 or token.count(".") != 2:
             return None
         try:
-            decoded = jwt.decode(token, self.keys.verify_set, algorithms=["RS256"])
+            if algs == (RS256,):
+                decoded = jwt.decode(token, self.keys.verify_set, algorithms=["RS256"])
+            else:
+                decoded = jwt.decode(token, self.keys.verify_set, algorithms=list(algs), registry=_ID_TOKEN_REGISTRY)
         except (JoseError, ValueError, TypeError, KeyError):
             return None
         typ = decoded.header.get("typ")

@@ -82,10 +82,19 @@ PROMPT_VALUES: Final[tuple[str, ...]] = ("none", "login", "consent")
 
 CLIENT_SECRET_BASIC: Final = "client_secret_basic"
 CLIENT_SECRET_POST: Final = "client_secret_post"
+#: a JWT signed with the client's registered key (RFC 7523 §2.2, OIDC Core §9)
+PRIVATE_KEY_JWT: Final = "private_key_jwt"
 NONE: Final = "none"  # a public client (RFC 7591 §2)
-CONFIDENTIAL_AUTH_METHODS: Final[tuple[str, ...]] = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+#: methods that authenticate with a shared secret: only these clients get one
+SECRET_AUTH_METHODS: Final[tuple[str, ...]] = (CLIENT_SECRET_BASIC, CLIENT_SECRET_POST)
+CONFIDENTIAL_AUTH_METHODS: Final[tuple[str, ...]] = (*SECRET_AUTH_METHODS, PRIVATE_KEY_JWT)
 AUTH_METHODS: Final[tuple[str, ...]] = (*CONFIDENTIAL_AUTH_METHODS, NONE)
 DEFAULT_AUTH_METHOD: Final = CLIENT_SECRET_BASIC
+#: ``client_assertion_type`` of a JWT client assertion (RFC 7523 §2.2)
+CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: what a client assertion may be signed with: asymmetric only, never ``none`` or HS* (RFC 7523 §3,
+#: RFC 8725 §3.1)
+CLIENT_ASSERTION_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256", "PS256", "ES256", "EdDSA")
 
 # -- authentication context (OIDC Core §2: acr, amr) ------------------------------
 
@@ -111,7 +120,8 @@ DPOP_SIGNING_ALGS: Final[tuple[str, ...]] = (
     "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "Ed25519")
 #: ``token_type`` of an introspected refresh token, as in a ``token_type_hint``
 REFRESH_TOKEN_TYPE: Final = REFRESH_TOKEN
-ID_TOKEN_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256",)
+#: what ID tokens can be signed with, per client (OIDC Registration §2); RS256 the default
+ID_TOKEN_SIGNING_ALGS: Final[tuple[str, ...]] = ("RS256", "ES256", "EdDSA")
 
 # -- redirect URIs (RFC 8252 §7.3, RFC 9700 §2.1) ----------------------------------
 

@@ -37,6 +37,7 @@ from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from authserver import i18n
 from authserver.accounts import letters
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
@@ -267,7 +268,10 @@ class Page:
         if isinstance(result, Render):
             response = http.page(request, result.template, result.values, result.status)
         elif isinstance(result, Json):
-            response = JSONResponse(dict(result.body), status_code=result.status, headers=http.NO_STORE)
+            body = dict(result.body)
+            if isinstance(body.get("error"), str):  # a message the page's script shows: in its language
+                body["error"] = i18n.translate(body["error"], self.locale)
+            response = JSONResponse(body, status_code=result.status, headers=http.NO_STORE)
         elif isinstance(result, Redirect):
             response = http.redirect(result.location, request)
             if result.after is not None:

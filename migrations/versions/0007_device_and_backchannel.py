@@ -6,7 +6,7 @@ keyed hashes. ``clients.backchannel_logout_uri`` and
 logout tokens the maintenance worker delivers.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30 10:30:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import authserver.db
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

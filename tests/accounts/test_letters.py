@@ -176,6 +176,32 @@ def test_mfa_turned_on_and_off(client, ctx, inbox, make_user):
     assert "réactivez la validation en deux étapes" in text
 
 
+def test_mfa_reset_by_an_administrator(client, ctx, inbox, make_user, make_client):
+    """Through the admin API: the owner hears of it in their language, once; nothing to reset, no mail."""
+    from authserver.clients.service import get_client
+    from authserver.oauth.vocabulary import ADMIN_SCOPE
+    from authserver.roles.service import set_client_roles
+    from tests.account_flows import enrol
+
+    box, _port = inbox
+    user = make_user()
+    set_locale(ctx, user.id, "de")
+    enrol(ctx, user.id)
+    cid, secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope=ADMIN_SCOPE)
+    with transaction(ctx.sessions) as db:
+        set_client_roles(db, get_client(db, cid), ["admin"], actor="test")
+    token = client.post("/token", data={"grant_type": "client_credentials", "scope": ADMIN_SCOPE},
+                        auth=(cid, secret)).json()["access_token"]
+    admin = {"Authorization": f"Bearer {token}"}
+    r = client.delete(f"/admin/api/users/{user.id}/mfa", headers={**admin, "Accept-Language": "fr"})
+    assert r.status_code == 200 and r.json()["mfa"] is False
+    subject, text, _html = one(box, "alice@example.com")
+    assert subject == "Die Bestätigung in zwei Schritten ist ausgeschaltet"
+    assert "Ein Administrator hat die Bestätigung in zwei Schritten für Ihr Konto alice ausgeschaltet." in text
+    assert client.delete(f"/admin/api/users/{user.id}/mfa", headers=admin).status_code == 200
+    assert box.take() == []
+
+
 def test_a_wrong_code_sends_nothing(client, ctx, inbox, make_user):
     box, _port = inbox
     make_user()

@@ -11,6 +11,13 @@ from authserver.oauth.tokens import user_claims
 from tests.flows import auth_params, form_value, pkce
 
 
+@pytest.fixture
+def backend() -> str:
+    """The choice of language reads the request and the session cookie, not the database's
+    kind: SQLite only (the time of the suite). tests/accounts/test_letters.py covers both."""
+    return "sqlite"
+
+
 def lang(html: str) -> str:
     return re.search(r'<html lang="([a-z]+)">', html).group(1)
 

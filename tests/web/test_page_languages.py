@@ -13,11 +13,18 @@ from tests.account_flows import csrf, enrol, login
 from tests.flows import auth_params, form_value, pkce
 
 TRANSLATED = [code for code in i18n.LOCALES if code != i18n.DEFAULT]
+
+
+@pytest.fixture
+def backend() -> str:
+    """The words of a page do not depend on the database: SQLite only (the time of the suite)."""
+    return "sqlite"
+
 #: words that are the same in every language: data, names, the brand, the language names
 SAME = {"alice", "alice@example.com", "Alice Example", "Test App", "authserver", "testclient", "Code", "E-mail",
         "XXXX-XXXX",  # the device page's user-code placeholder
-        "Name", "Passkeys",  # German uses the English word (as Apple's and Google's German texts do)
-        *i18n.NAMES.values()}
+        "Name", "admin", "Client", "Clients", "Options", "Secret", "Application", "Detail", "client_id",
+        "Client Test App", "pwd", "pwd + otp", "IP", "Sessions", "Passkeys", *i18n.NAMES.values()}
 
 
 class Texts(HTMLParser):
@@ -49,13 +56,15 @@ def texts(html: str) -> set[str]:
     parser = Texts()
     parser.feed(html)
     # punctuation, digits, addresses and times are not words to translate
-    return {t for t in parser.found if re.search(r"[A-Za-z]{2}", t) and not re.fullmatch(r"[\d.:/ ·,()-]+", t)}
+    # audit details (key=value), ids, protocol words (client_secret_basic) and URLs are data
+    return {t for t in parser.found if re.search(r"[A-Za-z]{2}", t) and not re.fullmatch(r"[\d.:/ ·,()-]+", t)
+            and "=" not in t and not re.fullmatch(r"[0-9a-f-]{6,}", t) and not re.fullmatch(r"\S*(_|://)\S*", t)}
 
 
 def pages(client, ctx, make_user, make_client):
     """``(name, fetch)`` of the key pages; each fetch can run again (the language is the
     client's ``Accept-Language``, which survives clearing its cookies)."""
-    user = make_user()
+    user = make_user(roles=["admin"])
     client_id, _ = make_client()
     _secret, codes = enrol(ctx, user.id)
 
@@ -93,6 +102,28 @@ def pages(client, ctx, make_user, make_client):
         client.post("/account/mfa/enrol", data={"csrf_token": csrf(client)})
         return client.get("/account/mfa/enrol?error=1")
 
+    def signup_code():
+        client.cookies.clear()
+        page = client.get("/signup")
+        client.post("/signup", data={"csrf_token": form_value(page.text, "csrf_token"), "username": "dora",
+                                     "email": "dora@example.com", "password": "a long and unusual passphrase"})
+        page = client.get("/signup/verify")
+        return client.post("/signup/verify", data={"csrf_token": form_value(page.text, "csrf_token"),
+                                                   "code": "00000000"})
+
+    def admin_user():
+        signed_in()
+        return client.get(f"/admin/users/{user.id}")
+
+    def admin_client():
+        signed_in()
+        return client.get(f"/admin/clients/{client_id}")
+
+    def sign_out():
+        client.cookies.clear()
+        login(client, username="carol")
+        return client.get("/logout")
+
     return [
         ("login with an error", lambda: client.post("/login", data={
             "csrf_token": form_value(client.get("/login").text, "csrf_token"), "username": "alice",
@@ -110,6 +141,11 @@ def pages(client, ctx, make_user, make_client):
         ("forged form", lambda: client.post("/login", data={"csrf_token": "x"})),
         ("not found", lambda: client.get("/nowhere", headers={"Accept": "text/html"})),
         ("setting up two-step verification", enrolment),
+        ("sign-up code with an error", signup_code),
+        ("password changed", lambda: client.get("/password/reset/done")),
+        ("sign out?", sign_out),
+        ("admin console: a user", admin_user),
+        ("admin console: a client", admin_client),
     ]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -59,6 +60,8 @@ class Call:
     path: Mapping[str, Any]
     query: Mapping[str, Any]
     body: Mapping[str, Any]
+    #: what runs once the response is sent, after the commit (a mail to the user)
+    after: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def actor(self) -> str:
@@ -123,17 +126,24 @@ def endpoint(operation: Operation, components: Mapping[str, Schema]) -> Callable
         query_items = list(request.query_params.multi_items())
         path_items = dict(request.path_params)
 
+        after: list[Callable[[], object]] = []
+
         def work() -> object:
             db = bridge.current_db.get()
             admin = auth.authenticate(ctx, db, token)
             auth.authorize(admin, operation.permission)
             path, query, body = _checked(operation, components, path_items, query_items, raw)
-            return operation.handler(Call(ctx, db, admin, path, query, body))
+            return operation.handler(Call(ctx, db, admin, path, query, body, after))
 
         result = await bridge.call(ctx, work)
-        if operation.response is None:
-            return Response(status_code=operation.status, headers=NO_STORE)
-        return JSONResponse(result, operation.status, headers=NO_STORE)
+        response = (Response(status_code=operation.status, headers=NO_STORE) if operation.response is None
+                    else JSONResponse(result, operation.status, headers=NO_STORE))
+        if after:
+            tasks = BackgroundTasks()
+            for task in after:
+                tasks.add_task(task)
+            response.background = tasks
+        return response
 
     run.__name__ = operation.operation_id
     return run

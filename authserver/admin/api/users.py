@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.accounts import letters
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.admin.api.common import PAGE, SEARCH, STRING_ID, page, read, stamp, write
@@ -133,7 +134,9 @@ def unlock_user(call: Call) -> None:
 
 def reset_mfa(call: Call) -> dict[str, Any]:
     user = _user(call)
-    accounts.reset_mfa(call.db, user, actor=call.actor)
+    if accounts.reset_mfa(call.db, user, actor=call.actor):
+        # the owner hears of it, in their language, once the change is committed
+        call.after.append(letters.mfa_changed(call.ctx.settings, user, enabled=False, by_admin=True))
     return user_json(call, user)
 
 
