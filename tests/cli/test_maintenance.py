@@ -68,14 +68,16 @@ def test_cleanup_deletes_only_dead_rows(run, ctx, make_user, make_client):
 
 
 def test_cleanup_removes_retired_keys(run, ctx, settings):
-    [first] = ctx.keys.keys()
-    second = ctx.keys.rotate(delay=0)
-    # make the first key's successor old enough that the first one is retired
+    firsts = ctx.keys.keys()  # one chain per algorithm
+    assert sorted(k.alg for k in firsts) == ["ES256", "EdDSA", "RS256"]
+    added = ctx.keys.rotate_all(delay=0)
+    # make each first key's successor old enough that the first one is retired
     age_keys(ctx, 86400)
-    age_keys(ctx, 86400, only=first.kid)
+    for first in firsts:
+        age_keys(ctx, 86400, only=first.kid)
     status, out, _ = run("cleanup")
-    assert status == 0 and "retired_keys: 1 deleted" in out
-    assert [k.kid for k in fresh_keys(ctx)] == [second.kid]
+    assert status == 0 and "retired_keys: 3 deleted" in out
+    assert sorted(k.kid for k in fresh_keys(ctx)) == sorted(k.kid for k in added)
 
 
 # -- deny list ----------------------------------------------------------------

@@ -27,8 +27,8 @@ def test_serve_migrates_sqlite_makes_a_key_and_prints_how_to_start(run, monkeypa
                   "server_header": False, "date_header": True, "access_log": False, "log_config": None,
                   "http": "authserver.security.http_limits:LimitedHttpToolsProtocol"}
     assert (keys / "secret_key").stat().st_mode & 0o777 == 0o600
-    status, out, _ = run("keys", "list")  # the first key, in the database
-    assert status == 0 and [line.split()[1] for line in out.splitlines()[1:]] == ["active"]
+    status, out, _ = run("keys", "list")  # the first key of each algorithm, in the database
+    assert status == 0 and [line.split()[1] for line in out.splitlines()[1:]] == ["active"] * 3
     assert run("users", "list")[0] == 0  # migrated
 
 
