@@ -12,7 +12,7 @@ from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
 from authserver.oauth import authorization, vocabulary
-from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
+from authserver.web.pages import EXPIRED, Page, Render, Result, form_page
 
 
 def describe(scope: str) -> str:
@@ -58,4 +58,4 @@ def consent_submit(page: Page) -> Result:
         authorization.update_pending(session, page.rid, consented=True)
     else:
         authorization.update_pending(session, page.rid, denied=True)
-    return Redirect(with_rid("/authorize/resume", page.rid))
+    return page.continue_authorization()

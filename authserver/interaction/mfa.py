@@ -25,8 +25,9 @@ NO_FACTOR = ErrorPage("This application requires two-step verification, but your
                       "again.", "access_denied", 403)
 
 
-def target(page: Page) -> str:
-    return with_rid("/authorize/resume", page.rid) if page.rid else page.return_to()
+def onwards(page: Page) -> Result:
+    """The pending request continues (the pipeline decides where), else the page that sent us."""
+    return page.continue_authorization() if page.rid else Redirect(page.return_to())
 
 
 def _challenge(page: Page) -> User | Result:
@@ -37,7 +38,7 @@ def _challenge(page: Page) -> User | Result:
     if session is None or user is None or user.disabled or "pwd" not in (session.amr or []):
         return Redirect(with_rid("/login", page.rid))
     if "otp" in (session.amr or []):
-        return Redirect(target(page))
+        return onwards(page)
     if factors.confirmed_factor(page.db, user.id) is None:
         return NO_FACTOR
     return user
@@ -76,4 +77,4 @@ def mfa_submit(page: Page) -> Result:
                      remaining=factors.unused_backup_codes(db, user.id))
     audit.record(db, "mfa_succeeded", user_id=user.id, ip=ip, method=used)
     page.log_in(user.id, amr=["pwd", "otp"], acr=authorization.ACR_MFA)
-    return Redirect(target(page))
+    return onwards(page)
