@@ -628,9 +628,9 @@ def main() -> None:
             raise SystemExit(f"missing tool: {tool}")
 
     out = ROOT / "bench" / "results" / f"peer-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    peer = Peer(args, out)
     out.mkdir(parents=True)
     work = Path(tempfile.mkdtemp(prefix="authserver-sbs."))
-    peer = Peer(args, out)
     ours = Ours(args, work, out)
     info = machine(peer)
     runs: list[dict[str, Any]] = []
