@@ -116,7 +116,28 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "loaded_as_persistent", _keep_loaded)
+    return factory
+
+
+#: ``Session.info`` key: a list there makes the session hold the rows it loads (below)
+KEEP_LOADED = "keep_loaded"
+
+
+def _keep_loaded(session: Session, instance: object) -> None:
+    """In a request's session (``bridge.call`` sets :data:`KEEP_LOADED`), hold the rows
+    of models marked ``keep_in_request`` (users, clients, TOTP factors: read, rarely
+    written, never changed behind the ORM's back without ``expire``) until it ends.
+    SQLAlchemy's identity map keeps rows only weakly, so a user or client looked up
+    by one step of a request (the page wrapper's sign-in check) and dropped was
+    fetched again by the next (the pipeline): six statements of a code flow. Held
+    here, ``Session.get`` answers from the identity map instead.
+    Rows changed by Core ``UPDATE`` statements (codes, refresh tokens) are not held,
+    so a re-read sees the database. Long-lived sessions (CLI, jobs) hold nothing."""
+    kept = session.info.get(KEEP_LOADED)
+    if kept is not None and getattr(instance, "keep_in_request", False):
+        kept.append(instance)
 
 
 @contextmanager

@@ -9,6 +9,15 @@ exact page URLs. ``prompt=consent`` makes the consent page appear on every flow.
 Writes JSON: p50/p95 of the whole flow and per step, or ``{"skipped": reason}``
 when /authorize is not available. Run the server with cheap Argon2 (m=8,t=1)
 so the figure excludes password hashing.
+
+The same client drives another server for a side-by-side figure
+(``bench/side_by_side.py``): ``--authorize-path``, ``--scope`` and ``--client-id``,
+``--client-secret``, ``--redirect-uri``, ``--username``, ``--password`` replace what
+``--state`` gives. A login form is any form with a ``password`` field (its
+``username`` or ``login`` field gets the name); a consent form gets ``decision=allow``
+when it has a ``decision`` button, else it is submitted as it is. ``requests`` in the
+output is the number of requests from the authorization request to the redirect to
+the callback (the token request not counted).
 """
 
 from __future__ import annotations
@@ -59,13 +68,15 @@ def step_of(path: str) -> str:
     return "other"
 
 
-def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], prompt_consent: bool) -> float:
+def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], prompt_consent: bool,
+             counts: list[int] | None = None) -> float:
     client = state["code"]
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     params = {
         "response_type": "code", "client_id": client["client_id"], "redirect_uri": state["redirect_uri"],
-        "scope": "openid profile email", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+        "scope": state.get("scope", "openid profile email"),
+        "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
         "code_challenge": challenge, "code_challenge_method": "S256",
     }
     if prompt_consent:
@@ -73,9 +84,11 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
-        req = http.build_request("GET", "/authorize", params=params)
+        req = http.build_request("GET", state.get("authorize_path", "/authorize"), params=params)
         code = None
+        sent = 0
         for _ in range(12):
+            sent += 1
             t0 = time.perf_counter()
             resp = http.send(req)
             name = step_of(req.url.path)
@@ -89,6 +102,8 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
                     if query.get("state", [""])[0] != params["state"]:
                         raise RuntimeError("state mismatch")
                     code = query["code"][0]
+                    if counts is not None:
+                        counts.append(sent)
                     break
                 req = http.build_request("GET", location)
                 continue
@@ -100,12 +115,11 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
             if form is None:
                 raise RuntimeError(f"no form at {req.url.path}: {resp.text[:200]}")
             data = dict(form["fields"])
-            if "username" in data or "password" in data:
-                data["username"] = state["username"]
+            if "password" in data:
+                data["login" if "login" in data and "username" not in data else "username"] = state["username"]
                 data["password"] = state["user_password"]
-            else:
-                allow = next((b for b in form["buttons"] if b[0] == "decision" and b[1] == "allow"), None)
-                data["decision"] = "allow" if allow is None else allow[1]
+            elif any(b[0] == "decision" for b in form["buttons"]):
+                data["decision"] = "allow"
             req = http.build_request("POST", urljoin(str(req.url), form["action"] or str(req.url)), data=data)
         if code is None:
             raise RuntimeError("no code after 12 steps")
@@ -126,20 +140,34 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True)
-    p.add_argument("--state", required=True)
+    p.add_argument("--state", help="bench/seed.py's state (the 'code' client and the user)")
+    p.add_argument("--authorize-path", default="/authorize")
+    p.add_argument("--scope", default="openid profile email")
+    p.add_argument("--client-id")
+    p.add_argument("--client-secret")
+    p.add_argument("--redirect-uri")
+    p.add_argument("--username")
+    p.add_argument("--password")
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--no-prompt-consent", action="store_true")
     p.add_argument("--out", required=True)
     a = p.parse_args()
-    state = json.load(open(a.state))
+    state: dict[str, Any] = json.load(open(a.state)) if a.state else {"code": {}}
+    state.update({"authorize_path": a.authorize_path, "scope": a.scope})
+    for key, value in (("client_id", a.client_id), ("client_secret", a.client_secret)):
+        if value:
+            state["code"][key] = value
+    for key, value in (("redirect_uri", a.redirect_uri), ("username", a.username), ("user_password", a.password)):
+        if value:
+            state[key] = value
 
     def write(result: dict[str, Any]) -> None:
         json.dump(result, open(a.out, "w"), indent=2)
         print(json.dumps(result), file=sys.stderr)
 
     try:
-        probe = httpx.get(f"{a.base}/authorize", params={"client_id": state["code"]["client_id"]}, timeout=5)
+        probe = httpx.get(f"{a.base}{a.authorize_path}", params={"client_id": state["code"]["client_id"]}, timeout=5)
     except httpx.HTTPError as exc:
         return write({"skipped": f"cannot reach /authorize ({type(exc).__name__})"})
     if probe.status_code in (404, 405):
@@ -153,11 +181,12 @@ def main() -> None:
 
     steps: dict[str, list[float]] = {}
     totals: list[float] = []
+    counts: list[int] = []
     errors = 0
     started = time.perf_counter()
     for _ in range(a.iterations):
         try:
-            totals.append(one_flow(a.base, state, steps, not a.no_prompt_consent))
+            totals.append(one_flow(a.base, state, steps, not a.no_prompt_consent, counts))
         except Exception as exc:
             errors += 1
             print(f"flow failed: {exc}", file=sys.stderr)
@@ -166,6 +195,7 @@ def main() -> None:
         return write({"skipped": "every flow failed", "errors": errors})
     write({
         "iterations": a.iterations, "errors": errors, "flows_per_s": len(totals) / elapsed,
+        "requests": max(counts) if counts else None,
         "p50_ms": statistics.median(totals), "p95_ms": pct(totals, 95), "max_ms": max(totals),
         "steps": {k: {"p50_ms": statistics.median(v), "p95_ms": pct(v, 95)} for k, v in steps.items()},
     })

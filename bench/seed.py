@@ -8,9 +8,11 @@ Run by ``bench/run`` with the same ``AUTHSERVER_*`` environment as the server
     seed.py refresh --state STATE.json --count N --out FILE
         N distinct, live, single-use refresh tokens (one family each), inserted
         with COPY; the plaintext tokens go to FILE, one a line.
-    seed.py big --state STATE.json --users N --refresh M
+    seed.py big --state STATE.json --users N --refresh M [--max-seconds S]
         bulk rows (COPY) so the hot-path queries run against large tables:
-        N users and M refresh tokens with random (unique) hashes.
+        N users and M refresh tokens with random (unique) hashes. Stops adding
+        rows after S seconds (default: no bound) and says how far it got; a
+        second run adds only the rows still missing.
 """
 
 from __future__ import annotations
@@ -120,6 +122,13 @@ def _chunks(total: int, size: int = 200_000) -> Any:
         done += n
 
 
+def _out_of_time(args: argparse.Namespace, started: float) -> bool:
+    if args.max_seconds and time.perf_counter() - started > args.max_seconds:
+        print(f"  stopped at the time bound ({args.max_seconds}s): fewer rows than asked", file=sys.stderr)
+        return True
+    return False
+
+
 def cmd_big(args: argparse.Namespace) -> None:
     """COPY bulk rows; text is generated in big buffers (random hex hashes)."""
     state = json.load(open(args.state))
@@ -137,6 +146,8 @@ def cmd_big(args: argparse.Namespace) -> None:
             have_users = cur.fetchone()[0]
             want_users = max(0, args.users - have_users)
             for offset, n in _chunks(want_users):
+                if _out_of_time(args, started):
+                    break
                 buf = io.StringIO()
                 for i in range(offset, offset + n):
                     uid = str(uuid.uuid4())
@@ -158,6 +169,8 @@ def cmd_big(args: argparse.Namespace) -> None:
             client_id = state["refresh"]["client_id"]
             nusers = len(user_ids)
             for offset, n in _chunks(want_rt, 500_000):
+                if _out_of_time(args, started):
+                    break
                 buf = io.StringIO()
                 hexes = os.urandom(32 * n).hex()
                 fams = os.urandom(16 * n).hex()
@@ -196,6 +209,7 @@ def main() -> None:
     p.add_argument("--state", required=True)
     p.add_argument("--users", type=int, default=1_000_000)
     p.add_argument("--refresh", type=int, default=10_000_000)
+    p.add_argument("--max-seconds", type=int, default=0, help="stop adding rows after this long (0: no bound)")
     args = parser.parse_args()
     {"base": cmd_base, "refresh": cmd_refresh, "big": cmd_big}[args.cmd](args)
 

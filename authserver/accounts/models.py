@@ -19,6 +19,7 @@ class User(Base):
     """A person who can log in. ``id`` is the OIDC ``sub``: random, never reused."""
 
     __tablename__ = "users"
+    keep_in_request = True  # held for the rest of a request once loaded (db.py)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_user_id)
     username: Mapped[str] = mapped_column(sa.String(150), unique=True)
@@ -60,6 +61,7 @@ class TotpFactor(Base):
     """A TOTP secret, sealed with :class:`SecretBox`; active once ``confirmed_at`` is set."""
 
     __tablename__ = "totp_factors"
+    keep_in_request = True  # held for the rest of a request once loaded (db.py)
 
     user_id: Mapped[str] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True

@@ -13,6 +13,7 @@ from authserver.oauth import vocabulary
 
 class Client(Base):
     __tablename__ = "clients"
+    keep_in_request = True  # held for the rest of a request once loaded (db.py)
 
     client_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     # Keyed hash (SecretBox.keyed_hash); None for public clients.

@@ -11,10 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authserver.i18n import N_
-from authserver.oauth import authorization, bridge, device
+from authserver.oauth import authorization, bridge
 from authserver.sessions import service as sessions
 from authserver.web import http
-from authserver.web.pages import SIGN_IN_EXPIRED
 
 
 def respond(request: Request, outcome: authorization.Outcome) -> Response:
@@ -37,23 +36,15 @@ async def authorize(request: Request) -> Response:
 
 
 async def resume(request: Request) -> Response:
-    """Continue a pending request after login, MFA or consent."""
+    """Continue a pending request (the pages continue it themselves; this stays for a
+    browser that comes back to a pending request, e.g. after sign-up)."""
     ctx = http.context(request)
     rid = request.query_params.get("rid", "")
     cookie = http.session_cookie(request)
 
     def run() -> authorization.Outcome:
         session = sessions.load(bridge.current_db.get(), ctx.box, cookie)
-        if device.pending_device(session, rid) is not None:
-            # a device request (RFC 8628) pending behind the same login, MFA and consent pages
-            return authorization.Outcome(location=f"{device.CONTINUE_PATH}?rid={rid}", status=303)
-        params = authorization.pending_params(session, rid)
-        if params is None:
-            return authorization.Outcome(error="invalid_request", status=400,
-                                         error_description=SIGN_IN_EXPIRED)
-        frozen = bridge.FrozenRequest("GET", ctx.settings.issuer + "/authorize", request.headers, [],
-                                      params, include_args=True, ip=request.state.client_ip)
-        return authorization.run(ctx, frozen, session, rid)
+        return authorization.resume(ctx, session, rid, request.headers, request.state.client_ip)
 
     return respond(request, await bridge.call(ctx, run))
 

@@ -13,7 +13,7 @@ from authserver.clients.models import Client
 from authserver.consents import service as consents
 from authserver.i18n import N_, Text
 from authserver.oauth import authorization, device, vocabulary
-from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
+from authserver.web.pages import EXPIRED, Page, Render, Result, form_page
 
 
 def describe(scope: str) -> str:
@@ -62,4 +62,4 @@ def consent_submit(page: Page) -> Result:
         authorization.update_pending(session, page.rid, consented=True)
     else:
         authorization.update_pending(session, page.rid, denied=True)
-    return Redirect(with_rid("/authorize/resume", page.rid))
+    return page.continue_authorization()

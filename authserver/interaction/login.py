@@ -15,7 +15,7 @@ from authserver.clients import service as clients
 from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.passkeys import service as passkeys
-from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
+from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page
 
 FAILED = N_("Invalid username or password.")
 
@@ -53,4 +53,4 @@ def login_submit(page: Page) -> Result:
     # with a second factor, the sign-in completes on the MFA page
     page.log_in(result.user.id, amr=["pwd"], acr=authorization.ACR_PWD, complete=not result.mfa)
     audit.record(page.db, "login_succeeded", user_id=result.user.id, ip=page.ip, channel="login")
-    return Redirect(with_rid("/authorize/resume", page.rid) if page.rid else page.return_to())
+    return page.continue_authorization() if page.rid else Redirect(page.return_to())

@@ -38,7 +38,13 @@ NO_PASSKEY = ErrorPage(N_("This application requires a passkey, but your account
 
 
 def target(page: Page) -> str:
+    """Where a passkey step's JSON answer sends the browser (it navigates by script)."""
     return with_rid("/authorize/resume", page.rid) if page.rid else page.return_to()
+
+
+def onwards(page: Page) -> Result:
+    """The pending request continues (the pipeline decides where), else the page that sent us."""
+    return page.continue_authorization() if page.rid else Redirect(page.return_to())
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ def challenge(page: Page) -> Challenge | Result:
         return Redirect(with_rid("/login", page.rid))
     only = passkey_only(page)
     if ("hwk" in amr) if only else bool(amr & AMR_SECOND_FACTORS):
-        return Redirect(target(page))
+        return onwards(page)
     totp = factors.confirmed_factor(page.db, user.id) is not None
     passkey = passkeys.has_passkey(page.db, user.id)
     if only and not passkey:
@@ -116,4 +122,4 @@ def mfa_submit(page: Page) -> Result:
                      remaining=factors.unused_backup_codes(db, user.id))
     audit.record(db, "mfa_succeeded", user_id=user.id, ip=ip, method=used)
     page.log_in(user.id, amr=["pwd", "otp"], acr=authorization.ACR_MFA)
-    return Redirect(target(page))
+    return onwards(page)

@@ -92,4 +92,4 @@ def verify_submit(page: Page) -> Result:
     row.pending = None
     new = page.log_in(user.id, amr=["pwd"], acr=authorization.ACR_PWD)
     sessions.set_data(new, "signup_code", None)
-    return Redirect(with_rid("/authorize/resume", page.rid) if page.rid else "/account")
+    return page.continue_authorization() if page.rid else Redirect("/account")

@@ -9,7 +9,10 @@ interaction becomes ``login_required`` / ``consent_required`` /
 Every redirect carries ``iss`` (RFC 9207 §2), errors included.
 
 A pending request is kept in the browser session under a random ``rid`` while
-the user logs in or consents, then resumed with :func:`run` again. For a
+the user logs in or consents, then resumed with :func:`resume`: the login, MFA and
+consent POSTs call it themselves and answer with where the pipeline goes next (the
+next page, or the client's redirect URI), so a login and consent take no extra hop
+through ``/authorize/resume``. For a
 browser that has not signed in, that session is the anonymous one sealed in
 its cookie, so nothing is stored for strangers; the oldest pending requests
 give way when the cookie would grow too large.
@@ -369,6 +372,21 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     if status != 302 or not location:
         return Outcome(error="server_error", status=500, error_description="Could not issue the code.")
     return Outcome(location=with_iss(location, ctx.settings.issuer))
+
+
+def resume(ctx: Context, session: BrowserSession | None, rid: str, headers: Any, ip: str) -> Outcome:
+    """Run the pipeline again for pending request ``rid`` (after login, MFA or consent),
+    with the parameters kept when it was first seen, as if sent to ``/authorize``.
+    A pending device request (RFC 8628) goes on at the device page instead."""
+    pending = (session.data or {}).get("authz", {}).get(rid) if session is not None and rid else None
+    if pending is not None and vocabulary.DEVICE_PENDING in pending:
+        return Outcome(location=f"{vocabulary.DEVICE_CONTINUE_PATH}?rid={rid}", status=303)
+    params = pending_params(session, rid)
+    if params is None:
+        return Outcome(error="invalid_request", status=400, error_description=SIGN_IN_EXPIRED)
+    frozen = FrozenRequest("GET", ctx.settings.issuer + "/authorize", headers, [], params,
+                           include_args=True, ip=ip)
+    return run(ctx, frozen, session, rid)
 
 
 PUSHED_EXPIRED = ("This sign-in request has expired or was already used. Start again from the application.")

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authserver.db import KEEP_LOADED
 from authserver.errors import BadRequest
 from authserver.security.input import FORM_STATE, InputRejected, load_json
 
@@ -149,6 +150,7 @@ def _canonical_url(request: Request) -> str:
 
 def _run_in_session(ctx: Context, fn: Callable[[], T]) -> T:
     session = ctx.sessions()
+    session.info[KEEP_LOADED] = []  # one request: rows it loads stay in the identity map (db.py)
     token = current_db.set(session)
     try:
         with session.begin():

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 #: where the user types the code (``verification_uri``, RFC 8628 §3.2)
 VERIFICATION_PATH = "/device"
 #: where the login, MFA and consent pages hand a pending device request back
-CONTINUE_PATH = "/device/continue"
+CONTINUE_PATH = vocabulary.DEVICE_CONTINUE_PATH
 #: the pending-request key marking a device request in the session (``authz[rid]``)
-DEVICE = "device"
+DEVICE = vocabulary.DEVICE_PENDING
 
 
 def authorization_response(ctx: Context, request: FrozenRequest) -> Result:

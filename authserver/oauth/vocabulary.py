@@ -133,3 +133,8 @@ LOOPBACK_HOSTS: Final[frozenset[str]] = frozenset({"127.0.0.1", "localhost", "::
 #: on every response carrying a token, an error or a secret; also as a list for Authlib
 NO_STORE: Final[dict[str, str]] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 NO_STORE_ITEMS: Final[tuple[tuple[str, str], ...]] = tuple(NO_STORE.items())
+
+#: RFC 8628: where a device request continues after login, MFA and consent, and the
+#: key marking a pending request in the browser session as a device request
+DEVICE_CONTINUE_PATH = "/device/continue"
+DEVICE_PENDING = "device"

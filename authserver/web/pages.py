@@ -215,6 +215,18 @@ class Page:
                 accounts.remember_locale(user, self.locale)
         return self.loaded
 
+    def continue_authorization(self) -> Result:
+        """Where pending request :attr:`rid` goes now that this page has done its part
+        (login, MFA, consent, sign-up): the pipeline runs right here
+        (:func:`authorization.resume`), so the answer is the next page it needs or the
+        redirect to the client (a 303 after the POST), never a hop through
+        ``/authorize/resume``."""
+        outcome = authorization.resume(self.ctx, self.loaded, self.rid, self.request.headers, self.ip)
+        if outcome.location:
+            return Redirect(outcome.location)
+        return ErrorPage(outcome.error_description or "The request is invalid.",
+                         outcome.error or "invalid_request", outcome.status)
+
     def come_back_here(self) -> None:
         """After login (and MFA), return to this page: its path is kept in the session,
         never taken from a parameter, so it cannot become an open redirect."""

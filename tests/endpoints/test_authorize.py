@@ -10,8 +10,8 @@ from tests.conftest import ISSUER
 from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, get_code, pkce, query
 
 
-def _assert_error_redirect(response, params, error):
-    assert response.status_code == 302, response.text[:300]
+def _assert_error_redirect(response, params, error, status=302):
+    assert response.status_code == status, response.text[:300]
     location = response.headers["location"]
     assert location.startswith(REDIRECT_URI + "?")
     q = query(location)
@@ -151,7 +151,8 @@ def test_deny_gives_access_denied_with_state_and_iss(client, make_user, make_cli
     cid, _ = make_client()
     params = auth_params(cid, pkce()[1])
     response = follow(client, client.get("/authorize", params=params), consent="deny")
-    _assert_error_redirect(response, params, "access_denied")
+    # straight from the consent POST: 303 (RFC 9700 §4.12)
+    _assert_error_redirect(response, params, "access_denied", status=303)
 
 
 def test_consent_post_without_csrf_token_is_refused(client, make_user, make_client):

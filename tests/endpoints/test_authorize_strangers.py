@@ -55,7 +55,8 @@ def test_flow_from_a_cookieless_request_through_login_and_consent(client, ctx, m
     _verifier, challenge = pkce()
     params = auth_params(cid, challenge)
     r = follow(client, client.get("/authorize", params=params))
-    assert r.status_code == 302 and query(r.headers["location"])["state"] == params["state"]
+    # the consent POST answers with the redirect itself: 303, never repeating the POST (RFC 9700 §4.12)
+    assert r.status_code == 303 and query(r.headers["location"])["state"] == params["state"]
     assert "code" in query(r.headers["location"])
     assert _rows(ctx) == 1  # the session written at login
 
@@ -67,10 +68,11 @@ def test_two_tabs_pending_at_once_both_finish(client, ctx, make_user, make_clien
     first, second = auth_params(cid, challenge), auth_params(cid, challenge)
     rid1 = query(client.get("/authorize", params=first).headers["location"])["rid"]
     rid2 = query(client.get("/authorize", params=second).headers["location"])["rid"]
-    assert login(client, rid=rid1).headers["location"] == f"/authorize/resume?rid={rid1}"
-    for rid, params in ((rid1, first), (rid2, second)):
-        r = client.get(f"/authorize/resume?rid={rid}")
-        assert r.status_code == 302 and query(r.headers["location"])["state"] == params["state"]
+    # the login continues the first request itself; the second is resumed afterwards
+    r = login(client, rid=rid1)
+    assert r.status_code == 303 and query(r.headers["location"])["state"] == first["state"]
+    r = client.get(f"/authorize/resume?rid={rid2}")
+    assert r.status_code == 302 and query(r.headers["location"])["state"] == second["state"]
 
 
 def test_older_pending_requests_give_way_when_the_cookie_is_full(client, ctx, make_client):
