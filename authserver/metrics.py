@@ -219,7 +219,7 @@ def registry(collectors: Iterable[Any] = ()) -> Any:
     from prometheus_client.multiprocess import MultiProcessCollector
 
     reg = CollectorRegistry()
-    MultiProcessCollector(reg)
+    MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
     for collector in collectors:
         reg.register(collector)
     return reg

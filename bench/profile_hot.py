@@ -4,14 +4,20 @@
     .venv/bin/python bench/profile_hot.py --scenario cc --cprofile 30      # top 30 functions
     .venv/bin/python bench/profile_hot.py --sqlite                        # embedded default, no Redis
 
-Builds the app on its own Postgres database (``authserver_prof``, dropped and recreated)
-and Redis db 14 under the prefix ``authserver-prof:`` (only those keys are deleted), seeds
+Builds the app on its own Postgres database (``authserver_prof``, dropped and recreated;
+``PROFILE_HOT_TAG`` changes the name)
+and Redis db 14 under the
+prefix ``authserver-prof:`` (only those keys are deleted), seeds
 clients, a user and refresh tokens through ``bench/seed.py``, then drives the ASGI app
 directly (no sockets, one request at a time) and prints, per scenario, the process CPU
 time per request (every thread: the event loop and the worker threads) and the wall
 time per request. The minimum over ``--rounds`` is reported: noise only ever adds.
 ``--cprofile N`` runs the work inline on one thread (no thread hand-off) under cProfile
-and prints the N most expensive functions by own time. Figures, never assertions.
+and prints the N most expensive functions by own time. ``--callgrind`` runs the same
+under ``valgrind --tool=callgrind`` with instrumentation switched on only around the
+measured requests (``callgrind_control -i on|off``) and prints instructions per request:
+a count that does not move with the neighbours' load, unlike time. Figures, never
+assertions.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/authserver_prof"
+TAG = os.environ.get("PROFILE_HOT_TAG", "prof")  # two runs at once need two tags
+PG = f"postgresql+psycopg://postgres@127.0.0.1:5432/authserver_{TAG}"
 REDIS = "redis://127.0.0.1:6379/14"
-PREFIX = "authserver-prof:"
+PREFIX = f"authserver-{TAG}:"
 
 
 def setup_env(work: Path, sqlite: bool) -> None:
@@ -56,8 +63,8 @@ def setup_env(work: Path, sqlite: bool) -> None:
         os.environ.update({"AUTHSERVER_DATABASE_URL": PG, "AUTHSERVER_REDIS_URL": REDIS,
                            "AUTHSERVER_REDIS_PREFIX": PREFIX})
         admin = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAt", "-c"]
-        subprocess.run([*admin, "DROP DATABASE IF EXISTS authserver_prof WITH (FORCE)"], check=True)
-        subprocess.run([*admin, "CREATE DATABASE authserver_prof"], check=True)
+        subprocess.run([*admin, f"DROP DATABASE IF EXISTS authserver_{TAG} WITH (FORCE)"], check=True)
+        subprocess.run([*admin, f"CREATE DATABASE authserver_{TAG}"], check=True)
         redis_cleanup()
 
 
@@ -108,6 +115,10 @@ class Driver:
         return status, b"".join(chunks)
 
 
+def toggle(state: str) -> None:
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
+
+
 def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
@@ -140,7 +151,23 @@ def main() -> None:
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--json", help="append the figures as one JSON line to this file")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="instructions per request under valgrind (one scenario, one round)")
     args = parser.parse_args()
+    if args.callgrind and not os.environ.get("PROFILE_HOT_UNDER_VALGRIND"):
+        out = Path(tempfile.mkdtemp(prefix="authserver-cg.")) / "callgrind.out"
+        subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                        sys.executable, *sys.argv], env={**os.environ, "PROFILE_HOT_UNDER_VALGRIND": "1"},
+                       check=True)
+        total = next(int(line.split()[1]) for line in out.read_text().splitlines() if line.startswith("totals:"))
+        per = total / args.requests
+        print(f"{','.join(args.scenario or [])}: {per:,.0f} instructions/request ({args.requests} requests)")
+        if args.json:
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps({"scenario": args.scenario, "instructions_per_request": round(per)}) + "\n")
+        return
+    if args.callgrind:
+        args.rounds = 1
     wanted = args.scenario or ["discovery", "jwks", "cc", "introspect", "refresh"]
     requests = args.requests if "password" not in wanted else min(args.requests, 60)
 
@@ -193,11 +220,15 @@ def main() -> None:
                     assert status == 200, (name, status, body[:300])
                 best_cpu = best_wall = float("inf")
                 for _ in range(args.rounds):
+                    if args.callgrind:
+                        toggle("on")
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     for _ in range(requests):
                         status, body = await driver.request(*make())
                         if status != 200:
                             raise SystemExit(f"{name}: {status} {body[:300]!r}")
+                    if args.callgrind:
+                        toggle("off")
                     cpu = (time.process_time() - cpu0) / requests
                     wall = (time.perf_counter() - wall0) / requests
                     best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
