@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.util import scope_to_list
 from sqlalchemy import select
 
+from authserver import metrics
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.db import utcnow
@@ -173,6 +174,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
         used = db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash))
         if used is not None and used.used_at is not None and used.client_id == client.client_id:
             tokens.revoke_code_issue(db, self.server.revoked, used)
+            metrics.record.reuse_detected("authorization_code")
             audit.record(db, "code_replay_detected", user_id=used.user_id, client_id=used.client_id,
                          ip=self.request.ip)
         return None
@@ -220,6 +222,7 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
     def _reuse_detected(self, row: RefreshToken) -> None:
         db = current_db.get()
         revoked = tokens.revoke_family(db, self.server.revoked, row.family_id)
+        metrics.record.reuse_detected("refresh_token")
         audit.record(db, "token_reuse_detected", user_id=row.user_id, client_id=row.client_id,
                      ip=self.request.ip, family_revoked=revoked)
 
