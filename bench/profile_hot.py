@@ -150,6 +150,7 @@ def main() -> None:
                         help="discovery, jwks, cc, introspect, refresh, password (default: all but password)")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--metrics", action="store_true", help="with Prometheus metrics on (multiprocess mode)")
     parser.add_argument("--json", help="append the figures as one JSON line to this file")
     parser.add_argument("--callgrind", action="store_true",
                         help="instructions per request under valgrind (one scenario, one round)")
@@ -180,6 +181,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="authserver-prof."))
     setup_env(work, args.sqlite)
+    if args.metrics:  # as `authserver serve` sets it up, before prometheus_client is imported
+        (work / "metrics").mkdir()
+        os.environ.update({"AUTHSERVER_METRICS_PORT": "9999", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")})
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
     py = sys.executable

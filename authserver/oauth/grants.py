@@ -201,23 +201,28 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+    _claimed: RefreshToken | None = None
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenAdapter | None:
+        """Look the token up and claim it in one ``UPDATE … RETURNING``; only when that
+        finds nothing does a second query tell a reuse (rotated already: the family is
+        revoked) from an unknown, foreign, expired or revoked token."""
         db = current_db.get()
         if len(refresh_token) > 512:
             return None
-        row = db.scalar(select(RefreshToken).where(
-            RefreshToken.token_hash == self.server.ctx.box.keyed_hash(refresh_token)))
-        if row is None or row.client_id != self.request.client.client_id:
+        token_hash = self.server.ctx.box.keyed_hash(refresh_token)
+        client_id = self.request.client.client_id
+        row = tokens.claim_live_refresh_token(db, token_hash, client_id)
+        if row is not None:
+            self._claimed = row
+            return RefreshTokenAdapter(row)
+        row = tokens.find_refresh_token(db, token_hash)
+        if row is None or row.client_id != client_id:
             return None
-        if row.rotated_at is not None or row.revoked_at is not None:
-            if row.rotated_at is not None:
-                self._reuse_detected(row)
-            return None
-        now = utcnow()
-        if row.expires_at <= now or row.family_expires_at <= now:
-            return None
-        return RefreshTokenAdapter(row)
+        if row.rotated_at is not None:
+            # presented again after rotation, or a concurrent request claimed it first
+            self._reuse_detected(row)
+        return None
 
     def _reuse_detected(self, row: RefreshToken) -> None:
         db = current_db.get()
@@ -227,16 +232,20 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
                      ip=self.request.ip, family_revoked=revoked)
 
     def validate_token_request(self) -> None:
-        super().validate_token_request()
-        token: RefreshTokenAdapter = self.request.refresh_token
-        user = accounts.get_user(current_db.get(), token.row.user_id, with_roles=False)
-        if user is None or user.disabled:
-            raise InvalidGrantError()
+        """Authlib's checks (client, token, scope) and a live user; a token claimed for a
+        request that fails them is released (the transaction commits error answers)."""
+        self._claimed = None
+        try:
+            super().validate_token_request()
+            token: RefreshTokenAdapter = self.request.refresh_token
+            user = accounts.get_user(current_db.get(), token.row.user_id, with_roles=False)
+            if user is None or user.disabled:
+                raise InvalidGrantError()
+        except Exception:
+            if self._claimed is not None:
+                tokens.release_refresh_token(current_db.get(), self._claimed)
+            raise
         self._user = user
-        if not tokens.claim_refresh_token(current_db.get(), token.row.id):
-            # lost a race with a concurrent refresh: treat as reuse
-            self._reuse_detected(token.row)
-            raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: RefreshTokenAdapter) -> Principal | None:
         row = refresh_token.row
