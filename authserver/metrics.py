@@ -83,6 +83,7 @@ class PrometheusRecorder(Recorder):
                                  ["component"])
         # labels() takes a lock and builds a tuple; the children of a route are few, keep them
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._grants: dict[str, Any] = {}
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -95,7 +96,10 @@ class PrometheusRecorder(Recorder):
         children[1].observe(seconds)
 
     def token_issued(self, grant_type: str) -> None:
-        self.tokens.labels(grant_type).inc()
+        child = self._grants.get(grant_type)
+        if child is None:
+            child = self._grants[grant_type] = self.tokens.labels(grant_type)  # grant types are few
+        child.inc()
 
     def reuse_detected(self, kind: str) -> None:
         self.reuse.labels(kind).inc()
