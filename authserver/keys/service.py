@@ -96,6 +96,14 @@ def _import_pem(pem: bytes, kid: str) -> RSAKey:
     return RSAKey.import_key(pem, {"kid": kid, "use": "sig", "alg": "RS256"})
 
 
+def _import_sealed(pem: bytes, kid: str) -> RSAKey:
+    """A key this server sealed itself: checked when it was added (``_import_pem``) and
+    authenticated by AES-GCM since, so OpenSSL's RSA consistency check (prime tests, ~0.1 s
+    of CPU per key, holding the GIL) is not repeated at every reload, on every node."""
+    private = serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+    return RSAKey.import_key(private, {"kid": kid, "use": "sig", "alg": "RS256"})  # type: ignore[arg-type]
+
+
 def new_private_pem() -> bytes:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -151,7 +159,7 @@ class KeyStore:
             raise KeyError_(
                 f"signing key {row.kid} is sealed under another SECRET_KEY; "
                 "list the old one in AUTHSERVER_PREVIOUS_SECRET_KEYS") from None
-        return SigningKey(row.kid, _import_pem(pem, row.kid), _epoch(row.created_at), _epoch(row.activates_at))
+        return SigningKey(row.kid, _import_sealed(pem, row.kid), _epoch(row.created_at), _epoch(row.activates_at))
 
     def _load(self, db: Session) -> list[SigningKey]:
         rows = db.scalars(sa.select(StoredKey))
