@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver import errors, metrics
+from authserver import branding, errors, metrics
 from authserver.admin import api as admin_api
 from authserver.admin.console import routes as console
-from authserver.context import TEMPLATES_DIR, Context
+from authserver.context import Context, context_of
 from authserver.endpoints import (
     authorize,
     discovery,
@@ -22,6 +24,7 @@ from authserver.endpoints import (
     introspect,
     jwks,
     logout,
+    par,
     register,
     revoke,
     token,
@@ -56,11 +59,12 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
         ctx.close()
 
     routes: list[BaseRoute] = [
-        *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *introspect.routes,
+        *discovery.routes, *jwks.routes, *authorize.routes, *token.routes, *par.routes, *introspect.routes,
         *revoke.routes, *userinfo.routes, *logout.routes, *register.routes, *health.routes,
         *interaction.routes, *admin_api.routes,
         *interaction.routes, *console.routes,
-        Mount("/static", StaticFiles(directory=str(TEMPLATES_DIR / "static")), name="static"),
+        Route(branding.BRAND_CSS_PATH, brand_css, methods=["GET", "HEAD"]),
+        Mount("/static", _static_files(ctx), name="static"),
     ]
     app = Starlette(
         routes=routes,
@@ -73,6 +77,20 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     app.state.context = ctx
     app.state.discovery = discovery.render(settings)
     return app
+
+
+def _static_files(ctx: Context) -> StaticFiles:
+    """``/static/``: the theme folder's ``static/`` first (when set), then the built-in files."""
+    dirs = ctx.static_dirs
+    static = StaticFiles(directory=str(dirs[-1]))
+    static.all_directories = [str(d) for d in dirs]
+    return static
+
+
+async def brand_css(request: Request) -> Response:
+    """The brand's colours as CSS custom properties (``style.css`` uses them)."""
+    return Response(context_of(request).brand.css, media_type="text/css",
+                    headers={"Cache-Control": "public, max-age=3600"})
 
 
 def app_from_env() -> Starlette:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -32,6 +33,7 @@ from authserver.tokens.cache import TokenState
 if TYPE_CHECKING:
     from starlette.templating import Jinja2Templates
 
+    from authserver.branding import Brand
     from authserver.oauth.server import Server
     from authserver.security.passwords import PasswordHasher
     from authserver.security.throttle import CounterStore, Lockout, RateLimiter
@@ -131,12 +133,42 @@ class Context:
         return PasswordHasher.from_settings(self.settings)
 
     @cached_property
+    def brand(self) -> Brand:
+        """Name, logo, colours and support link (docs/branding.md)."""
+        from authserver import branding
+
+        return branding.from_settings(self.settings)
+
+    @cached_property
     def templates(self) -> Jinja2Templates:
+        """The page templates: ``THEME_DIR/templates`` first when set, then the built-in ones."""
         from starlette.templating import Jinja2Templates
 
-        templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+        from authserver import branding, i18n
+
+        directories = [str(TEMPLATES_DIR)]
+        if self.settings.theme_dir is not None and (self.settings.theme_dir / "templates").is_dir():
+            directories.insert(0, str(self.settings.theme_dir / "templates"))
+        templates = Jinja2Templates(directory=directories)
         templates.env.globals["issuer"] = self.settings.issuer
+        templates.env.globals["brand"] = self.brand
+        templates.env.filters["device_label"] = branding.device_label
+        templates.env.filters["relative_time"] = branding.relative_time
+        templates.env.filters["utc_iso"] = branding.utc_iso
+        templates.env.filters["utc_text"] = branding.utc_text
+        from authserver.web import language
+
+        i18n.install(templates.env)  # gettext, and the filters that word things in the page's language
+        language.install_filters(templates.env)
         return templates
+
+    @cached_property
+    def static_dirs(self) -> list[Path]:
+        """Where ``/static/`` files are looked up: ``THEME_DIR/static`` first when set."""
+        dirs = [TEMPLATES_DIR / "static"]
+        if self.settings.theme_dir is not None and (self.settings.theme_dir / "static").is_dir():
+            dirs.insert(0, self.settings.theme_dir / "static")
+        return dirs
 
     def close(self) -> None:
         if "changes" in self.__dict__:

@@ -134,6 +134,7 @@ def import_models() -> None:
     from authserver.consents import models as _consents  # noqa: F401
     from authserver.keys import models as _keys  # noqa: F401
     from authserver.maintenance import models as _maintenance  # noqa: F401
+    from authserver.passkeys import models as _passkeys  # noqa: F401
     from authserver.roles import models as _roles  # noqa: F401
     from authserver.security import models as _security  # noqa: F401
     from authserver.sessions import models as _sessions  # noqa: F401

@@ -10,6 +10,13 @@ and the pure ASGI middleware (request limits, the deny list, the last-resort
 500) all render through :func:`render`, so every refusal has the same shape:
 ``{"error", "error_description"}`` JSON with ``Cache-Control: no-store`` (RFC
 6749 §5.2, RFC 6750 §3), or the HTML error page for a browser.
+
+Content negotiation: a request that accepts ``text/html`` on a page route gets the
+HTML page (``error.html``: what went wrong, a way back, the request id as the
+reference to quote to support), for every failure including the 500 and the 503
+of a database that is down; API and protocol routes (:data:`API_PATHS`,
+:data:`API_PREFIXES`) always get JSON. When the page itself cannot be rendered
+(a broken theme template) a plain built-in page is sent instead.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from authserver.i18n import N_
 from authserver.oauth.vocabulary import NO_STORE
 
 if TYPE_CHECKING:
@@ -36,7 +44,7 @@ class AppError(Exception):
 
     status_code = 500
     error = "server_error"
-    hint = "The server could not handle the request."
+    hint = N_("The server could not handle the request.")
     #: API errors are always JSON; the others are an HTML page when a browser asks for HTML
     json_only = False
 
@@ -57,21 +65,19 @@ class DomainError(AppError):
 
     status_code = 400
     error = "invalid_request"
-    hint = "The request is invalid."
+    hint = N_("The request is invalid.")
 
 
 class BadRequest(AppError):
     status_code = 400
     error = "invalid_request"
-    hint = "The request is malformed."
-    json_only = True
+    hint = N_("The request is malformed.")
 
 
 class PayloadTooLarge(AppError):
     status_code = 413
     error = "invalid_request"
-    hint = "The request body is too large."
-    json_only = True
+    hint = N_("The request body is too large.")
 
 
 class AccessDenied(AppError):
@@ -79,7 +85,7 @@ class AccessDenied(AppError):
 
     status_code = 403
     error = "access_denied"
-    hint = "The request was refused."
+    hint = N_("The request was refused.")
     json_only = True
 
     def body(self) -> dict[str, str]:
@@ -89,7 +95,7 @@ class AccessDenied(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     error = "temporarily_unavailable"
-    hint = "Too many requests; try again later."
+    hint = N_("Too many requests; try again later.")
 
     def __init__(self, retry_after: int, hint: str | None = None) -> None:
         super().__init__(hint, **{"Retry-After": str(max(1, retry_after))})
@@ -102,7 +108,7 @@ class ServiceUnavailable(AppError):
 
     status_code = 503
     error = "temporarily_unavailable"
-    hint = "The service is temporarily unavailable; try again shortly."
+    hint = N_("The service is temporarily unavailable; try again shortly.")
 
     def __init__(self) -> None:
         super().__init__(**{"Retry-After": "1"})
@@ -136,7 +142,7 @@ class BearerError(AppError):
 
     status_code = 401
     error = "invalid_token"
-    hint = "The access token is invalid or expired."
+    hint = N_("The access token is invalid or expired.")
     json_only = True
 
     def __init__(self, hint: str | None = None, *, detail: str | None = None) -> None:
@@ -162,29 +168,48 @@ class InsufficientScope(BearerError):
 
     status_code = 403
     error = "insufficient_scope"
-    hint = "The access token lacks the required scope."
+    hint = N_("The access token lacks the required scope.")
+
+
+#: routes whose callers are programs: their errors are JSON whatever ``Accept`` says
+API_PATHS = frozenset({"/token", "/userinfo", "/introspect", "/revoke", "/jwks.json", "/health"})
+API_PREFIXES = ("/.well-known/", "/register", "/admin/api/")
+
+
+def is_api_path(path: str) -> bool:
+    return path in API_PATHS or path.startswith(API_PREFIXES) or path == "/admin/api"
 
 
 def wants_html(request: Request) -> bool:
-    """Browsers get HTML; API clients (and anything not asking for HTML) get JSON."""
-    return "text/html" in request.headers.get("accept", "")
+    """Browsers get HTML; API routes, and anything not asking for HTML, get JSON."""
+    return "text/html" in request.headers.get("accept", "") and not is_api_path(request.url.path)
 
 
 def error_page(request: Request, status: int, error: str, hint: str,
                headers: Mapping[str, str] | None = None) -> Response:
-    """The HTML error page (never a redirect)."""
+    """The HTML error page (never a redirect), in the request's language: what went wrong,
+    a way back, and the request id as the reference to quote to support."""
+    from authserver.web import language
+
     templates: Jinja2Templates = request.app.state.context.templates
+    values = {"error": error, "error_description": hint, "status": status,
+              "request_id": getattr(request.state, "request_id", None)}
     return templates.TemplateResponse(
-        request, "error.html", {"error": error, "error_description": hint},
+        request, "error.html", {**language.template_values(request, values), **values},
         status_code=status, headers={**NO_STORE, **(headers or {})},
     )
 
 
 def render(exc: AppError, request: Request | None = None) -> Response:
     """The response for ``exc``: the HTML page when ``request`` is a browser asking for
-    HTML and the error allows it, else JSON. Middleware passes no request (JSON only)."""
+    HTML on a page route (not an API route, :func:`is_api_path`) and the error allows it,
+    else JSON. Without a request: JSON."""
     if request is not None and not exc.json_only and wants_html(request):
-        return error_page(request, exc.status_code, exc.error, exc.hint, exc.headers)
+        try:
+            return error_page(request, exc.status_code, exc.error, exc.hint, exc.headers)
+        except Exception:  # the page itself failed (a broken theme template): the plain page
+            log.exception("error_page_failed", exc_type=type(exc).__name__)
+            return HTMLResponse(_PLAIN_ERROR_PAGE, exc.status_code, headers={**NO_STORE, **exc.headers})
     return JSONResponse(exc.body(), exc.status_code, headers={**NO_STORE, **exc.headers})
 
 
@@ -207,21 +232,23 @@ async def handle_oauth_error(request: Request, exc: Exception) -> Response:
     )
 
 
-_HTTP_ERRORS = {404: ("not_found", "There is nothing here."), 405: ("method_not_allowed", "Method not allowed.")}
+_HTTP_ERRORS = {404: ("not_found", N_("There is nothing here.")),
+                405: ("method_not_allowed", N_("Method not allowed."))}
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's routing errors (404, 405) and request parsing errors (400, 413)."""
     assert isinstance(exc, HTTPException)
-    error, hint = _HTTP_ERRORS.get(exc.status_code, ("invalid_request", "The request could not be handled."))
+    error, hint = _HTTP_ERRORS.get(exc.status_code, ("invalid_request", N_("The request could not be handled.")))
     app_error = AppError(hint, **dict(exc.headers or {}))
     app_error.status_code, app_error.error = exc.status_code, error
     return render(app_error, request)
 
 
-_SERVER_ERROR_PAGE = (
-    "<!doctype html><title>Server error</title><h1>Something went wrong</h1>"
-    "<p>The error was logged. Please try again later.</p>"
+#: the last resort when even the error page cannot be rendered
+_PLAIN_ERROR_PAGE = (
+    '<!doctype html><html lang="en"><title>Error</title><h1>Something went wrong</h1>'
+    "<p>The error was logged. Please try again later.</p></html>"
 )
 
 
@@ -236,9 +263,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         log.warning("database_unavailable", exc_type=type(exc).__name__, path=request.url.path)
         return render(ServiceUnavailable(), request)
     log.exception("unhandled_error", exc_type=type(exc).__name__, path=request.url.path)
-    if wants_html(request):
-        return HTMLResponse(_SERVER_ERROR_PAGE, 500, headers=NO_STORE)
-    return render(AppError())
+    return render(AppError(), request)
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]

@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import time
+from urllib.parse import urlsplit
 
 import structlog
 from starlette.datastructures import Headers
@@ -44,10 +45,14 @@ CORS_PATHS = frozenset({
 
 
 def _security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    # an https logo (AUTHSERVER_BRAND_LOGO) is the one image from elsewhere
+    logo = settings.brand_logo
+    img_src = "'self' data:" + (f" {urlsplit(logo).scheme}://{urlsplit(logo).netloc}" if "://" in logo else "")
     headers = [
         (b"content-security-policy",
-         b"default-src 'none'; style-src 'self'; img-src 'self' data:; "
-         b"frame-ancestors 'none'; base-uri 'none'"),
+         # script-src and connect-src: the one page script (static/passkeys.js) and its fetch calls
+         f"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src {img_src}; "
+         "frame-ancestors 'none'; base-uri 'none'".encode()),
         (b"x-frame-options", b"DENY"),
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
@@ -112,6 +117,8 @@ class RequestContextMiddleware:
                 if cors:
                     raw.append((b"access-control-allow-origin", cors.encode()))
                     raw.append((b"vary", b"Origin"))
+                    # RFC 9449 §7.1, §8: a browser client must be able to read these
+                    raw.append((b"access-control-expose-headers", b"WWW-Authenticate, DPoP-Nonce"))
                 message["headers"] = raw
             await send(message)
 
@@ -119,7 +126,7 @@ class RequestContextMiddleware:
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 refusal = errors.PayloadTooLarge() if length.isdigit() else errors.BadRequest()
-                await errors.render(refusal)(scope, receive, send_wrapper)
+                await errors.render(refusal, Request(scope))(scope, receive, send_wrapper)
             elif cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
                 await _preflight(send, cors, request_id)
                 status_holder[0] = 204
@@ -127,7 +134,7 @@ class RequestContextMiddleware:
                 await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
             if not response_started[0]:
-                await errors.render(errors.PayloadTooLarge())(scope, receive, send_wrapper)
+                await errors.render(errors.PayloadTooLarge(), Request(scope))(scope, receive, send_wrapper)
             status_holder[0] = 413
         except Exception as exc:
             if not response_started[0]:

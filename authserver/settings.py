@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authserver.errors import AppError
+from authserver.i18n import LOCALES
 from authserver.oauth.vocabulary import LOOPBACK_HOSTS
 
 PREFIX = "AUTHSERVER_"
@@ -107,6 +108,10 @@ class Settings:
     key_rotation_interval: int = 90 * 86400
     maintenance_interval: int = 300
     require_pkce: bool = True
+    dpop_proof_max_age: int = 60
+    dpop_clock_skew: int = 10
+    dpop_require_nonce: bool = False
+    require_pushed_authorization_requests: bool = False
 
     argon2_time_cost: int = 2
     argon2_memory_cost: int = 19456
@@ -132,6 +137,7 @@ class Settings:
     log_level: str = "info"
     smtp_url: Secret | None = None
     mail_from: str = "authserver@localhost"
+    default_locale: str = "en"
     max_body_bytes: int = 64 * 1024
     signup_enabled: bool = True
     admin_require_mfa: bool = True
@@ -140,6 +146,14 @@ class Settings:
     db_pool_size: int = 4
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+
+    brand_name: str = "authserver"
+    brand_logo: str = ""
+    brand_primary_color: str = "#0b5cad"
+    brand_accent_color: str = "#0e7490"
+    support_url: str = ""
+    support_email: str = ""
+    theme_dir: Path | None = None
 
     @property
     def is_https(self) -> bool:
@@ -210,6 +224,10 @@ class Settings:
             raise SettingsError(
                 f"AUTHSERVER_SMTP_URL must be an smtp:// or smtps:// URL, got {_scheme(self.smtp_url.get())}"
             )
+        if self.default_locale not in LOCALES:
+            raise SettingsError(
+                f"AUTHSERVER_DEFAULT_LOCALE must be one of {', '.join(LOCALES)}, got {_shown(self.default_locale)}"
+            )
         if self.log_format not in ("json", "console"):
             raise SettingsError(f"AUTHSERVER_LOG_FORMAT must be json or console, got {_shown(self.log_format)}")
         if self.log_level not in ("debug", "info", "warning", "error"):
@@ -223,7 +241,7 @@ class Settings:
         for name in ("access_token_ttl", "id_token_ttl", "session_ttl", "argon2_time_cost",
                      "argon2_parallelism", "lockout_account_threshold", "lockout_ip_threshold",
                      "lockout_window", "lockout_base_duration", "threadpool_size", "db_pool_size",
-                     "max_body_bytes"):
+                     "max_body_bytes", "dpop_proof_max_age"):
             if getattr(self, name) < 1:
                 raise SettingsError(
                     f"{PREFIX}{name.upper()} must be a positive whole number{_unit(name)}, got {getattr(self, name)}"
@@ -273,6 +291,55 @@ class Settings:
                     f"like 10.0.0.0/8, got {_shown(proxy)}"
                 ) from None
 
+        self._validate_brand()
+
+    def _validate_brand(self) -> None:
+        """The brand settings (docs/branding.md): colours that keep WCAG 2.2 AA contrast on
+        the white page, a logo and a support link that the pages may show."""
+        from authserver.branding import contrast_ratio, parse_colour
+
+        for name, minimum, use in (("brand_primary_color", 4.5, "links and button text (WCAG 1.4.3)"),
+                                   ("brand_accent_color", 3.0, "the focus ring (WCAG 1.4.11)")):
+            raw = getattr(self, name)
+            setting = f"{PREFIX}{name.upper()}"
+            try:
+                colour = parse_colour(raw)
+            except ValueError:
+                raise SettingsError(f"{setting} must be a colour like #0b5cad, got {_shown(raw)}") from None
+            ratio = contrast_ratio(colour, (255, 255, 255))
+            if ratio < minimum:
+                raise SettingsError(
+                    f"{setting} must contrast at least {minimum}:1 with white for {use}, "
+                    f"got {_shown(raw)} ({ratio:.2f}:1); pick a darker colour"
+                )
+        if not self.brand_name.strip() or len(self.brand_name) > 80:
+            raise SettingsError(f"AUTHSERVER_BRAND_NAME must be 1 to 80 characters, got {_shown(self.brand_name)}")
+        if self.support_url:
+            parts = urlsplit(self.support_url)
+            if parts.scheme not in ("https", "mailto") or not (parts.netloc or parts.scheme == "mailto"):
+                raise SettingsError(
+                    f"AUTHSERVER_SUPPORT_URL must be an https:// or mailto: URL, got {_shown(self.support_url)}"
+                )
+        if self.support_email and not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+", self.support_email):
+            raise SettingsError(
+                f"AUTHSERVER_SUPPORT_EMAIL must be an e-mail address, got {_shown(self.support_email)}"
+            )
+        logo = self.brand_logo
+        if logo and "://" in logo:
+            parts = urlsplit(logo)
+            if parts.scheme != "https" or not parts.netloc:
+                raise SettingsError(f"AUTHSERVER_BRAND_LOGO must be an https:// URL or a file name, got {_shown(logo)}")
+        elif logo:
+            if self.theme_dir is None:
+                raise SettingsError(
+                    "AUTHSERVER_BRAND_LOGO names a file, which is looked up in THEME_DIR/static: "
+                    "set AUTHSERVER_THEME_DIR too (or give an https:// URL)"
+                )
+            if logo.startswith("/") or ".." in Path(logo).parts:
+                raise SettingsError(
+                    f"AUTHSERVER_BRAND_LOGO must be a file name inside THEME_DIR/static, got {_shown(logo)}"
+                )
+
     def _check_paths(self) -> None:
         """Refuse, naming the setting and the path, a directory the server must use but cannot."""
         secret_file = self.keys_dir / "secret_key"
@@ -291,6 +358,15 @@ class Settings:
                 raise SettingsError(f"{where}: the SQLite database {database} is not writable by this user")
             # SQLite writes its -wal and -shm files beside the database.
             _check_directory(f"{where}: the directory of the SQLite database", database.parent, writable=True)
+        if self.theme_dir is not None:
+            if not self.theme_dir.is_dir() or not os.access(self.theme_dir, os.R_OK | os.X_OK):
+                raise SettingsError(f"AUTHSERVER_THEME_DIR {self.theme_dir} is not a readable directory")
+            logo = self.brand_logo
+            if logo and "://" not in logo and not (self.theme_dir / "static" / logo).is_file():
+                raise SettingsError(
+                    f"AUTHSERVER_BRAND_LOGO {logo!r} is not a file in AUTHSERVER_THEME_DIR/static "
+                    f"({self.theme_dir / 'static'})"
+                )
 
 
 def environment(env_file: Path = ENV_FILE) -> dict[str, str]:
@@ -416,7 +492,7 @@ def _items(raw: str) -> tuple[str, ...]:
 
 def _unit(attr: str) -> str:
     """The unit an integer setting is counted in, for messages (from its name)."""
-    if attr.endswith(("_ttl", "_window", "_duration", "_delay", "_max_age")):
+    if attr.endswith(("_ttl", "_window", "_duration", "_delay", "_max_age", "_skew")):
         return " of seconds"
     if attr.endswith("_bytes"):
         return " of bytes"

@@ -85,6 +85,7 @@ CI_TESTS = [
     "tests/accounts/test_authenticate.py",
     "tests/endpoints/test_authorize.py",
     "tests/tokens/test_service.py",
+    "tests/tokens/test_revocation.py",
     "tests/endpoints/test_token.py",
     "tests/endpoints/test_introspect.py",
     "tests/endpoints/test_revoke.py",

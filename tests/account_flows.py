@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def outbox_codes(settings: Any) -> list[tuple[str, str]]:
     folder = Path(settings.data_dir) / "outbox"
     result = []
     for path in sorted(folder.glob("*.eml")) if folder.exists() else []:
-        message = email.message_from_bytes(path.read_bytes())
-        result.append((message["To"], message.get_payload(decode=True).decode()))
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        result.append((message["To"], body.get_content() if body is not None else ""))
     return result

@@ -36,5 +36,7 @@ def test_build_copies_templates_and_migrations_into_the_package(tmp_path):
     shipped = {p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()}
     assert {"templates/layout.html", "templates/login.html", "templates/static/style.css",
             "migrations/env.py", "migrations/script.py.mako", "migrations/versions/0001_initial.py",
-            "security/data/common-passwords.txt", "resources.py"} <= shipped
+            "security/data/common-passwords.txt", "resources.py", "templates/mail/letter.html",
+            "templates/mail/letter.txt", "locale/fr/LC_MESSAGES/messages.po",
+            "locale/de/LC_MESSAGES/messages.po"} <= shipped
     assert not [name for name in shipped if "__pycache__" in name or name.endswith(".pyc")]

@@ -80,6 +80,16 @@ def test_empty_value_means_default(tmp_path):
     ("TRUSTED_PROXIES", "10.0.0.0/33"),
     ("TRUSTED_PROXIES", "proxy.internal"),
     ("CORS_ORIGINS", "https://app.example.com/path"),
+    ("BRAND_PRIMARY_COLOR", "blue"),
+    ("BRAND_PRIMARY_COLOR", "#ffd700"),  # gold: 1.4:1 on white, unreadable as a link
+    ("BRAND_ACCENT_COLOR", "#dddddd"),  # a focus ring nobody sees
+    ("BRAND_NAME", "x" * 81),
+    ("BRAND_LOGO", "http://cdn.example.com/logo.png"),
+    ("BRAND_LOGO", "logo.svg"),  # a file name needs THEME_DIR
+    ("SUPPORT_URL", "javascript:alert(1)"),
+    ("SUPPORT_URL", "http://help.example.com"),
+    ("SUPPORT_EMAIL", "not an address"),
+    ("THEME_DIR", "/nonexistent/theme"),
 ])
 def test_bad_value_names_the_variable(tmp_path, name, value):
     with pytest.raises(SettingsError) as info:

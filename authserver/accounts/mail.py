@@ -1,4 +1,4 @@
-"""Outgoing mail (sign-up and password-reset codes).
+"""Outgoing mail: the transport (what the letters say is in :mod:`authserver.accounts.letters`).
 
 With ``AUTHSERVER_SMTP_URL`` set (``smtp://[user:pass@]host[:port]`` with
 STARTTLS when the server offers it, or ``smtps://...`` for implicit TLS) mail
@@ -33,13 +33,17 @@ def outbox(settings: Settings) -> Path:
     return Path(settings.data_dir) / "outbox"
 
 
-def send(settings: Settings, to: str, subject: str, body: str) -> None:
-    """Send (or, without SMTP, store) one plain-text message. Raises ``OSError``/``smtplib.SMTPException``."""
+def send(settings: Settings, to: str, subject: str, body: str, *, html: str | None = None) -> None:
+    """Send (or, without SMTP, store) one message: plain text, or with ``html`` a
+    ``multipart/alternative`` of text and HTML (RFC 2046 §5.1.4: the text first, so a
+    reader without HTML shows it). Raises ``OSError``/``smtplib.SMTPException``."""
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     if settings.smtp_url is not None and settings.smtp_url.get():
         _smtp(settings.smtp_url.get(), message)
         transport = "smtp"
@@ -49,10 +53,10 @@ def send(settings: Settings, to: str, subject: str, body: str) -> None:
     log.info("mail_sent", to=mask_email(to), subject=subject, transport=transport)
 
 
-def deliver(settings: Settings, to: str, subject: str, body: str) -> bool:
+def deliver(settings: Settings, to: str, subject: str, body: str, *, html: str | None = None) -> bool:
     """:func:`send`, logging a failure instead of raising (runs after the response)."""
     try:
-        send(settings, to, subject, body)
+        send(settings, to, subject, body, html=html)
         return True
     except (OSError, smtplib.SMTPException, ValueError) as exc:
         log.error("mail_failed", to=mask_email(to), subject=subject, error=type(exc).__name__)

@@ -26,6 +26,8 @@ class User(Base):
     email_verified: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     name: Mapped[str | None] = mapped_column(sa.String(200))
+    #: the language the user last used (a code of ``authserver.i18n.LOCALES``); none until then
+    locale: Mapped[str | None] = mapped_column(sa.String(16))
     disabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

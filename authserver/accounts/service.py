@@ -23,6 +23,7 @@ from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
 from authserver.db import Window, contains, utcnow, window
+from authserver.i18n import LOCALES, N_
 from authserver.logging import mask_email
 from authserver.roles.errors import RoleError
 from authserver.roles.service import check_roles
@@ -168,13 +169,17 @@ def update_user(db: Session, user: User, *, email: str | None = None, name: str 
 
 
 def reset_mfa(db: Session, user: User, *, actor: str) -> bool:
-    """Remove the user's second factor and backup codes (a lost phone, after a support
-    check); they log in with the password alone until they enrol again. False when
-    there was nothing to remove."""
+    """Remove the user's second factors: TOTP, backup codes and passkeys (a lost phone or
+    security key, after a support check); they log in with the password alone until they
+    enrol again. False when there was nothing to remove."""
     from authserver.accounts import mfa
+    from authserver.passkeys import service as passkeys
 
-    if db.get(TotpFactor, user.id) is None:
+    keys = passkeys.for_user(db, user.id)
+    if db.get(TotpFactor, user.id) is None and not keys:
         return False
+    for key in keys:
+        passkeys.remove(db, key, actor=actor)
     mfa.disable(db, user.id)
     audit.record(db, "mfa_disabled", user_id=user.id, actor=actor, reason="reset_by_admin")
     return True
@@ -292,8 +297,18 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
 
 
 def has_mfa(db: Session, user_id: str) -> bool:
+    """The user has a second factor: a confirmed TOTP factor or a passkey."""
+    from authserver.passkeys.service import has_passkey
+
     factor = db.get(TotpFactor, user_id)
-    return factor is not None and factor.confirmed_at is not None
+    return (factor is not None and factor.confirmed_at is not None) or has_passkey(db, user_id)
+
+
+def remember_locale(user: User, locale: str) -> None:
+    """Keep the language the user last used (their mails' language and the ``locale``
+    claim, OIDC Core §5.1); written only when it changed."""
+    if locale in LOCALES and user.locale != locale:
+        user.locale = locale
 
 
 def lockout_key(user: User | None, login: str) -> str:
@@ -383,27 +398,29 @@ class SignupRequest:
     email: str
     password_hash: str
     email_taken: bool
+    locale: str | None = None
 
     def pending(self) -> dict[str, str | None]:
         """What the e-mail code row keeps until the address is verified."""
         return {"username": self.username, "email": self.email, "password_hash": self.password_hash,
-                "name": None}
+                "name": None, "locale": self.locale}
 
 
-def start_signup(db: Session, ctx: Context, *, username: str, email: str, password: str) -> SignupRequest:
+def start_signup(db: Session, ctx: Context, *, username: str, email: str, password: str,
+                 locale: str | None = None) -> SignupRequest:
     """Check a sign-up form and hash its password. Raises :class:`AccountError` or
     ``WeakPasswordError`` with a sentence fit to show on the form."""
     username = normalize_login(username)
     email = normalize_login(email)
     if not USERNAME.match(username):
-        raise AccountError("Username must be 2-63 characters: letters, digits, '.', '_' or '-'.")
+        raise AccountError(N_("Username must be 2-63 characters: letters, digits, '.', '_' or '-'."))
     if not EMAIL.match(email) or len(email) > 320:
-        raise AccountError("That e-mail address is not valid.")
+        raise AccountError(N_("That e-mail address is not valid."))
     password = validate_password(password, username=username, email=email)
     if db.scalar(select(User.id).where(User.username == username)):
-        raise AccountError("That username is taken; choose another.")
+        raise AccountError(N_("That username is taken; choose another."))
     taken = db.scalar(select(User.id).where(User.email == email)) is not None
-    return SignupRequest(username, email, ctx.passwords.hash(password), taken)
+    return SignupRequest(username, email, ctx.passwords.hash(password), taken, locale)
 
 
 def complete_signup(db: Session, pending: Mapping[str, Any], *, ip: str | None = None) -> User | None:
@@ -413,8 +430,10 @@ def complete_signup(db: Session, pending: Mapping[str, Any], *, ip: str | None =
     username, email = str(pending["username"]), str(pending["email"])
     if db.scalar(select(User.id).where(or_(User.username == username, User.email == email))):
         return None
+    locale = pending.get("locale")
     user = User(username=username, email=email, email_verified=True,
-                password_hash=str(pending["password_hash"]), name=pending.get("name"))
+                password_hash=str(pending["password_hash"]), name=pending.get("name"),
+                locale=locale if locale in LOCALES else None)
     try:
         with db.begin_nested():
             db.add(user)

@@ -29,6 +29,7 @@ EVENTS = frozenset({
     "user_enabled", "user_deleted", "user_roles_changed", "registration_token_revoked",
     "role_created", "role_updated", "role_deleted", "role_permission_granted", "role_permission_revoked",
     "client_roles_changed", "user_updated",
+    "passkey_added", "passkey_renamed", "passkey_removed", "passkey_failed", "passkey_clone_suspected",
 })
 
 

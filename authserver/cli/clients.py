@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -39,6 +41,11 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--permission-prefix", action="extend", nargs="+", default=[], metavar="PREFIX",
                    help="access tokens carry the permissions under these prefixes, e.g. orders (docs/roles.md)")
     p.add_argument("--require-mfa", action="store_true")
+    p.add_argument("--dpop-bound-access-tokens", action="store_true",
+                   help="refuse token requests without a DPoP proof (RFC 9449 §5.2)")
+    _key_options(p)
+    p.add_argument("--require-par", action="store_true",
+                   help="authorization requests only through /par (RFC 9126 §6)")
     common.command(group_, "list", cmd_list, "list clients", json=True)
     p = common.command(group_, "show", cmd_show, "show one client (never its secret)", json=True)
     p.add_argument("client_id")
@@ -59,6 +66,11 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("--audience", action="extend", nargs="+", metavar="AUD")
     p.add_argument("--permission-prefix", action="extend", nargs="+", metavar="PREFIX")
     p.add_argument("--require-mfa", **flag)  # type: ignore[arg-type]
+    p.add_argument("--dpop-bound-access-tokens", help="refuse token requests without a DPoP proof (RFC 9449 §5.2)",
+                   **flag)  # type: ignore[arg-type]
+    _key_options(p)
+    p.add_argument("--require-par", help="authorization requests only through /par (RFC 9126 §6)",
+                   **flag)  # type: ignore[arg-type]
     p = common.command(group_, "rotate-secret", cmd_rotate_secret, "replace a client's secret", json=True)
     p.add_argument("client_id")
     p = common.command(group_, "delete", cmd_delete, "delete a client")
@@ -74,6 +86,25 @@ def add_commands(sub: common.SubParsers) -> None:
     p.add_argument("prefixes", nargs="*", metavar="PREFIX")
 
 
+def _key_options(p: argparse.ArgumentParser) -> None:
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--jwks-uri", metavar="URL", help="private_key_jwt: where the client publishes its JWK Set")
+    keys.add_argument("--jwks-file", type=Path, metavar="FILE",
+                      help="private_key_jwt: a file holding the client's public JWK Set")
+    p.add_argument("--id-token-alg", choices=vocabulary.ID_TOKEN_SIGNING_ALGS,
+                   help="what its ID tokens are signed with (default RS256)")
+
+
+def _jwks(path: Path | None) -> object | None:
+    if path is None:
+        return None
+    try:
+        value: object = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise common.CliError(f"--jwks-file {path}: not a readable JSON file ({type(exc).__name__})") from None
+    return value
+
+
 def client_json(client: Client, secret: str | None) -> dict[str, object]:
     """The client's registered metadata (RFC 7591 §2 names); the secret only when just issued."""
     body: dict[str, object] = {
@@ -84,7 +115,13 @@ def client_json(client: Client, secret: str | None) -> dict[str, object]:
         "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
     }
+    if client.jwks_uri is not None:
+        body["jwks_uri"] = client.jwks_uri
+    if client.jwks is not None:
+        body["jwks"] = client.jwks
     if secret is not None:
         body["client_secret"] = secret
     return body
@@ -110,6 +147,11 @@ def cmd_create(args: argparse.Namespace) -> int:
             introspect_any=args.introspect_any,
             audience=args.audience,
             permission_prefixes=args.permission_prefix,
+            dpop_bound_access_tokens=args.dpop_bound_access_tokens,
+            jwks=_jwks(args.jwks_file),
+            jwks_uri=args.jwks_uri,
+            id_token_signed_response_alg=args.id_token_alg,
+            require_pushed_authorization_requests=args.require_par,
             actor=common.ACTOR,
         )
         client = new.client
@@ -121,6 +163,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     if new.client_secret is not None:
         print(f"client_secret: {new.client_secret}")
         print("Store the secret now: it is shown only once (`clients rotate-secret` makes a new one).")
+    elif client.token_endpoint_auth_method == vocabulary.PRIVATE_KEY_JWT:
+        print("private_key_jwt client: no secret; it signs client assertions with its registered key")
     else:
         print("public client: no secret; it must use PKCE (S256)")
     return 0
@@ -153,6 +197,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "skip_consent": client.skip_consent,
             "require_mfa": client.require_mfa,
             "introspect_any": client.introspect_any,
+            "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
             "roles": roles.client_roles(db, client.client_id),
             "permission_prefixes": list(client.permission_prefixes),
             "created_at": common.timestamp(client.created_at),
@@ -180,6 +225,8 @@ UPDATE_OPTIONS = {
     "auth_method": "token_endpoint_auth_method", "post_logout_redirect_uri": "post_logout_redirect_uris",
     "skip_consent": "skip_consent", "introspect_any": "introspect_any", "audience": "audience",
     "permission_prefix": "permission_prefixes", "require_mfa": "require_mfa",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens", "jwks_uri": "jwks_uri",
+    "id_token_alg": "id_token_signed_response_alg", "require_par": "require_pushed_authorization_requests",
 }
 
 
@@ -187,6 +234,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     """``PATCH`` semantics through the service the admin API and the console use."""
     changes = {field: getattr(args, option) for option, field in UPDATE_OPTIONS.items()
                if getattr(args, option) is not None}
+    if args.jwks_file is not None:
+        changes["jwks"] = _jwks(args.jwks_file)
     if not changes:
         raise common.CliError("nothing to change: give at least one option (see `clients update --help`)")
     with common.open_context() as ctx, transaction(ctx.sessions) as db:

@@ -30,7 +30,7 @@ def add_commands(sub: common.SubParsers) -> None:
 
 
 def key_json(key: SigningKey) -> dict[str, object]:
-    return {"kid": key.kid, "status": key.status, "created_at": key.created_at,
+    return {"kid": key.kid, "alg": key.alg, "status": key.status, "created_at": key.created_at,
             "activates_at": key.activates_at, "retires_at": key.retires_at}
 
 
@@ -43,6 +43,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         common.print_json({"kid": key.kid, "created_at": key.created_at, "activates_at": key.activates_at})
         return 0
     print(f"new key {key.kid}: published now, signs from {common.when(key.activates_at)}")
+    print("(with an ES256 and an EdDSA key for ID tokens, on the same schedule: `keys list`)")
     print("Every node loads it from the database within a second.")
     return 0
 
@@ -66,8 +67,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         common.print_json([key_json(k) for k in keys])
         return 0
-    common.print_table(["KID", "STATUS", "CREATED", "ACTIVATES", "RETIRES"], [
-        [k.kid, k.status, common.when(k.created_at), common.when(k.activates_at), common.when(k.retires_at)]
+    common.print_table(["KID", "STATUS", "ALG", "CREATED", "ACTIVATES", "RETIRES"], [
+        [k.kid, k.status, k.alg, common.when(k.created_at), common.when(k.activates_at),
+         common.when(k.retires_at)]
         for k in keys
     ])
     return 0

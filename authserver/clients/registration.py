@@ -11,6 +11,8 @@ Policy for self-registered clients:
   as a keyed hash, optionally expiring, usable until it expires;
 * grants ``authorization_code``, ``refresh_token`` and (confidential clients
   only) ``client_credentials``; never ``password`` (RFC 9700 §2.4);
+* ``dpop_bound_access_tokens`` (RFC 9449 §5.2) is the client's to choose: it only
+  makes its own token requests stricter;
 * scopes only from the server's own list (``vocabulary.REGISTRABLE_SCOPES``); never ``skip_consent``, ``require_mfa``,
   ``introspect_any`` or an ``audience`` override: those stay admin-only and
   are ignored if sent, like any metadata this server does not understand
@@ -253,17 +255,31 @@ def parse_metadata(body: object) -> dict[str, Any]:
     if not client_name.isprintable():
         # control, bidi and zero-width characters would let a name pose as another on the consent page
         raise _metadata_error("client_name must be printable text (no control, bidi or invisible characters)")
+    dpop_bound = body.get("dpop_bound_access_tokens", False)
+    if not isinstance(dpop_bound, bool):
+        raise _metadata_error("dpop_bound_access_tokens must be true or false (RFC 9449, section 5.2)")
+    jwks_uri = body.get("jwks_uri")
+    if jwks_uri is not None and not isinstance(jwks_uri, str):
+        raise _metadata_error("jwks_uri must be a string")
+    par = body.get("require_pushed_authorization_requests", False)
+    if not isinstance(par, bool):
+        raise _metadata_error("require_pushed_authorization_requests must be true or false")
     try:
-        return clients.validate_metadata(
+        metadata = clients.validate_metadata(
             client_name=client_name,
             redirect_uris=redirect_uris,
             grant_types=grant_types,
             scope=scope,
             token_endpoint_auth_method=auth_method,
             post_logout_redirect_uris=logout_uris,
+            jwks=body.get("jwks"),
+            jwks_uri=jwks_uri,
+            id_token_signed_response_alg=_string(body, "id_token_signed_response_alg", v.ID_TOKEN_SIGNING_ALGS[0]),
         )
     except ClientError as exc:
         raise _metadata_error(str(exc)) from None
+    # RFC 9126 §6: a client may ask to be held to PAR; only ever stricter, so self-registrable
+    return {**metadata, "dpop_bound_access_tokens": dpop_bound, "require_pushed_authorization_requests": par}
 
 
 def client_information(client: Client, issuer: str) -> dict[str, Any]:
@@ -278,6 +294,11 @@ def client_information(client: Client, issuer: str) -> dict[str, Any]:
         "response_types": list(client.response_types),
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "scope": client.scope,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        **({"jwks": client.jwks} if client.jwks is not None else {}),
+        **({"jwks_uri": client.jwks_uri} if client.jwks_uri is not None else {}),
         "registration_client_uri": f"{issuer}/register/{client.client_id}",
     }
 
@@ -349,6 +370,10 @@ def update_client(db: Session, box: SecretBox, *, client_id: str, token: str | N
     if (metadata["token_endpoint_auth_method"] == v.NONE) != client.is_public:
         raise _metadata_error("a client cannot switch between public (none) and confidential "
                               "authentication; register a new client")
+    if ((metadata["token_endpoint_auth_method"] in v.SECRET_AUTH_METHODS)
+            != (client.token_endpoint_auth_method in v.SECRET_AUTH_METHODS)):
+        raise _metadata_error("a client cannot switch between a client secret and private_key_jwt; "
+                              "register a new client")
     for key, value in metadata.items():
         setattr(client, key, value)
     registration_token = new_token()

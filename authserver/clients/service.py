@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from joserfc.jwk import JWKRegistry
+from sqlalchemy import insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from authserver.audit import service as audit
 from authserver.clients.errors import ClientError, UnknownClient
-from authserver.clients.models import Client
+from authserver.clients.models import Client, ClientAssertionJti
 from authserver.db import Window, contains, utcnow, window
 from authserver.oauth.vocabulary import (
     AUTH_METHODS,
@@ -21,9 +27,12 @@ from authserver.oauth.vocabulary import (
     CONFIDENTIAL_GRANT_TYPES,
     DEFAULT_AUTH_METHOD,
     GRANT_TYPES,
+    ID_TOKEN_SIGNING_ALGS,
     LOOPBACK_HOSTS,
     NONE,
+    PRIVATE_KEY_JWT,
     RESPONSE_TYPES,
+    SECRET_AUTH_METHODS,
 )
 from authserver.roles.permissions import is_prefix
 from authserver.security.crypto import SecretBox
@@ -78,6 +87,58 @@ def validate_redirect_uri(uri: str, *, native: bool = True) -> str:
     return uri
 
 
+MAX_JWKS_KEYS = 10
+MAX_JWKS_CHARS = 20_000
+#: JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2)
+PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def validate_jwks(jwks: object) -> dict[str, Any]:
+    """A client's JWK Set (RFC 7517 §5) for ``private_key_jwt``: 1 to 10 public RSA
+    (2048 bits or more), EC or OKP keys; a private or symmetric member is refused, so
+    a client cannot leak its private key into our database by mistake. Raises
+    :class:`ClientError`; returns the set as given (public members only)."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ClientError('jwks must be a JWK Set: {"keys": [...]} (RFC 7517 §5)')
+    keys = jwks["keys"]
+    if not 1 <= len(keys) <= MAX_JWKS_KEYS:
+        raise ClientError(f"jwks must hold between 1 and {MAX_JWKS_KEYS} keys")
+    if len(json.dumps(jwks)) > MAX_JWKS_CHARS:
+        raise ClientError(f"jwks must be at most {MAX_JWKS_CHARS} characters")
+    for key in keys:
+        if not isinstance(key, dict):
+            raise ClientError("each key in jwks must be a JSON object")
+        if PRIVATE_JWK_MEMBERS.intersection(key):
+            raise ClientError("jwks must hold public keys only (a private or symmetric key member was sent)")
+        if key.get("kty") not in ("RSA", "EC", "OKP"):
+            raise ClientError("jwks keys must be RSA, EC or OKP public keys")
+        try:
+            imported = JWKRegistry.import_key(key)
+        except Exception:  # joserfc raises many kinds for malformed members; all mean "cannot be read"
+            raise ClientError("jwks holds a key that cannot be read") from None
+        if key["kty"] == "RSA" and imported.get_op_key("verify").key_size < 2048:  # type: ignore[union-attr]
+            raise ClientError("RSA keys in jwks must have at least 2048 bits")
+    return {"keys": [dict(k) for k in keys]}
+
+
+def validate_jwks_uri(uri: str) -> str:
+    """Where the client publishes its JWK Set: an https URL with a host (http only on a
+    loopback host, for development; the server fetches it only when its own issuer is
+    http too). No credentials, no fragment. Raises :class:`ClientError`."""
+    if not isinstance(uri, str) or len(uri) > 2000 or not uri.isprintable() or " " in uri:
+        raise ClientError("jwks_uri must be a URL of at most 2000 printable characters")
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        raise ClientError(f"jwks_uri is malformed: {uri}") from None
+    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password or parts.fragment:
+        raise ClientError(f"jwks_uri must be an https URL with a host and no credentials or fragment: {uri}")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ClientError(f"jwks_uri must use https unless it is a loopback address: {uri}")
+    return uri
+
+
 def validate_metadata(
     *,
     client_name: str,
@@ -86,8 +147,14 @@ def validate_metadata(
     scope: str,
     token_endpoint_auth_method: str,
     post_logout_redirect_uris: list[str] | None = None,
+    jwks: object | None = None,
+    jwks_uri: str | None = None,
+    id_token_signed_response_alg: str | None = None,
 ) -> dict[str, Any]:
-    """Check client metadata; return it normalised (deduplicated, trimmed) or raise ClientError."""
+    """Check client metadata; return it normalised (deduplicated, trimmed) or raise ClientError.
+
+    A ``private_key_jwt`` client registers exactly one of ``jwks`` and ``jwks_uri``
+    (OIDC Registration §2: "MUST NOT use both"); other clients register neither."""
     for value in [client_name, *redirect_uris, *(post_logout_redirect_uris or [])]:
         if not value.isprintable():
             raise ClientError(f"control characters are not allowed: {value!r}")
@@ -111,6 +178,14 @@ def validate_metadata(
     for s in scopes:
         if not SCOPE_TOKEN.match(s):
             raise ClientError(f"invalid scope: {s!r}")
+    if token_endpoint_auth_method == PRIVATE_KEY_JWT:
+        if (jwks is None) == (jwks_uri is None):
+            raise ClientError("private_key_jwt clients register their keys with exactly one of jwks and jwks_uri")
+    elif jwks is not None or jwks_uri is not None:
+        raise ClientError("jwks and jwks_uri are for private_key_jwt clients only")
+    alg = id_token_signed_response_alg or ID_TOKEN_SIGNING_ALGS[0]
+    if alg not in ID_TOKEN_SIGNING_ALGS:
+        raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(ID_TOKEN_SIGNING_ALGS)}")
     return {
         "client_name": client_name.strip(),
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
@@ -119,6 +194,9 @@ def validate_metadata(
         "response_types": list(RESPONSE_TYPES) if AUTHORIZATION_CODE in grant_types else [],
         "scope": " ".join(dict.fromkeys(scopes)),
         "token_endpoint_auth_method": token_endpoint_auth_method,
+        "jwks": validate_jwks(jwks) if jwks is not None else None,
+        "jwks_uri": validate_jwks_uri(jwks_uri) if jwks_uri is not None else None,
+        "id_token_signed_response_alg": alg,
     }
 
 
@@ -146,6 +224,11 @@ def create_client(
     introspect_any: bool = False,
     audience: list[str] | None = None,
     permission_prefixes: list[str] | None = None,
+    dpop_bound_access_tokens: bool = False,
+    jwks: object | None = None,
+    jwks_uri: str | None = None,
+    id_token_signed_response_alg: str | None = None,
+    require_pushed_authorization_requests: bool = False,
     actor: str | None = None,
 ) -> NewClient:
     """Validate and store a client; returns the plaintext secret once (None for public).
@@ -159,8 +242,11 @@ def create_client(
         scope=scope,
         token_endpoint_auth_method=token_endpoint_auth_method,
         post_logout_redirect_uris=post_logout_redirect_uris,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        id_token_signed_response_alg=id_token_signed_response_alg,
     )
-    secret = None if token_endpoint_auth_method == NONE else secrets.token_urlsafe(32)
+    secret = secrets.token_urlsafe(32) if token_endpoint_auth_method in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=new_client_id(),
         client_secret_hash=box.keyed_hash(secret) if secret else None,
@@ -170,6 +256,8 @@ def create_client(
         introspect_any=introspect_any,
         audience=validate_audience(list(audience or [])),
         permission_prefixes=validate_permission_prefixes(permission_prefixes or []),
+        dpop_bound_access_tokens=bool(dpop_bound_access_tokens),
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     )
     db.add(client)
     db.flush()
@@ -216,7 +304,8 @@ def search_clients(db: Session, text: str = "", *, offset: int = 0, limit: int =
 UPDATABLE = frozenset({
     "client_name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scope",
     "token_endpoint_auth_method", "skip_consent", "require_mfa", "introspect_any", "audience",
-    "permission_prefixes",
+    "permission_prefixes", "dpop_bound_access_tokens", "jwks", "jwks_uri", "id_token_signed_response_alg",
+    "require_pushed_authorization_requests",
 })
 
 
@@ -235,6 +324,12 @@ def update_client(db: Session, box: SecretBox, client_id: str, /, *, actor: str,
     if unknown:
         raise ClientError(f"cannot change {', '.join(unknown)}")
     current: dict[str, Any] = {name: getattr(client, name) for name in UPDATABLE}
+    if changes.get("token_endpoint_auth_method", PRIVATE_KEY_JWT) != PRIVATE_KEY_JWT:
+        current.update(jwks=None, jwks_uri=None)  # keys go with the method they were for
+    if changes.get("jwks") is not None:
+        current["jwks_uri"] = None  # one replaces the other
+    if changes.get("jwks_uri") is not None:
+        current["jwks"] = None
     wanted = {**current, **changes}
     metadata = validate_metadata(
         client_name=wanted["client_name"],
@@ -243,16 +338,21 @@ def update_client(db: Session, box: SecretBox, client_id: str, /, *, actor: str,
         scope=wanted["scope"],
         token_endpoint_auth_method=wanted["token_endpoint_auth_method"],
         post_logout_redirect_uris=list(wanted["post_logout_redirect_uris"]),
+        jwks=wanted["jwks"],
+        jwks_uri=wanted["jwks_uri"],
+        id_token_signed_response_alg=wanted["id_token_signed_response_alg"],
     )
     metadata.update(
         skip_consent=bool(wanted["skip_consent"]), require_mfa=bool(wanted["require_mfa"]),
         introspect_any=bool(wanted["introspect_any"]),
         audience=validate_audience(list(wanted["audience"] or [])),
         permission_prefixes=validate_permission_prefixes(list(wanted["permission_prefixes"] or [])),
+        dpop_bound_access_tokens=bool(wanted["dpop_bound_access_tokens"]),
+        require_pushed_authorization_requests=bool(wanted["require_pushed_authorization_requests"]),
     )
     changed = sorted(name for name, value in metadata.items() if getattr(client, name) != value)
     secret = None
-    if metadata["token_endpoint_auth_method"] == NONE:
+    if metadata["token_endpoint_auth_method"] not in SECRET_AUTH_METHODS:
         client.client_secret_hash = None
     elif client.client_secret_hash is None:
         secret = secrets.token_urlsafe(32)
@@ -283,6 +383,8 @@ def rotate_secret(db: Session, box: SecretBox, client_id: str, *, revoked: Token
     client = require_client(db, client_id)
     if client.is_public:
         raise ClientError("public clients have no secret")
+    if client.token_endpoint_auth_method not in SECRET_AUTH_METHODS:
+        raise ClientError(f"{client.token_endpoint_auth_method} clients have no secret")
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = box.keyed_hash(secret)
     client.secret_rotated_at = utcnow()
@@ -301,3 +403,22 @@ def delete_client(db: Session, client_id: str, *, revoked: TokenState, actor: st
     db.flush()
     tokens.invalidate_client(db, revoked, client_id)
     audit.record(db, "client_deleted", client_id=client_id, actor=actor)
+
+
+def use_assertion_jti(db: Session, client_id: str, jti: str, expires_at: dt.datetime) -> bool:
+    """Record that ``client_id`` used the client assertion ``jti``; False when it was
+    used before (RFC 7523 §3 item 7: replay). One insert that does nothing on a
+    conflict: across nodes the second of two racing requests waits for the first's
+    transaction and then finds the row (Postgres), or waits for SQLite's write lock."""
+    jti_hash = hashlib.sha256(f"{client_id}\x00{jti}".encode()).hexdigest()
+    values = {"jti_hash": jti_hash, "client_id": client_id, "expires_at": expires_at}
+    dialect = db.get_bind().dialect.name
+    stmt: Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(ClientAssertionJti).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(ClientAssertionJti).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - the two supported databases are above
+        stmt = insert(ClientAssertionJti).values(values)
+    # RETURNING, not rowcount: psycopg reports -1 for a conflict that inserted nothing
+    return db.execute(stmt.returning(ClientAssertionJti.jti_hash)).first() is not None

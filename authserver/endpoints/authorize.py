@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authserver.i18n import N_
 from authserver.oauth import authorization, bridge
 from authserver.sessions import service as sessions
 from authserver.web import http
@@ -20,7 +21,7 @@ def respond(request: Request, outcome: authorization.Outcome) -> Response:
     if outcome.location:
         return http.redirect(outcome.location, request, outcome.cookie, outcome.status)
     return http.error_page(request, outcome.error or "invalid_request",
-                          outcome.error_description or "The request is invalid.", outcome.status)
+                          outcome.error_description or N_("The request is invalid."), outcome.status)
 
 
 async def authorize(request: Request) -> Response:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from authserver.audit import service as audit
 from authserver.clients import service as clients
+from authserver.i18n import N_
 from authserver.sessions import service as sessions
 from authserver.web.pages import ErrorPage, Page, Redirect, Render, Result, form_page
 
@@ -32,19 +33,19 @@ def _validate(ctx: Context, db: Session, params: Mapping[str, str]) -> tuple[str
     hint = params.get("id_token_hint")
     claims = ctx.oauth.token_issuer.verify_id_token_hint(hint) if hint else None
     if hint and claims is None:
-        return "The id_token_hint is not an ID token issued by this server.", None, None
+        return N_("The id_token_hint is not an ID token issued by this server."), None, None
     aud = claims.get("aud") if claims else None
     hint_client = aud if isinstance(aud, str) else (aud[0] if isinstance(aud, list) and len(aud) == 1 else None)
     client_id = params.get("client_id") or hint_client
     if params.get("client_id") and hint_client and params["client_id"] != hint_client:
-        return "client_id does not match the id_token_hint.", None, None
+        return N_("client_id does not match the id_token_hint."), None, None
     target = params.get("post_logout_redirect_uri")
     if target:
         if claims is None:
-            return "A post_logout_redirect_uri needs a valid id_token_hint.", None, None
+            return N_("A post_logout_redirect_uri needs a valid id_token_hint."), None, None
         client = clients.get_client(db, client_id or "")
         if client is None or target not in client.post_logout_redirect_uris:
-            return "The post_logout_redirect_uri is not registered for this client.", None, None
+            return N_("The post_logout_redirect_uri is not registered for this client."), None, None
         if params.get("state"):
             target = add_params_to_uri(target, [("state", params["state"])])
     return None, target, claims["sub"] if claims else None

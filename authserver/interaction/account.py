@@ -1,8 +1,9 @@
-"""The account page: profile, sessions and devices, consents, MFA, password.
+"""The account page: profile, sessions and devices, consents, MFA, passkeys, password.
 
 Every change is a POST carrying the CSRF token and answered with 303 (so a
 reload never repeats it). A user with MFA must have done the second factor in
-this session (``"otp"`` in ``amr``) before seeing or changing anything.
+this session (``"otp"`` or ``"hwk"`` in ``amr``) before seeing or changing anything.
+Passkeys are registered, renamed and removed in ``interaction/passkeys.py``.
 Results are shown with a fixed message key (``?m=``), never reflected text.
 """
 
@@ -13,13 +14,17 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from authserver import i18n
+from authserver.accounts import letters
 from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.clients import service as clients
 from authserver.consents import service as consents
 from authserver.db import utcnow
+from authserver.i18n import N_
 from authserver.oauth import authorization
+from authserver.passkeys import service as passkeys
 from authserver.security import totp
 from authserver.security.passwords import WeakPasswordError, normalize
 from authserver.sessions import devices
@@ -29,17 +34,23 @@ from authserver.tokens import service as tokens
 from authserver.web.pages import Page, Redirect, Render, Result, form_page
 
 MESSAGES = {
-    "session_revoked": "The session was signed out.",
-    "others_revoked": "All your other sessions were signed out.",
-    "consent_revoked": "Access was withdrawn and the application's tokens were revoked.",
-    "mfa_disabled": "Two-step verification is off.",
-    "password_changed": "Your password was changed and your other sessions were signed out.",
-    "bad_code": "That code is not valid.",
-    "bad_password": "Your current password is not correct.",
-    "mfa_exists": "Two-step verification is already on.",
-    "password_mismatch": "The new passwords do not match.",
+    "session_revoked": N_("The session was signed out."),
+    "others_revoked": N_("All your other sessions were signed out."),
+    "consent_revoked": N_("Access was withdrawn and the application's tokens were revoked."),
+    "mfa_disabled": N_("Two-step verification is off."),
+    "password_changed": N_("Your password was changed and your other sessions were signed out."),
+    "bad_code": N_("That code is not valid."),
+    "bad_password": N_("Your current password is not correct."),
+    "mfa_exists": N_("Two-step verification is already on."),
+    "password_mismatch": N_("The new passwords do not match."),
+    "passkey_added": N_("Your passkey was added."),
+    "passkey_renamed": N_("The passkey was renamed."),
+    "passkey_removed": N_("The passkey was removed."),
 }
 ERRORS = frozenset({"bad_code", "bad_password", "mfa_exists", "password_mismatch"})
+#: the field an error is about: marked ``aria-invalid`` and described by the message (WCAG 3.3.1)
+ERROR_FIELDS = {"bad_code": "disable-code", "bad_password": "current_password",
+                "password_mismatch": "confirm_password", "weak_password": "new_password"}
 
 #: every account page: signed in, with the second factor if the account has one
 account_page = form_page(signed_in=True)
@@ -50,7 +61,8 @@ def overview(page: Page) -> Result:
     db, session, user = page.db, page.session, page.user
     key = page.request.query_params.get("m", "")
     session.last_seen_at = utcnow()
-    flash = (session.data or {}).get("flash_error")
+    accounts.remember_locale(user, page.locale)  # the language of this user's mails
+    flash = i18n.load((session.data or {}).get("flash_error"))
     if flash:
         sessions.set_data(session, "flash_error", None)
     granted = []
@@ -69,8 +81,11 @@ def overview(page: Page) -> Result:
         "consents": granted,
         "mfa_enabled": factors.confirmed_factor(db, user.id) is not None,
         "backup_codes_left": factors.unused_backup_codes(db, user.id),
+        "passkeys": passkeys.for_user(db, user.id),
+        "passkeys_available": passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer) is not None,
         "message": MESSAGES.get(key) if key not in ERRORS else None,
         "error": flash or (MESSAGES.get(key) if key in ERRORS else None),
+        "error_field": ERROR_FIELDS.get("weak_password" if flash else key),
     })
 
 
@@ -126,6 +141,7 @@ def confirm_enrolment(page: Page) -> Result:
     if codes is None:
         return Redirect("/account/mfa/enrol?error=1")
     audit.record(page.db, "mfa_enrolled", user_id=user.id, ip=page.ip)
+    page.after(letters.mfa_changed(page.ctx.settings, user, enabled=True, locale=page.locale))
     # The code proved the factor: this session now counts as MFA (new id, as at login).
     _show_once(page, page.log_in(user.id, amr=["pwd", "otp"], acr=authorization.ACR_MFA), codes)
     return Redirect("/account/mfa/backup-codes")
@@ -143,6 +159,7 @@ def disable_mfa(page: Page) -> Result:
         return _done("bad_code", "#mfa")
     factors.disable(page.db, user.id)
     audit.record(page.db, "mfa_disabled", user_id=user.id, ip=ip)
+    page.after(letters.mfa_changed(page.ctx.settings, user, enabled=False, locale=page.locale))
     return _done("mfa_disabled", "#mfa")
 
 
@@ -164,7 +181,8 @@ def change_password(page: Page) -> Result:
     try:
         accounts.set_password(page.db, ctx, user, new, ip=ip, keep_session=page.session.id)
     except WeakPasswordError as exc:
-        sessions.set_data(page.session, "flash_error", str(exc))  # the policy's own words, no user input
+        # the policy's own words (no user input), kept translatable
+        sessions.set_data(page.session, "flash_error", i18n.dump(exc.hint))
         return Redirect("/account#password")
     return _done("password_changed", "#password")
 
@@ -178,7 +196,7 @@ def enrol_page(page: Page) -> Result:
     return Render("mfa_enrol.html", {
         "csrf_token": page.csrf_token(), "qr_svg": totp.qr_svg(uri),
         "secret": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
-        "error": "That code is not valid. Check the time on your phone and try again."
+        "error": N_("That code is not valid. Check the time on your phone and try again.")
         if page.request.query_params.get("error") else None})
 
 

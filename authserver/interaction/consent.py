@@ -11,13 +11,15 @@ from __future__ import annotations
 from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
+from authserver.i18n import N_, Text
 from authserver.oauth import authorization, vocabulary
 from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
 
 
 def describe(scope: str) -> str:
+    """The scope in words (a message id, or a :class:`Text` naming an unknown scope)."""
     known = vocabulary.SCOPE_DESCRIPTIONS.get(scope) or vocabulary.API_SCOPE_DESCRIPTIONS.get(scope)
-    return known or f"Access \u201c{scope}\u201d"
+    return known or Text(N_("Access \u201c%(scope)s\u201d"), scope=scope)
 
 
 def _requested(page: Page) -> tuple[Client, list[str]] | None:

@@ -1,5 +1,8 @@
 """Login page: username or e-mail plus password, then back to the pending request.
 
+"Sign in with a passkey" (and the browser's passkey autofill, conditional
+mediation) is served by ``interaction/passkeys.py`` and ``static/passkeys.js``.
+
 Every failure (unknown user, wrong password, locked, disabled) shows the same
 text with the same status after the same Argon2 work (NIST SP 800-63B §5.2.2).
 """
@@ -9,10 +12,12 @@ from __future__ import annotations
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.clients import service as clients
+from authserver.i18n import N_
 from authserver.oauth import authorization
+from authserver.passkeys import service as passkeys
 from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page, with_rid
 
-FAILED = "Invalid username or password."
+FAILED = N_("Invalid username or password.")
 
 
 def _form(page: Page, error: str | None = None, login: str | None = None) -> Result:
@@ -29,6 +34,7 @@ def _form(page: Page, error: str | None = None, login: str | None = None) -> Res
         "client_name": client.client_name if client else None,
         "error": error,
         "signup_enabled": page.ctx.settings.signup_enabled,
+        "passkeys_available": passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer) is not None,
     })
 
 

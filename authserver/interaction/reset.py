@@ -14,11 +14,10 @@ user, revokes their tokens and clears the account lockout.
 
 from __future__ import annotations
 
-from functools import partial
-
-from authserver.accounts import email_codes, mail
+from authserver.accounts import email_codes, letters
 from authserver.accounts import service as accounts
 from authserver.accounts.models import EmailCode
+from authserver.i18n import N_
 from authserver.interaction.signup import CODE_EXPIRED, CODE_FAILED
 from authserver.security.passwords import WeakPasswordError, validate_password
 from authserver.sessions import service as sessions
@@ -41,11 +40,8 @@ def reset_submit(page: Page) -> Result:
     sessions.set_data(page.session, "reset_code", row.id)
     if known is None:
         return Redirect("/password/reset/confirm")
-    letter = (f"Your password reset code is {code}\n\nIt expires in 15 minutes. If you did not ask "
-              "to reset your password, ignore this message; your password is unchanged.\n")
     # mailed after the response: its timing must not tell known addresses apart
-    return Redirect("/password/reset/confirm",
-                    after=partial(mail.deliver, page.ctx.settings, known.email, "Reset your password", letter))
+    return Redirect("/password/reset/confirm", after=letters.reset_code(page.ctx.settings, known, code, page.locale))
 
 
 def _confirm_form(page: Page, error: str | None = None) -> Render:
@@ -69,11 +65,11 @@ def confirm_submit(page: Page) -> Result:
     user = accounts.get_user(db, pending.user_id)
     password = page.form.get("new_password", "")
     if password != page.form.get("confirm_password", password):
-        return _confirm_form(page, "The new passwords do not match.")
+        return _confirm_form(page, N_("The new passwords do not match."))
     try:  # what the visitor typed only: the same for every address
         validate_password(password, email=pending.email)
     except WeakPasswordError as exc:
-        return _confirm_form(page, str(exc))
+        return _confirm_form(page, exc.hint)
     outcome, row = email_codes.verify(db, page.ctx.box, row_id, "reset", page.form.get("code", ""))
     if outcome == "wrong":
         return _confirm_form(page, CODE_FAILED)
@@ -83,7 +79,7 @@ def confirm_submit(page: Page) -> Result:
     try:  # against the account only now, after a right code: it tells the account's username apart
         validate_password(password, username=user.username, email=user.email)
     except WeakPasswordError as exc:
-        return _confirm_form(page, str(exc))
+        return _confirm_form(page, exc.hint)
     if not email_codes.claim(db, row):
         return CODE_EXPIRED
     accounts.set_password(db, page.ctx, user, password, ip=page.ip, event="password_reset", unlock=True)
@@ -93,5 +89,5 @@ def confirm_submit(page: Page) -> Result:
 @form_page()
 def done_page(page: Page) -> Result:
     return Render("message.html", {
-        "title": "Password changed", "message": "Your password was changed. You can now sign in with it.",
-        "link": ("/account", "Sign in")})
+        "title": N_("Password changed"), "message": N_("Your password was changed. You can now sign in with it."),
+        "link": ("/account", N_("Sign in"))})

@@ -1,10 +1,11 @@
-"""Routes of the browser pages: login, MFA, consent, account, sign-up, password reset."""
+"""Routes of the browser pages: login, MFA, passkeys, consent, account, sign-up, password reset, the language
+switcher."""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from authserver.interaction import account, consent, login, mfa, reset, signup
+from authserver.interaction import account, consent, language, login, mfa, passkeys, reset, signup
 
 routes = [
     Route("/login", login.login_form, methods=["GET"]),
@@ -24,6 +25,14 @@ routes = [
     Route("/account/mfa/backup-codes", account.backup_codes_page, methods=["GET"]),
     Route("/account/mfa/backup-codes", account.regenerate_backup_codes, methods=["POST"]),
     Route("/account/password", account.change_password, methods=["POST"]),
+    Route("/account/passkeys/options", passkeys.register_options, methods=["POST"]),
+    Route("/account/passkeys/register", passkeys.register_finish, methods=["POST"]),
+    Route("/account/passkeys/rename", passkeys.rename, methods=["POST"]),
+    Route("/account/passkeys/remove", passkeys.remove, methods=["POST"]),
+    Route("/passkeys/login/options", passkeys.login_options, methods=["POST"]),
+    Route("/passkeys/login", passkeys.login_finish, methods=["POST"]),
+    Route("/passkeys/mfa/options", passkeys.mfa_options, methods=["POST"]),
+    Route("/passkeys/mfa", passkeys.mfa_finish, methods=["POST"]),
     Route("/signup", signup.signup_form, methods=["GET"]),
     Route("/signup", signup.signup_submit, methods=["POST"]),
     Route("/signup/verify", signup.verify_form, methods=["GET"]),
@@ -33,4 +42,5 @@ routes = [
     Route("/password/reset/confirm", reset.confirm_form, methods=["GET"]),
     Route("/password/reset/confirm", reset.confirm_submit, methods=["POST"]),
     Route("/password/reset/done", reset.done_page, methods=["GET"]),
+    Route("/language", language.switch, methods=["POST"]),
 ]

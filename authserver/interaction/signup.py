@@ -12,19 +12,20 @@ from __future__ import annotations
 
 from functools import partial
 
-from authserver.accounts import email_codes, mail
+from authserver.accounts import email_codes, letters
 from authserver.accounts import service as accounts
 from authserver.accounts.errors import AccountError
+from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.security.passwords import WeakPasswordError
 from authserver.sessions import service as sessions
 from authserver.settings import Settings
 from authserver.web.pages import ErrorPage, Page, Redirect, Render, Result, form_page, with_rid
 
-CODE_FAILED = "That code is not valid."
-CODE_EXPIRED = ErrorPage("This code has expired or was tried too often. Start again to get a new one.")
-TAKEN = ErrorPage("That username or e-mail address was registered meanwhile. Start again.")
-DISABLED = ErrorPage("Sign-up is not available on this server.", "not_found", 404)
+CODE_FAILED = N_("That code is not valid.")
+CODE_EXPIRED = ErrorPage(N_("This code has expired or was tried too often. Start again to get a new one."))
+TAKEN = ErrorPage(N_("That username or e-mail address was registered meanwhile. Start again."))
+DISABLED = ErrorPage(N_("Sign-up is not available on this server."), "not_found", 404)
 
 
 def _enabled(settings: Settings) -> bool:
@@ -45,28 +46,26 @@ def signup_submit(page: Page) -> Result:
     form = page.form
     try:
         checked = accounts.start_signup(page.db, page.ctx, username=form.get("username", ""),
-                                        email=form.get("email", ""), password=form.get("password", ""))
+                                        email=form.get("email", ""), password=form.get("password", ""),
+                                        locale=page.locale)
     except (AccountError, WeakPasswordError) as exc:
-        return Render("signup.html", {"csrf_token": page.csrf_token(), "rid": page.rid, "error": str(exc),
+        return Render("signup.html", {"csrf_token": page.csrf_token(), "rid": page.rid, "error": exc.hint,
                                       "username": form.get("username", "")[:150],
                                       "email": form.get("email", "")[:320]})
     row, code = email_codes.issue(page.db, page.ctx.box, "signup", checked.email, pending=checked.pending(),
                                   deliverable=not checked.email_taken)
     sessions.set_data(page.session, "signup_code", row.id)
     if checked.email_taken:
-        letter = ("Someone tried to create an account with this e-mail address, which already has one.\n"
-                  "If it was you, sign in or reset your password instead.\n")
+        letter = letters.signup_taken(page.ctx.settings, checked.email, page.locale)
     else:
-        letter = (f"Your verification code is {code}\n\nIt expires in 15 minutes. If you did not "
-                  "try to create an account, ignore this message.\n")
-    return Redirect(with_rid("/signup/verify", page.rid),
-                    after=partial(mail.deliver, page.ctx.settings, checked.email, "Your verification code",
-                                  letter))
+        letter = letters.signup_code(page.ctx.settings, checked.email, code, page.locale)
+    # mailed after the response: its timing must not tell taken addresses apart
+    return Redirect(with_rid("/signup/verify", page.rid), after=letter)
 
 
 def _code_form(page: Page, error: str | None = None) -> Render:
     return Render("email_code.html", {"csrf_token": page.csrf_token(), "rid": page.rid, "error": error,
-                                      "action": "/signup/verify", "title": "Check your e-mail"})
+                                      "action": "/signup/verify", "title": N_("Check your e-mail")})
 
 
 @signup_page()

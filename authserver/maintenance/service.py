@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from authserver.accounts.models import EmailCode
-from authserver.clients.models import InitialAccessToken
+from authserver.clients.models import ClientAssertionJti, InitialAccessToken, PushedAuthorizationRequest
 from authserver.db import transaction, utcnow
 from authserver.sessions import devices
 from authserver.sessions.models import BrowserSession
@@ -32,7 +32,8 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
 
     The kinds, in order: ``authorization_codes``, ``refresh_tokens``,
     ``browser_sessions``, ``devices``, ``email_codes``, ``initial_access_tokens``,
-    ``revoked_tokens``, ``token_cutoffs``, ``retired_keys``. Rotated refresh
+    ``revoked_tokens``, ``token_cutoffs``, ``client_assertion_jtis``,
+    ``pushed_authorization_requests``, ``retired_keys``. Rotated refresh
     tokens stay until their family expires, so a stolen old token presented
     late still reveals the theft (RFC 9700 §4.14.2). Revoked access-token ids
     and cutoffs go once every token they can affect has expired. Runs in
@@ -60,6 +61,10 @@ def run_cleanup(ctx: Context, db: Session | None = None, now: dt.datetime | None
         ),
         "revoked_tokens": sa.delete(RevokedToken).where(RevokedToken.expires_at < now),
         "token_cutoffs": sa.delete(TokenCutoff).where(TokenCutoff.expires_at < now),
+        # an expired assertion is refused by its exp: its jti need not be remembered longer
+        "client_assertion_jtis": sa.delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now),
+        "pushed_authorization_requests": sa.delete(PushedAuthorizationRequest).where(
+            PushedAuthorizationRequest.expires_at < now),
     }
     counts = {name: db.execute(statement).rowcount or 0  # type: ignore[attr-defined]
               for name, statement in statements.items()}

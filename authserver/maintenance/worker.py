@@ -62,10 +62,11 @@ def run_maintenance(ctx: Context, *, force: bool = False, now: int | None = None
             return None
         state.put(db, state.MAINTENANCE_AT, now)
         figures: dict[str, object] = dict(run_cleanup(ctx, db))
-        key = ctx.keys.rotate_if_due(db, now)
-        if key is not None:
-            audit.record(db, "key_rotated", kid=key.kid, activates_at=key.activates_at, actor="maintenance")
-        figures["rotated"] = key.kid if key else None
+        added = ctx.keys.rotate_if_due_all(db, now)
+        for key in added:
+            audit.record(db, "key_rotated", kid=key.kid, alg=key.alg, activates_at=key.activates_at,
+                         actor="maintenance")
+        figures["rotated"] = added[0].kid if added else None
     return figures
 
 

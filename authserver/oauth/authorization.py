@@ -35,15 +35,19 @@ from authlib.oauth2.base import OAuth2Error
 
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
+from authserver.clients import pushed
 from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
-from authserver.oauth.bridge import FrozenRequest, current_db
+from authserver.i18n import N_
+from authserver.oauth import vocabulary
+from authserver.oauth.bridge import FrozenRequest, Result, current_db
 from authserver.oauth.errors import (
     AccessDeniedError,
     ConsentRequiredError,
     InteractionRequiredError,
     InvalidRequestError,
+    InvalidRequestUriError,
     LoginRequiredError,
     RegistrationNotSupportedError,
     RequestNotSupportedError,
@@ -52,7 +56,9 @@ from authserver.oauth.errors import (
 )
 from authserver.oauth.models import Principal
 from authserver.oauth.vocabulary import ACR_MFA as ACR_MFA  # re-exported for the pages
+from authserver.oauth.vocabulary import ACR_PHR as ACR_PHR
 from authserver.oauth.vocabulary import ACR_PWD as ACR_PWD
+from authserver.oauth.vocabulary import AMR_SECOND_FACTORS
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 
@@ -64,8 +70,8 @@ if TYPE_CHECKING:
 
 PENDING_TTL = 1800
 MAX_PENDING = 10
-SIGN_IN_EXPIRED = "This sign-in request has expired. Start again from the application."
-REQUEST_TOO_LARGE = "This sign-in request is too large to keep. Start again from the application."
+SIGN_IN_EXPIRED = N_("This sign-in request has expired. Start again from the application.")
+REQUEST_TOO_LARGE = N_("This sign-in request is too large to keep. Start again from the application.")
 
 
 @dataclass
@@ -99,6 +105,8 @@ class State:
     prompts: set[str] = field(default_factory=set)
     claims: dict[str, Any] | None = None
     hint_sub: str | None = None
+    #: the parameters came from a pushed authorization request (RFC 9126)
+    pushed: bool = False
 
     @property
     def user(self) -> User | None:
@@ -129,6 +137,17 @@ class State:
 # -- checks, in order ----------------------------------------------------------
 
 
+def check_pushed(s: State) -> None:
+    """RFC 9126 §5 and §6: with ``REQUIRE_PUSHED_AUTHORIZATION_REQUESTS`` or the client's
+    ``require_pushed_authorization_requests``, only pushed requests are accepted."""
+    if s.pushed:
+        return
+    client = s.grant.request.client.row
+    if s.ctx.settings.require_pushed_authorization_requests or client.require_pushed_authorization_requests:
+        raise InvalidRequestError("Authorization requests of this client must be pushed to the "
+                                  "pushed_authorization_request_endpoint first (RFC 9126).")
+
+
 def check_request_objects(s: State) -> None:
     """OIDC Core §6: request objects are not supported, and say so (never ignored)."""
     if "request" in s.params:
@@ -150,6 +169,13 @@ def check_max_age(s: State) -> None:
     raw = s.params.get("max_age")
     if raw is not None and not re.fullmatch(r"[0-9]{1,10}", raw):
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
+
+
+def check_dpop_jkt(s: State) -> None:
+    """RFC 9449 §10: ``dpop_jkt`` is the JWK SHA-256 thumbprint the code will be bound to."""
+    raw = s.params.get("dpop_jkt")
+    if raw is not None and not re.fullmatch(r"[A-Za-z0-9_-]{43}", raw):
+        raise InvalidRequestError("'dpop_jkt' must be a JWK SHA-256 thumbprint (RFC 9449, section 10).")
 
 
 def check_claims(s: State) -> None:
@@ -197,10 +223,26 @@ def check_login(s: State) -> None:
 
 
 def mfa_required(db: Session, user_id: str, client: Client | None, acr_values: str) -> bool:
-    """A second factor is needed when the user enrolled one, the client is registered
-    ``require_mfa``, or ``acr_values`` asks for it (OIDC Core §3.1.2.1)."""
-    return bool((client is not None and client.require_mfa) or ACR_MFA in acr_values.split()
-                or accounts.has_mfa(db, user_id))
+    """A second factor is needed when the user enrolled one (TOTP or a passkey), the client
+    is registered ``require_mfa``, or ``acr_values`` asks for it (OIDC Core §3.1.2.1)."""
+    requested = acr_values.split()
+    return bool((client is not None and client.require_mfa) or ACR_MFA in requested
+                or ACR_PHR in requested or accounts.has_mfa(db, user_id))
+
+
+def passkey_required(acr_values: str) -> bool:
+    """``acr_values`` asks for phishing-resistant authentication: only a passkey will do."""
+    return ACR_PHR in acr_values.split()
+
+
+def second_factor_missing(db: Session, amr: list[str], user_id: str, client: Client | None,
+                          acr_values: str) -> bool:
+    """The session (``amr``) lacks the second factor this request needs: a passkey (``hwk``)
+    when ``acr_values`` asks for :data:`ACR_PHR`, else any second factor when
+    :func:`mfa_required`."""
+    if passkey_required(acr_values):
+        return "hwk" not in amr
+    return not (AMR_SECOND_FACTORS & set(amr)) and mfa_required(db, user_id, client, acr_values)
 
 
 def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -> Literal["login", "mfa"] | None:
@@ -211,7 +253,7 @@ def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -
         return "login"
     params = dict(pending_params(session, rid) or []) if rid else {}
     client = clients.get_client(db, params.get("client_id", "")) if params else None
-    if "otp" not in (session.amr or []) and mfa_required(db, user.id, client, params.get("acr_values", "")):
+    if second_factor_missing(db, list(session.amr or []), user.id, client, params.get("acr_values", "")):
         return "mfa"
     return None
 
@@ -219,7 +261,7 @@ def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -
 def check_mfa(s: State) -> None:
     """The second factor, by :func:`mfa_required`."""
     client = s.grant.request.client.row
-    if "otp" not in s.amr and mfa_required(current_db.get(), s.user_id, client, s.params.get("acr_values", "")):
+    if second_factor_missing(current_db.get(), s.amr, s.user_id, client, s.params.get("acr_values", "")):
         raise Interaction("mfa")
 
 
@@ -242,9 +284,11 @@ def check_denied(s: State) -> None:
 
 
 CHECKS: list[tuple[str, Callable[[State], None]]] = [
+    ("pushed when required", check_pushed),
     ("request objects are refused", check_request_objects),
     ("prompt is well formed", check_prompt),
     ("max_age is well formed", check_max_age),
+    ("dpop_jkt is well formed", check_dpop_jkt),
     ("claims is well formed", check_claims),
     ("id_token_hint is ours", check_id_token_hint),
     ("the user denied", check_denied),
@@ -278,6 +322,13 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     pending = _pending(session, rid, ctx.clock())
     if rid and pending is None:
         return Outcome(error="invalid_request", status=400, error_description=SIGN_IN_EXPIRED)
+    is_pushed = bool(pending and pending.get("pushed"))
+    if rid is None and request.payload.data.get("request_uri", "").startswith(pushed.PREFIX):
+        # a pushed request; any other request_uri is a request object by reference, refused below
+        resolved = _pushed_request(ctx, request)
+        if isinstance(resolved, Outcome):
+            return resolved
+        request, is_pushed = resolved, True
     state_param = request.payload.state
     try:
         grant = ctx.oauth.get_consent_grant(request)
@@ -291,8 +342,8 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     except ValueError:
         # Authlib refuses to quote characters outside RFC 6749 §A's set in an error
         return Outcome(error="invalid_request", status=400,
-                       error_description="The request contains characters that are not allowed.")
-    s = State(ctx, request, grant, session, pending, params=request.payload.data)
+                       error_description=N_("The request contains characters that are not allowed."))
+    s = State(ctx, request, grant, session, pending, params=request.payload.data, pushed=is_pushed)
     try:
         for _name, check in CHECKS:
             check(s)
@@ -305,7 +356,7 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
             _forget(session, rid)
             return _error_outcome(ctx, PROMPT_NONE_ERRORS[needed.kind](redirect_uri=grant.redirect_uri),
                                   state_param)
-        return _interact(ctx, request, session, rid, needed.kind)
+        return _interact(ctx, request, session, rid, needed.kind, is_pushed=is_pushed)
     user = s.user
     assert session is not None and user is not None  # check_login passed
     principal = Principal(
@@ -318,6 +369,75 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     if status != 302 or not location:
         return Outcome(error="server_error", status=500, error_description="Could not issue the code.")
     return Outcome(location=with_iss(location, ctx.settings.issuer))
+
+
+PUSHED_EXPIRED = ("This sign-in request has expired or was already used. Start again from the application.")
+
+
+def _pushed_request(ctx: Context, request: FrozenRequest) -> FrozenRequest | Outcome:
+    """The authorization request pushed as ``request_uri`` (RFC 9126 §4), claimed once.
+
+    Only ``client_id`` is read beside ``request_uri``; every other parameter sent to
+    ``/authorize`` is ignored and the pushed ones are used, as for a request object
+    (RFC 9126 §4 defers to RFC 9101 §5: "the authorization server MUST only use the
+    parameters in the Request Object"). An unknown, expired, used or foreign
+    ``request_uri`` gets an error page, never a redirect: which ``redirect_uri`` the
+    request was for is unknown (RFC 9126 §4, OIDC Core §3.1.2.6 ``invalid_request_uri``)."""
+    data = request.payload.data
+    client_id = data.get("client_id")
+    if not client_id:
+        return Outcome(error="invalid_request", status=400,
+                       error_description="'client_id' is required with 'request_uri' (RFC 9126 §4).")
+    params = pushed.claim(current_db.get(), ctx.box, data["request_uri"], client_id)
+    if params is None:
+        return Outcome(error=InvalidRequestUriError.error, status=400, error_description=PUSHED_EXPIRED)
+    return FrozenRequest("GET", request.uri, request.headers, [], params, include_args=True, ip=request.ip)
+
+
+#: form parameters of client authentication, not of the authorization request (RFC 9126 §2.1)
+CLIENT_AUTH_PARAMS = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+#: what a pushed request may hold, like the pending requests a browser cookie keeps (3,800)
+MAX_PUSHED_CHARS = 4000
+#: the checks a pushed request passes before it is stored: those that need no user
+PUSH_CHECKS = (check_request_objects, check_prompt, check_max_age, check_claims, check_id_token_hint)
+
+
+def push(ctx: Context, request: FrozenRequest) -> Result:
+    """The pushed authorization request endpoint (RFC 9126 §2): authenticate the client
+    as at the token endpoint, validate the request as ``/authorize`` would (client,
+    ``redirect_uri``, ``response_type``, scope, PKCE, and the checks that need no user),
+    store it and answer ``201`` with ``request_uri`` and ``expires_in``. Errors are JSON
+    (RFC 9126 §2.3), never redirects."""
+    server = ctx.oauth
+    try:
+        client = server.authenticate_client(request, server.client_auth_methods, "par")
+        form = request.form
+        if "request_uri" in form:
+            raise InvalidRequestError("'request_uri' cannot be pushed (RFC 9126 §2.1).")
+        if form.get("client_id", client.client_id) != client.client_id:
+            raise InvalidRequestError("'client_id' is not the authenticated client (RFC 9126 §2.1).")
+        params = [(k, v) for k, v in request.form_items if k not in CLIENT_AUTH_PARAMS]
+        if sum(len(k) + len(v) for k, v in params) > MAX_PUSHED_CHARS:
+            raise InvalidRequestError(f"The pushed request is larger than {MAX_PUSHED_CHARS} characters.")
+        if "client_id" not in form:
+            params.append(("client_id", client.client_id))
+        authorization = FrozenRequest("GET", ctx.settings.issuer + "/authorize", request.headers, [], params,
+                                      include_args=True, ip=request.ip)
+        grant = server.get_consent_grant(authorization)
+        s = State(ctx, authorization, grant, None, None, params=authorization.payload.data, pushed=True)
+        for check in PUSH_CHECKS:
+            check(s)
+    except OAuth2Error as error:
+        error.redirect_uri = None  # RFC 9126 §2.3: the error goes back in the response
+        if not request.form.get("response_type") and isinstance(error, UnsupportedResponseTypeError):
+            error = InvalidRequestError("Missing 'response_type'.")
+        return server.handle_error_response(request, error)
+    except ValueError:
+        return server.handle_error_response(
+            request, InvalidRequestError("The request contains characters that are not allowed."))
+    request_uri = pushed.store(current_db.get(), ctx.box, client.client_id, params)
+    return 201, {"request_uri": request_uri, "expires_in": pushed.TTL}, [
+        *vocabulary.NO_STORE_ITEMS, ("Content-Type", "application/json")]
 
 
 def _pending(session: BrowserSession | None, rid: str | None, now: float) -> dict[str, Any] | None:
@@ -335,6 +455,17 @@ def pending_params(session: BrowserSession | None, rid: str | None) -> list[tupl
     return [(p[0], p[1]) for p in item["params"]] if item else None
 
 
+def pending_language(session: BrowserSession | None, rid: str | None) -> tuple[str | None, str | None]:
+    """The pending request's ``ui_locales`` (OIDC Core §3.1.2.1) and the language the user
+    picked with the switcher during it (``lang``), each ``None`` when absent."""
+    item = _pending(session, rid, time.time())
+    if not item:
+        return None, None
+    ui_locales = next((str(p[1]) for p in item["params"] if p[0] == "ui_locales"), None)
+    chosen = item.get("lang")
+    return ui_locales, chosen if isinstance(chosen, str) else None
+
+
 def update_pending(session: BrowserSession, rid: str, **changes: Any) -> None:
     authz = dict((session.data or {}).get("authz", {}))
     if rid in authz:
@@ -350,7 +481,7 @@ def _forget(session: BrowserSession | None, rid: str | None) -> None:
 
 
 def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | None, rid: str | None,
-              kind: str) -> Outcome:
+              kind: str, *, is_pushed: bool = False) -> Outcome:
     # a browser that has not signed in gets an anonymous session kept in its cookie only
     session = session if session is not None else sessions.anonymous()
     if rid is None or rid not in (session.data or {}).get("authz", {}):
@@ -362,7 +493,7 @@ def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | No
         while len(authz) >= MAX_PENDING:
             authz.pop(min(authz, key=lambda k: authz[k]["created"]))
         params = [(k, v) for k, values in request.payload.datalist.items() for v in values]
-        authz[rid] = {"params": params, "created": int(now), "sid": session.sid}
+        authz[rid] = {"params": params, "created": int(now), "sid": session.sid, "pushed": is_pushed}
         sessions.set_data(session, "authz", authz)
     cookie = None
     if sessions.is_anonymous(session):

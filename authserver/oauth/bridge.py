@@ -60,6 +60,9 @@ class FrozenPayload(OAuth2Payload):
 class FrozenRequest(OAuth2Request):
     """An ``OAuth2Request`` over parameters that were already read."""
 
+    #: the request's checked DPoP proof (``oauth.dpop.Proof``), set by the token endpoint
+    dpop: Any = None
+
     def __init__(self, method: str, uri: str, headers: Any, form: list[tuple[str, str]],
                  args: list[tuple[str, str]], *, include_args: bool, ip: str) -> None:
         super().__init__(method, uri, headers=headers)
@@ -75,6 +78,11 @@ class FrozenRequest(OAuth2Request):
     @property
     def form(self) -> dict[str, str]:
         return self._form.data
+
+    @property
+    def form_items(self) -> list[tuple[str, str]]:
+        """Every form parameter, repeated ones included."""
+        return [(k, v) for k, values in self._form.datalist.items() for v in values]
 
 
 class FrozenJsonRequest(JsonRequest):

@@ -20,9 +20,10 @@ from authlib.oidc.core.errors import (
 
 __all__ = [  # Authlib's codes are re-exported, so the app names every protocol error from here
     "AccessDeniedError", "ConsentRequiredError", "InteractionRequiredError", "InvalidClientError",
-    "InvalidGrantError", "InvalidRequestError", "InvalidScopeError", "LoginRequiredError",
-    "RegistrationNotSupportedError", "RequestNotSupportedError", "RequestUriNotSupportedError",
-    "UnauthorizedClientError", "UnsupportedResponseTypeError",
+    "InvalidDPoPProofError", "InvalidGrantError", "InvalidRequestError", "InvalidRequestUriError",
+    "InvalidScopeError", "LoginRequiredError", "RegistrationNotSupportedError", "RequestNotSupportedError",
+    "RequestUriNotSupportedError", "UnauthorizedClientError", "UnsupportedResponseTypeError",
+    "UseDPoPNonceError",
 ]
 
 
@@ -42,3 +43,26 @@ class RegistrationNotSupportedError(OAuth2Error):
     """OIDC Core §3.1.2.6: the ``registration`` parameter is not supported."""
 
     error = "registration_not_supported"
+
+
+class InvalidDPoPProofError(OAuth2Error):
+    """RFC 9449 §5 (token endpoint): the DPoP proof is missing where required, or invalid."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonceError(OAuth2Error):
+    """RFC 9449 §8: the proof lacks the server's current nonce; the response carries one."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, nonce: str) -> None:
+        super().__init__(description)
+        self.nonce = nonce
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("DPoP-Nonce", self.nonce)]
+class InvalidRequestUriError(OAuth2Error):
+    """OIDC Core §3.1.2.6, RFC 9126 §4: the ``request_uri`` is unknown, expired or used."""
+
+    error = "invalid_request_uri"

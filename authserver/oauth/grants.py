@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,12 @@ from authserver.audit import service as audit
 from authserver.db import utcnow
 from authserver.oauth import vocabulary
 from authserver.oauth.bridge import FrozenRequest, current_db
-from authserver.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authserver.oauth.errors import (
+    InvalidDPoPProofError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+)
 from authserver.oauth.models import AuthorizationCodeAdapter, Principal, RefreshTokenAdapter
 from authserver.sessions import devices
 from authserver.tokens import service as tokens
@@ -44,6 +50,15 @@ class IssueMixin:
     request: FrozenRequest
     server: Server
     GRANT_TYPE: str
+
+    def authenticate_token_endpoint_client(self) -> Any:
+        """Authlib's client authentication, then RFC 9449 §5.2: a client registered with
+        ``dpop_bound_access_tokens`` is refused without a DPoP proof, before the grant
+        consumes anything (a code, a refresh token)."""
+        client = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        if client.row.dpop_bound_access_tokens and self.request.dpop is None:
+            raise InvalidDPoPProofError("This client must send a DPoP proof (dpop_bound_access_tokens).")
+        return client
 
     def generate_token(self, user: Any = None, scope: str | None = None, grant_type: str | None = None,
                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
@@ -162,6 +177,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
             sid=principal.sid,
             device_id=principal.device_id,
             expires_at=utcnow() + dt.timedelta(seconds=self.server.ctx.settings.authorization_code_ttl),
+            dpop_jkt=payload.get("dpop_jkt"),  # RFC 9449 §10 (checked by authorization.check_dpop_jkt)
         ))
 
     def query_authorization_code(self, code: str, client: Any) -> AuthorizationCodeAdapter | None:
@@ -184,6 +200,10 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCodeAdapter) -> Principal | None:
         row = authorization_code.row
+        proof = self.request.dpop
+        if row.dpop_jkt is not None and (proof is None or not hmac.compare_digest(proof.jkt, row.dpop_jkt)):
+            # RFC 9449 §10: the code was bound to a key with dpop_jkt; the exchange must prove it
+            raise InvalidGrantError("The code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it.")
         db = current_db.get()
         user = accounts.get_user(db, row.user_id, with_roles=False)
         if user is None or user.disabled:
@@ -215,6 +235,11 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
         row = tokens.claim_live_refresh_token(db, token_hash, client_id)
         if row is not None:
             self._claimed = row
+            proof = self.request.dpop
+            if row.dpop_jkt is not None and (proof is None or not hmac.compare_digest(proof.jkt, row.dpop_jkt)):
+                # RFC 9449 §5: a public client's bound refresh token needs a proof of the same key.
+                # The claim is released (validate_token_request), so a thief without the key burns nothing.
+                raise InvalidGrantError("The refresh token is bound to a DPoP key: send a DPoP proof signed with it.")
             return RefreshTokenAdapter(row)
         row = tokens.find_refresh_token(db, token_hash)
         if row is None or row.client_id != client_id:

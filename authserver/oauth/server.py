@@ -6,7 +6,9 @@ Endpoints call :meth:`Server.token_response`, :meth:`introspect`,
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,8 @@ from authserver.db import utcnow
 from authserver.errors import TooManyRequests
 from authserver.oauth import grants, vocabulary
 from authserver.oauth.bridge import FrozenRequest, Result, current_db
+from authserver.oauth.client_auth import ClientKeys, PrivateKeyJWT
+from authserver.oauth.dpop import DPoP
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.oauth.tokens import TokenIssuer
 from authserver.roles.permissions import user_access
@@ -43,6 +47,10 @@ class Server(rfc6749.AuthorizationServer):
         self.revoked = ctx.revoked
         self.auth_failures = ClientAuthFailures(ctx.settings, ctx.counters)
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
+        self.dpop = DPoP(ctx.settings, ctx.redis)
+        # http jwks_uri only while the server itself runs on http (loopback development)
+        self.client_keys = ClientKeys(allow_http=not ctx.settings.is_https)
+        self.register_client_auth_method(vocabulary.PRIVATE_KEY_JWT, PrivateKeyJWT(ctx.settings, self.client_keys))
         id_token = grants.IDTokenExtension()
         self.register_grant(grants.AuthorizationCodeGrant,
                             [grants.S256CodeChallenge(ctx.settings.require_pkce), id_token])
@@ -124,6 +132,9 @@ class Server(rfc6749.AuthorizationServer):
                 family_expires_at=family_expires,
                 access_token_jti=issued["jti"],
                 access_token_expires_at=access_exp,
+                # RFC 9449 §5: a public client's refresh token is bound to its DPoP key;
+                # a confidential client's is already bound to its credentials
+                dpop_jkt=request.dpop.jkt if request.dpop is not None and request.client.is_public else None,
             ))
         code = request.authorization_code
         if code is not None:
@@ -145,11 +156,13 @@ class Server(rfc6749.AuthorizationServer):
             # one query for the user; the client's is kept with the cached client
             db = current_db.get()
             access = user_access(db, user.user.id) if user is not None else client.access(db)
-        access_token, claims = self.token_issuer.access_token(client, user, scope, access=access)
+        proof = request.dpop  # RFC 9449 §5: a checked proof binds the access token (cnf.jkt, §6.1)
+        access_token, claims = self.token_issuer.access_token(client, user, scope, access=access,
+                                                              jkt=proof.jkt if proof is not None else None)
         request.issued = {"jti": claims["jti"], "exp": claims["exp"]}
         token: dict[str, Any] = {
             "access_token": access_token,
-            "token_type": vocabulary.BEARER,
+            "token_type": vocabulary.DPOP if proof is not None else vocabulary.BEARER,
             "expires_in": claims["exp"] - claims["iat"],
             "scope": scope,
         }
@@ -166,9 +179,15 @@ class Server(rfc6749.AuthorizationServer):
             status, body, headers = self.handle_error_response(
                 request, rfc6749.InvalidRequestError("Missing 'grant_type'."))
         else:
-            status, body, headers = self.create_token_response(request)
-            if status == 200:
-                metrics.record.token_issued(request.form["grant_type"])
+            try:  # RFC 9449 §4.3, §5: the proof is checked before anything is looked up
+                request.dpop = self.dpop.check(request.headers, request.method, request.uri)
+            except OAuth2Error as error:
+                status, body, headers = self.handle_error_response(request, error)
+            else:
+                status, body, headers = self.create_token_response(request)
+                headers = [*headers, *self.dpop.nonce_headers()]
+                if status == 200:
+                    metrics.record.token_issued(request.form["grant_type"])
         kept = [h for h in headers if h[0].lower() not in ("cache-control", "pragma")]
         return status, body, [*vocabulary.NO_STORE_ITEMS, *kept]
 
@@ -192,6 +211,9 @@ class Server(rfc6749.AuthorizationServer):
         if basic and ("client_secret" in request.form or "client_assertion" in request.form):
             raise rfc6749.InvalidRequestError(
                 "Use one client authentication method: the Authorization header or the body, not both.")
+        if "client_secret" in request.form and "client_assertion" in request.form:
+            raise rfc6749.InvalidRequestError(
+                "Use one client authentication method: a client secret or a client assertion, not both.")
         claimed = _claimed_client_id(request)
         wait = self.auth_failures.retry_after(claimed, request.ip)
         if wait:
@@ -202,6 +224,10 @@ class Server(rfc6749.AuthorizationServer):
         except InvalidClientError:
             self.auth_failures.failed(claimed, request.ip)
             raise
+
+    @property
+    def client_auth_methods(self) -> list[str]:
+        return grants.ALL_AUTH_METHODS
 
     def _endpoint_client(self, request: FrozenRequest, endpoint: str) -> OAuthClient:
         client: OAuthClient = self.authenticate_client(request, grants.ALL_AUTH_METHODS, endpoint)
@@ -229,9 +255,11 @@ class Server(rfc6749.AuthorizationServer):
             if claims.get("client_id") != client.client_id and not client.row.introspect_any:
                 return inactive
             body: dict[str, Any] = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat",
-                                            "jti", "auth_time", "acr", "amr", "roles", "entitlements")
+                                            "jti", "auth_time", "acr", "amr", "roles", "entitlements", "cnf")
                                     if k in claims}
-            return {"active": True, "token_type": vocabulary.BEARER, **body}
+            # RFC 9449 §6.2: a bound token's cnf.jkt, and token_type DPoP
+            token_type = vocabulary.DPOP if "cnf" in claims else vocabulary.BEARER
+            return {"active": True, "token_type": token_type, **body}
         row = self._live_refresh_token(token)
         if row is None or (row.client_id != client.client_id and not client.row.introspect_any):
             return inactive
@@ -280,11 +308,26 @@ class Server(rfc6749.AuthorizationServer):
 
 
 def _claimed_client_id(request: FrozenRequest) -> str | None:
-    """The ``client_id`` a request claims (body, else the Basic user), for counting failures."""
+    """The ``client_id`` a request claims (body, else a client assertion's unverified
+    ``sub``, else the Basic user), for counting failures."""
     if request.form.get("client_id"):
         return request.form["client_id"]
+    assertion = request.form.get("client_assertion")
+    if assertion:
+        sub = _unverified_sub(assertion)
+        return sub
     try:
         client_id, _secret = extract_basic_authorization(request.headers)
     except ValueError:  # undecodable credentials: counted by address only
         return None
     return client_id or None
+
+
+def _unverified_sub(assertion: str) -> str | None:
+    try:
+        payload = assertion.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, RecursionError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) and 0 < len(sub) <= 64 else None

@@ -1,8 +1,9 @@
 """Access tokens (RFC 9068), ID tokens (OIDC Core §2, §3.1.3.6) and their checks.
 
-Both are RS256 JWTs signed by the active key only, with its ``kid`` in the
-header. Refresh tokens are opaque 256-bit random strings (stored hashed by
-``save_token``).
+Access tokens are RS256 JWTs; ID tokens use the client's
+``id_token_signed_response_alg`` (RS256, ES256 or EdDSA). Each is signed by the
+active key of its algorithm only, with its ``kid`` in the header. Refresh
+tokens are opaque 256-bit random strings (stored hashed by ``save_token``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from authserver.keys.algorithms import RS256, SIGNING_ALGS, jws_registry
 from authserver.oauth import vocabulary
 from authserver.oauth.bridge import current_db
 from authserver.oauth.models import OAuthClient, Principal
@@ -70,6 +72,8 @@ def user_claims(user: Any, scope: str) -> dict[str, Any]:
         claims["preferred_username"] = user.username
         if user.name:
             claims["name"] = user.name
+        if getattr(user, "locale", None):
+            claims["locale"] = user.locale  # the language the user last used here (OIDC Core §5.1)
         claims["updated_at"] = int(user.updated_at.timestamp())
     if "email" in scopes:
         claims["email"] = user.email
@@ -90,6 +94,10 @@ def requested_claims(user: Any, scope: str, claims_request: dict[str, Any] | Non
     return {name: available[name] for name in claims_request[member] if name in available}
 
 
+_REGISTRIES = {alg: jws_registry([alg]) for alg in SIGNING_ALGS}
+_ID_TOKEN_REGISTRY = jws_registry(SIGNING_ALGS)
+
+
 class TokenIssuer:
     def __init__(self, settings: Settings, keys: KeyStore, revoked: TokenState) -> None:
         self.settings = settings
@@ -99,21 +107,25 @@ class TokenIssuer:
         #: (kid, typ) -> (base64url protected header + ".", the key's cryptography object)
         self._headers: dict[tuple[str, Any], tuple[bytes, rsa.RSAPrivateKey]] = {}
 
-    def _sign(self, header: dict[str, Any], claims: dict[str, Any]) -> str:
-        """RS256 JWS compact serialization (RFC 7515 §7.1) with the active key.
+    def _sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str = RS256) -> str:
+        """JWS compact serialization (RFC 7515 §7.1) with the active key of ``alg``.
 
-        What joserfc's ``jwt.encode`` makes, without its per-call work: the protected
-        header is encoded once per (key, ``typ``), the claims with orjson, and the
-        signature comes straight from ``cryptography`` (RSASSA-PKCS1-v1_5 with
-        SHA-256, RFC 7518 §3.3). Claims added by a caller (``extra_claims``) are
-        signed like the others."""
+        RS256 (the default, every access token) is what joserfc's ``jwt.encode`` makes,
+        without its per-call work: the protected header is encoded once per (key,
+        ``typ``), the claims with orjson, and the signature comes straight from
+        ``cryptography`` (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3). Claims added
+        by a caller (``jkt``, ``extra_claims``) are signed like the others."""
+        if alg != RS256:
+            key = self.keys.active_for(alg)
+            return jwt.encode({**header, "alg": alg, "kid": key.kid}, claims, key.key, algorithms=[alg],
+                              registry=_REGISTRIES[alg], default_type=None)
         active = self.keys.active
         typ = header.get("typ")
         cached = self._headers.get((active.kid, typ))
         if cached is None or len(header) > 1:
             private_key = active.key.private_key
-            if private_key is None:
-                raise ValueError("the active signing key has no private part")
+            if not isinstance(private_key, rsa.RSAPrivateKey):
+                raise ValueError("the active RS256 key has no RSA private part")
             cached = (_b64(orjson.dumps({**header, "alg": "RS256", "kid": active.kid})) + b".", private_key)
             if len(header) <= 1:
                 if len(self._headers) > 64:
@@ -126,6 +138,7 @@ class TokenIssuer:
 
     def access_token(self, client: OAuthClient, principal: Principal | None, scope: str,
                      ttl: int | None = None, access: Access | None = None,
+                     jkt: str | None = None,
                      extra_claims: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """An RFC 9068 JWT; ``sub`` is the client for ``client_credentials`` (§2.2).
 
@@ -135,7 +148,8 @@ class TokenIssuer:
         ``access`` (given when the ``roles`` scope was granted) is the roles and
         permissions of the user, or of the client when there is no user: they
         become ``roles`` and ``entitlements`` (§2.2.3.1), the permissions limited
-        to the client's ``permission_prefixes`` (docs/roles.md).
+        to the client's ``permission_prefixes`` (docs/roles.md). ``jkt`` (a DPoP key's
+        thumbprint) binds the token to that key: ``cnf.jkt`` (RFC 9449 §6.1).
         """
         now = int(time.time())
         ttl = ttl or self.settings.access_token_ttl
@@ -171,6 +185,8 @@ class TokenIssuer:
             if isinstance(wanted, dict) and wanted:
                 # OIDC Core §5.5: remembered for the UserInfo endpoint
                 claims["claims_request"] = {"userinfo": {str(k): None for k in list(wanted)[:20]}}
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         if access is not None:
             claims["roles"] = list(access.roles)
             claims["entitlements"] = concerning(access.permissions, client.row.permission_prefixes)
@@ -201,7 +217,7 @@ class TokenIssuer:
         if principal.acr:
             claims["acr"] = principal.acr
         claims.update(requested_claims(principal.user, scope, principal.claims, "id_token"))
-        return self._sign({"typ": "JWT"}, claims)
+        return self._sign({"typ": "JWT"}, claims, client.row.id_token_signed_response_alg or RS256)
 
     def new_refresh_token(self) -> str:
         return new_token(32)
@@ -220,13 +236,17 @@ class TokenIssuer:
     def verify_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """Claims of an ID token we issued; an expired one is accepted as a hint
         (OIDC Core §3.1.2.1, RP-Initiated Logout §2)."""
-        return self._decode(token, expect_typ=None)
+        return self._decode(token, expect_typ=None, algs=SIGNING_ALGS)
 
-    def _decode(self, token: str, expect_typ: str | None) -> dict[str, Any] | None:
+    def _decode(self, token: str, expect_typ: str | None,
+                algs: tuple[str, ...] = (RS256,)) -> dict[str, Any] | None:
         if not isinstance(token, str) or len(token) > 8192 or token.count(".") != 2:
             return None
         try:
-            decoded = jwt.decode(token, self.keys.verify_set, algorithms=["RS256"])
+            if algs == (RS256,):
+                decoded = jwt.decode(token, self.keys.verify_set, algorithms=["RS256"])
+            else:
+                decoded = jwt.decode(token, self.keys.verify_set, algorithms=list(algs), registry=_ID_TOKEN_REGISTRY)
         except (JoseError, ValueError, TypeError, KeyError):
             return None
         typ = decoded.header.get("typ")

@@ -105,6 +105,10 @@ CAPS: Mapping[str, Rule] = {
     "sid": Rule(256),
     "decision": Rule(32),
     "confirm": Rule(32),
+    # passkeys: a WebAuthn response as JSON (attestation "none" keeps it small), its name
+    "credential": Rule(16384, identifier=False),
+    "passkey_name": Rule(64),
+    "passkey": Rule(20),
 }
 DEFAULT = Rule(4096, identifier=False)
 MAX_NAME = 64

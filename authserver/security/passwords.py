@@ -25,6 +25,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from authserver.errors import DomainError
+from authserver.i18n import N_, Text
 
 if TYPE_CHECKING:
     from authserver.settings import Settings
@@ -162,19 +163,19 @@ def validate_password(password: str, *, username: str | None = None, email: str 
     """
     normalised = normalize(password)
     if len(normalised) < MIN_LENGTH:
-        raise WeakPasswordError(f"Password must be at least {MIN_LENGTH} characters long.")
+        raise WeakPasswordError(Text(N_("Password must be at least %(count)d characters long."), count=MIN_LENGTH))
     if len(normalised) > MAX_LENGTH:
-        raise WeakPasswordError(f"Password must be at most {MAX_LENGTH} characters long.")
+        raise WeakPasswordError(Text(N_("Password must be at most %(count)d characters long."), count=MAX_LENGTH))
     lowered = normalised.lower()
     if _is_trivial(lowered):
-        raise WeakPasswordError("Password must not be a repeated character or a simple sequence.")
+        raise WeakPasswordError(N_("Password must not be a repeated character or a simple sequence."))
     if lowered in common_passwords():
-        raise WeakPasswordError("This password is too common; choose a less predictable one.")
+        raise WeakPasswordError(N_("This password is too common; choose a less predictable one."))
     identifiers = [username or ""]
     if email:
         identifiers.append(email.rsplit("@", 1)[0])
     if any(_derived_from(lowered, ident) for ident in identifiers):
-        raise WeakPasswordError("Password must not be based on your username or e-mail address.")
+        raise WeakPasswordError(N_("Password must not be based on your username or e-mail address."))
     return normalised
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from authserver.accounts.models import User
 from authserver.audit import service as audit
 from authserver.db import utcnow
+from authserver.i18n import N_, Text
 from authserver.sessions.models import BrowserSession, Device
 from authserver.tokens import service as tokens
 from authserver.tokens.models import AuthorizationCode, RefreshToken
@@ -56,8 +57,9 @@ _SYSTEMS = (("Windows", "Windows"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("And
             ("CrOS", "ChromeOS"), ("Macintosh", "macOS"), ("Mac OS X", "macOS"), ("Linux", "Linux"))
 
 
-def device_name(user_agent: str | None) -> str:
-    """A short name for a browser, "Firefox on Linux", from its ``User-Agent``.
+def device_name(user_agent: str | None) -> Text:
+    """A short name for a browser, "Firefox on Linux", from its ``User-Agent``; an
+    :class:`~authserver.i18n.Text`, so a mail or page can say it in its reader's language.
 
     Only names from the tables above come out, never text of the header itself
     (it is the client's to choose: shown on a page, it must not say anything else).
@@ -66,10 +68,36 @@ def device_name(user_agent: str | None) -> str:
     browser = next((name for token, name in _BROWSERS if token in ua), None)
     system = next((name for token, name in _SYSTEMS if token in ua), None)
     if browser and system:
-        return f"{browser} on {system}"
-    if browser or system:
-        return f"{browser} browser" if browser else f"a browser on {system}"
-    return "an unknown browser"
+        return Text(N_("%(browser)s on %(system)s"), browser=browser, system=system)
+    if browser:
+        return Text(N_("%(browser)s browser"), browser=browser)
+    if system:
+        return Text(N_("a browser on %(system)s"), system=system)
+    return Text(N_("an unknown browser"))
+
+
+def stored_name(name: str | None) -> Text | str:
+    """A stored device name (English, from :func:`device_name`) as a :class:`Text` again,
+    so a page can say it in its language; an application's name stays as it is."""
+    if not name:
+        return Text(N_("an unknown browser"))
+    browsers = {label for _token, label in _BROWSERS}
+    systems = {label for _token, label in _SYSTEMS}
+    browser, on, system = name.partition(" on ")
+    if on and browser in browsers and system in systems:
+        return Text(N_("%(browser)s on %(system)s"), browser=browser, system=system)
+    if name.endswith(" browser") and name[:-8] in browsers:
+        return Text(N_("%(browser)s browser"), browser=name[:-8])
+    if name.startswith("a browser on ") and name[13:] in systems:
+        return Text(N_("a browser on %(system)s"), system=name[13:])
+    if name == "an unknown browser":
+        return Text(N_("an unknown browser"))
+    return name
+
+
+def had_other_devices(db: Session, user_id: str, device_id: str) -> bool:
+    """Whether the user ever completed a sign-in on another device (ended ones count)."""
+    return db.scalar(select(Device.id).where(Device.user_id == user_id, Device.id != device_id).limit(1)) is not None
 
 
 @dataclass(frozen=True)
@@ -129,7 +157,7 @@ def sign_in(db: Session, ctx: Context, session: BrowserSession, *, user_agent: s
     if current is not None and current.user_id == session.user_id and current.ended_at is None:
         current.last_used_at = utcnow()
         return current
-    device = _new_device(db, ctx, session.user_id, device_name(user_agent), ip)
+    device = _new_device(db, ctx, session.user_id, str(device_name(user_agent)), ip)
     session.device_id = device.id
     return device
 

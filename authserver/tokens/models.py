@@ -41,6 +41,8 @@ class AuthorizationCode(Base):
     family_id: Mapped[str | None] = mapped_column(sa.String(36))
     access_token_jti: Mapped[str | None] = mapped_column(sa.String(64))
     access_token_expires_at: Mapped[dt.datetime | None]
+    # RFC 9449 §10: the ``dpop_jkt`` of the authorization request; the exchange must prove that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class RefreshToken(Base):
@@ -74,6 +76,9 @@ class RefreshToken(Base):
     # The access token issued alongside, revoked with the family.
     access_token_jti: Mapped[str | None] = mapped_column(sa.String(64))
     access_token_expires_at: Mapped[dt.datetime | None]
+    # A public client's token bound to its DPoP key (RFC 9449 §5): the JWK SHA-256 thumbprint
+    # a refresh must prove possession of. None: not bound (confidential clients, §5).
+    dpop_jkt: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class RevokedToken(Base):

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from authserver import errors
+from authserver import errors, i18n
 from authserver.context import Context, context_of
 from authserver.sessions import service as sessions
+from authserver.web import language
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -42,6 +43,12 @@ def clear_session_cookie(response: Response, request: Request) -> None:
                            httponly=True, samesite="lax")
 
 
+def set_language_cookie(response: Response, request: Request, locale: str) -> None:
+    """The switcher's choice: a preference, readable by nothing but this site's pages."""
+    response.set_cookie(i18n.COOKIE, locale, max_age=i18n.COOKIE_MAX_AGE, path="/",
+                        secure=context(request).settings.is_https, httponly=True, samesite="lax")
+
+
 def redirect(location: str, request: Request, cookie: str | None = None, status: int = 303) -> Response:
     response = RedirectResponse(location, status_code=status, headers=NO_STORE)
     if cookie:
@@ -52,7 +59,8 @@ def redirect(location: str, request: Request, cookie: str | None = None, status:
 def page(request: Request, template: str, values: Mapping[str, object], status: int = 200,
          cookie: str | None = None) -> Response:
     response: Response = context(request).templates.TemplateResponse(
-        request, template, dict(values), status_code=status, headers=NO_STORE)
+        request, template, {**language.template_values(request, values), **values}, status_code=status,
+        headers=NO_STORE)
     if cookie:
         set_session_cookie(response, request, cookie)
     return response

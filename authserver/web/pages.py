@@ -33,24 +33,27 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
+from authserver import i18n
+from authserver.accounts import letters
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
+from authserver.i18n import N_
 from authserver.oauth import authorization, bridge
 from authserver.sessions import devices
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
-from authserver.web import http
+from authserver.web import http, language
 from authserver.web.guards import rate_limit as apply_rate_limit
 
 if TYPE_CHECKING:
     from authserver.context import Context
     from authserver.settings import Settings
 
-CSRF_FAILED = "The form expired or was not sent by this site. Go back and try again."
+CSRF_FAILED = N_("The form expired or was not sent by this site. Go back and try again.")
 SIGN_IN_EXPIRED = authorization.SIGN_IN_EXPIRED
 #: session data key: the page a login without a pending authorization request returns to
 RETURN_TO = "return_to"
@@ -83,11 +86,20 @@ class ErrorPage:
     status: int = 400
 
 
-Result = Render | Redirect | ErrorPage
+@dataclass(frozen=True)
+class Json:
+    """A JSON body (``no-store``), for the few endpoints a page's script calls with
+    ``fetch`` (passkeys); the session cookie is set as for the other results."""
+
+    body: Mapping[str, object]
+    status: int = 200
+
+
+Result = Render | Redirect | ErrorPage | Json
 
 FORGED = ErrorPage(CSRF_FAILED)
 EXPIRED = ErrorPage(SIGN_IN_EXPIRED)
-NOT_FOUND = ErrorPage("There is nothing here.", "not_found", 404)
+NOT_FOUND = ErrorPage(N_("There is nothing here."), "not_found", 404)
 
 
 def with_rid(path: str, rid: str) -> str:
@@ -112,6 +124,10 @@ class Page:
         self._user: User | None = None
         self._cookie: str | None = None
         self._clear_cookie = False
+        #: the language cookie to set (the switcher)
+        self._language_cookie: str | None = None
+        #: what runs once the response is sent (mail: its timing must not show in the response's)
+        self._after: list[Callable[[], object]] = []
         # an anonymous session's data as loaded: re-sealed into the cookie when it changes
         self._anonymous_data: object = session.data if session is not None else None
 
@@ -136,6 +152,19 @@ class Page:
     @property
     def user_agent(self) -> str | None:
         return self.request.headers.get("user-agent")
+
+    @property
+    def locale(self) -> str:
+        """The language this page is shown in (:mod:`authserver.i18n`)."""
+        return language.locale_of(self.request)
+
+    def after(self, task: Callable[[], object]) -> None:
+        """Run ``task`` once the response is sent (in order, after a :class:`Redirect`'s own)."""
+        self._after.append(task)
+
+    def set_language(self, locale: str) -> None:
+        """Remember ``locale`` in the language cookie (the switcher)."""
+        self._language_cookie = locale
 
     @property
     def session(self) -> BrowserSession:
@@ -174,7 +203,16 @@ class Page:
             self.db, self.ctx.box, self.ctx.settings, self.loaded, user_id=user_id, amr=amr, acr=acr,
             auth_time=int(self.ctx.clock()), ip=self.ip, user_agent=self.user_agent)
         if complete:
-            devices.sign_in(self.db, self.ctx, self.loaded, user_agent=self.user_agent, ip=self.ip)
+            known = self.loaded.device_id
+            device = devices.sign_in(self.db, self.ctx, self.loaded, user_agent=self.user_agent, ip=self.ip)
+            user = accounts.get_user(self.db, user_id, with_roles=False)
+            if user is not None:
+                if device.id != known and devices.had_other_devices(self.db, user_id, device.id):
+                    # a new device of an account used elsewhere before: tell the owner, in the
+                    # language they last used (before this sign-in's is remembered)
+                    self.after(letters.new_device(self.ctx.settings, user,
+                                                  devices.device_name(self.user_agent), ip=self.ip))
+                accounts.remember_locale(user, self.locale)
         return self.loaded
 
     def come_back_here(self) -> None:
@@ -229,16 +267,28 @@ class Page:
         self._cookie = self._cookie or anonymous
         if isinstance(result, Render):
             response = http.page(request, result.template, result.values, result.status)
+        elif isinstance(result, Json):
+            body = dict(result.body)
+            if isinstance(body.get("error"), str):  # a message the page's script shows: in its language
+                body["error"] = i18n.translate(body["error"], self.locale)
+            response = JSONResponse(body, status_code=result.status, headers=http.NO_STORE)
         elif isinstance(result, Redirect):
             response = http.redirect(result.location, request)
             if result.after is not None:
-                response.background = BackgroundTask(result.after)
+                self._after.insert(0, result.after)
         else:
             response = http.error_page(request, result.error, result.description, result.status)
         if self._cookie:
             http.set_session_cookie(response, request, self._cookie)
         elif self._clear_cookie:
             http.clear_session_cookie(response, request)
+        if self._language_cookie:
+            http.set_language_cookie(response, request, self._language_cookie)
+        if self._after:
+            tasks = BackgroundTasks()
+            for task in self._after:
+                tasks.add_task(task)
+            response.background = tasks
         return response
 
 
@@ -272,6 +322,10 @@ def form_page(*, csrf: Literal["required", "optional"] = "required", rate_limit:
                 if post and rate_limit:
                     apply_rate_limit(ctx, rate_limit, request.state.client_ip)
                 page = Page(request, ctx, db, form, sessions.load(db, ctx.box, cookie))
+                # the pending sign-in request's ui_locales, before anything is rendered
+                ui_locales, request.state.chosen_locale = authorization.pending_language(page.loaded, page.rid)
+                # else the request's own (RP-Initiated Logout 1.0 §2 takes ui_locales too)
+                request.state.ui_locales = ui_locales if ui_locales is not None else page.params.get("ui_locales")
                 page.csrf_ok = post and sessions.check_csrf(page.loaded, form.get("csrf_token"))
                 if post and csrf == "required" and not page.csrf_ok:
                     return page, FORGED

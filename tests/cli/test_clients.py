@@ -18,7 +18,8 @@ def test_clients_create_json_works_at_the_token_endpoint(run, ctx, client):
     assert status == 0, err
     body = json.loads(out)
     assert set(body) == {"client_id", "client_secret", "client_name", "redirect_uris", "grant_types",
-                         "scope", "token_endpoint_auth_method", "post_logout_redirect_uris"}
+                         "scope", "token_endpoint_auth_method", "post_logout_redirect_uris",
+                         "id_token_signed_response_alg", "require_pushed_authorization_requests"}
     assert body["grant_types"] == ["client_credentials"]
     assert body["token_endpoint_auth_method"] == "client_secret_basic"
     r = client.post("/token", data={"grant_type": "client_credentials", "scope": "api:read"},
@@ -86,7 +87,8 @@ def test_clients_create_flags_are_stored(run, ctx):
     (["--grant-type", "authorization_code"], "redirect URI"),
     (["--grant-type", "client_credentials", "--public"], "public clients"),
     (["--grant-type", "client_credentials", "--public", "--auth-method", "client_secret_post"], "--public"),
-    (["--grant-type", "client_credentials", "--auth-method", "private_key_jwt"], "invalid choice"),
+    (["--grant-type", "client_credentials", "--auth-method", "private_key_jwt"], "exactly one of jwks and jwks_uri"),
+    (["--grant-type", "client_credentials", "--auth-method", "tls_client_auth"], "invalid choice"),
     (["--redirect-uri", "https://rp.example.com/cb"], "--grant-type"),
 ])
 def test_clients_create_rejects(run, ctx, argv, fragment):

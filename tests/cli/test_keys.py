@@ -10,18 +10,21 @@ from tests.conftest import write_key_files
 
 
 def test_keys_rotate_then_list_shows_two_keys(run, ctx):
-    [first] = ctx.keys.keys()
+    [first] = ctx.keys.keys(alg="RS256")
     status, out, _ = run("keys", "rotate", "--delay", "3600")
     assert status == 0
     new_kid = out.split()[2].rstrip(":")
     assert new_kid != first.kid
     status, out, _ = run("keys", "list")
     lines = out.splitlines()
-    assert lines[0].split() == ["KID", "STATUS", "CREATED", "ACTIVATES", "RETIRES"]
-    statuses = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert lines[0].split() == ["KID", "STATUS", "ALG", "CREATED", "ACTIVATES", "RETIRES"]
+    statuses = {line.split()[0]: line.split()[1] for line in lines[1:] if line.split()[2] == "RS256"}
     assert statuses == {first.kid: "active", new_kid: "pending"}
-    [event] = audit_events(ctx, "key_rotated")
-    assert event.detail["kid"] == new_kid
+    assert sorted(line.split()[1:3] for line in lines[1:]) == sorted(
+        [[status, alg] for status in ("active", "pending") for alg in ("RS256", "ES256", "EdDSA")])
+    events = audit_events(ctx, "key_rotated")
+    assert sorted(e.detail["alg"] for e in events) == ["ES256", "EdDSA", "RS256"]
+    assert [e.detail["kid"] for e in events if e.detail["alg"] == "RS256"] == [new_kid]
 
 
 def test_keys_rotate_default_delay_is_at_least_the_jwks_max_age(run, ctx, settings):
@@ -39,7 +42,7 @@ def test_keys_rotate_delay_zero_activates_now(run, ctx):
     status, out, _ = run("keys", "rotate", "--delay", "0")
     assert status == 0
     kid = out.split()[2].rstrip(":")
-    statuses = {k.kid: k.status for k in fresh_keys(ctx)}
+    statuses = {k.kid: k.status for k in fresh_keys(ctx) if k.alg == "RS256"}
     assert statuses[kid] == "active" and sorted(statuses.values()) == ["active", "published"]
 
 
@@ -60,7 +63,7 @@ def test_keys_rotate_negative_delay(run):
 
 
 def test_keys_json(run, ctx):
-    [first] = ctx.keys.keys()
+    [first] = ctx.keys.keys(alg="RS256")
     status, out, _ = run("keys", "rotate", "--delay", "3600", "--json")
     assert status == 0
     new = json.loads(out)

@@ -104,7 +104,8 @@ def test_cleanup_json_and_deny_list_json(run):
     assert status == 0
     assert json.loads(out) == {"authorization_codes": 0, "refresh_tokens": 0, "browser_sessions": 0, "devices": 0,
                                "email_codes": 0, "initial_access_tokens": 0, "revoked_tokens": 0,
-                               "token_cutoffs": 0, "retired_keys": 0}
+                               "token_cutoffs": 0, "client_assertion_jtis": 0,
+                               "pushed_authorization_requests": 0, "retired_keys": 0}
     run("deny-list", "add", "198.51.100.0/24", "--reason", "scan")
     [entry] = json.loads(run("deny-list", "list", "--json")[1])
     assert entry["cidr"] == "198.51.100.0/24" and entry["reason"] == "scan"

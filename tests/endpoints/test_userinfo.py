@@ -31,11 +31,12 @@ def test_userinfo_with_bearer_header(client, alice, app_client, method):
 
 SCOPE_CLAIMS = {
     "openid": ("openid", {"sub"}),
-    "profile": ("openid profile", {"sub", "preferred_username", "name", "updated_at"}),
+    # locale: the language of the sign-in that issued the token (docs/i18n.md, "Claims")
+    "profile": ("openid profile", {"sub", "preferred_username", "name", "locale", "updated_at"}),
     "email": ("openid email", {"sub", "email", "email_verified"}),
     "roles": ("openid roles", {"sub", "roles"}),
     "all": ("openid profile email roles",
-            {"sub", "preferred_username", "name", "updated_at", "email", "email_verified", "roles"}),
+            {"sub", "preferred_username", "name", "locale", "updated_at", "email", "email_verified", "roles"}),
 }
 
 
@@ -49,6 +50,7 @@ def test_claims_follow_the_scope(client, alice, app_client, scope, claims):
         assert sorted(result["roles"]) == ["admin", "staff"]
     if "preferred_username" in claims:
         assert result["preferred_username"] == "alice" and result["name"] == "Alice Example"
+        assert result["locale"] == "en"
 
 
 BAD_TOKENS = {

@@ -37,7 +37,7 @@ def test_account_page_shows_profile_and_sessions(client, make_user):
     assert login(client).headers["location"] == "/account"
     r = client.get("/account", headers={"user-agent": "TestBrowser/1.0"})
     assert r.status_code == 200
-    assert "alice@example.com" in r.text and "(this device)" in r.text
+    assert "alice@example.com" in r.text and '<span class="badge">This device</span>' in r.text
     assert r.headers["cache-control"] == "no-store"
 
 
@@ -70,8 +70,9 @@ def test_revoke_other_sessions_and_one_session(app, client, ctx, make_user):
 
 
 def _current(page):
-    """The sid in the row marked "(this device)"."""
-    return re.search(r'name="sid" value="([^"]+)"', page[page.index("(this device)"):]).group(1)
+    """The sid in the row marked "This device"."""
+    start = page.index('<span class="badge">This device</span>')
+    return re.search(r'name="sid" value="([^"]+)"', page[start:]).group(1)
 
 
 def test_revoking_consent_revokes_refresh_tokens(client, ctx, make_user, make_client):
@@ -153,7 +154,9 @@ def test_change_password(app, client, ctx, make_user):
             "csrf_token": token, "current_password": PASSWORD, "new_password": "password",
             "confirm_password": "password"})
         assert r.headers["location"] == "/account#password"
-        assert "at least 8" in client.get("/account").text or "too common" in client.get("/account").text
+        shown = client.get("/account").text  # the flash is shown once
+        assert "too common" in shown and 'id="new_password"' in shown
+        assert re.search(r'id="new_password"[^>]*aria-invalid="true"', shown)
         r = client.post("/account/password", data={"csrf_token": token, "current_password": PASSWORD,
                                                     "new_password": NEW_PASSWORD,
                                                     "confirm_password": NEW_PASSWORD})

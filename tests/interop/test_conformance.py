@@ -93,8 +93,9 @@ def test_jwks_kids_are_distinct(other_app: Any) -> None:
     ctx.keys.rotate(delay=3600)  # pending: published already (rotate makes the store re-read at once)
     keys = client.get("/jwks.json").json()["keys"]
     kids = [k["kid"] for k in keys]
-    assert len(kids) == 3 and len(set(kids)) == 3
-    assert all(k["kty"] == "RSA" and k["use"] == "sig" and k["alg"] == "RS256" and "d" not in k for k in keys)
+    assert len(kids) == 9 and len(set(kids)) == 9  # three of each algorithm
+    kinds = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
+    assert all(k["kty"] == kinds[k["alg"]] and k["use"] == "sig" and "d" not in k for k in keys)
 
 
 def rfc7638_thumbprint(jwk: dict[str, Any]) -> str:
@@ -106,9 +107,9 @@ def rfc7638_thumbprint(jwk: dict[str, Any]) -> str:
 
 def test_jwks_kids_after_a_rotation_are_the_keys_thumbprints(other_app: Any) -> None:
     client = other_app()
-    before = client.get("/jwks.json").json()["keys"]
+    before = [k for k in client.get("/jwks.json").json()["keys"] if k["alg"] == "RS256"]
     client.app.state.context.keys.rotate(delay=0)
-    keys = client.get("/jwks.json").json()["keys"]
+    keys = [k for k in client.get("/jwks.json").json()["keys"] if k["alg"] == "RS256"]
     assert len(before) == 1 and len(keys) == 2
     assert before[0]["kid"] in {k["kid"] for k in keys}
     # distinct keys give distinct kids because each kid is its key's thumbprint

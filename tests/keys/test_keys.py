@@ -55,9 +55,14 @@ def store(ctx: Context) -> Iterator[KeyStore]:
         _WATCHERS.pop().close()
 
 
-def rows(ctx: Context) -> list[StoredKey]:
+def rows(ctx: Context, alg: str | None = "RS256") -> list[StoredKey]:
+    """The stored keys of ``alg`` (RS256 unless told: each algorithm has its own chain)."""
     with transaction(ctx.sessions) as db:
-        return list(db.scalars(sa.select(StoredKey)))
+        return [r for r in db.scalars(sa.select(StoredKey)) if alg is None or r.alg == alg]
+
+
+def rsa_kids(jwks: dict[str, Any]) -> list[str]:
+    return [k["kid"] for k in jwks["keys"] if k["alg"] == "RS256"]
 
 
 def b64url_uint(value: int) -> str:
@@ -106,6 +111,7 @@ def test_ensure_key_is_idempotent(store, ctx):
     store.ensure_key()
     view(ctx).ensure_key()
     assert len(rows(ctx)) == 1
+    assert sorted(r.alg for r in rows(ctx, None)) == ["ES256", "EdDSA", "RS256"]
 
 
 def test_ensure_key_imports_the_key_files_once_keeping_their_kids(store, ctx, tmp_path):
@@ -136,19 +142,20 @@ def test_a_readable_key_file_is_refused_on_import(store, ctx, tmp_path):
 def test_rotation_gives_distinct_kids(store, ctx):
     store.ensure_key()
     kids = {store.rotate(delay=0).kid for _ in range(3)}
-    kids |= {k.kid for k in view(ctx).keys()}  # noqa: SIM118
+    kids |= {k.kid for k in view(ctx).keys(alg="RS256")}
     assert len(kids) == 4 == len(rows(ctx))
+    assert len({r.kid for r in rows(ctx, None)}) == 12 == len(rows(ctx, None))  # 4 of each algorithm
 
 
 def test_statuses_over_time(store, ctx):
     store.ensure_key()
-    [first] = store.keys()
+    [first] = store.keys(alg="RS256")
     second = store.rotate()  # activation_delay ahead
     t0 = second.activates_at - DELAY
     assert second.activates_at > first.activates_at
 
     def statuses(now: int) -> dict[str, str]:
-        return {k.kid: k.status for k in view(ctx).keys(now=now)}
+        return {k.kid: k.status for k in view(ctx).keys(now=now, alg="RS256")}
 
     assert statuses(t0) == {first.kid: "active", second.kid: "pending"}
     assert statuses(second.activates_at - 1) == {first.kid: "active", second.kid: "pending"}
@@ -166,14 +173,14 @@ def test_pending_key_is_published_but_does_not_sign(store, ctx):
     pending = store.rotate(delay=3600)
     other = view(ctx)
     assert other.active.kid == active
-    assert {k["kid"] for k in other.jwks["keys"]} == {active, pending.kid}
+    assert set(rsa_kids(other.jwks)) == {active, pending.kid}
     assert [k.kid for k in other.signing_set.keys] == [active]
 
 
 def test_another_process_sees_a_new_key_within_its_poll_interval(store, ctx):
     store.ensure_key()
     other = view(ctx, interval=1.0)
-    assert len(other.jwks["keys"]) == 1
+    assert len(rsa_kids(other.jwks)) == 1
     new = store.rotate(delay=0)
     # a rotated key activates strictly after the newest (whole seconds): in the same second
     # as ensure_key that is the next second, so wait for it
@@ -181,7 +188,7 @@ def test_another_process_sees_a_new_key_within_its_poll_interval(store, ctx):
     assert store.active.kid == new.kid  # the rotating process at once
     time.sleep(1.05)
     assert other.active.kid == new.kid
-    assert len(other.jwks["keys"]) == 2
+    assert len(rsa_kids(other.jwks)) == 2
 
 
 def _age(ctx: Context, kid: str, days: int) -> None:
@@ -194,25 +201,29 @@ def _age(ctx: Context, kid: str, days: int) -> None:
 
 def test_remove_retired_deletes_only_retired_keys(store, ctx):
     store.ensure_key()
-    [first] = store.keys()
+    [first] = store.keys(alg="RS256")
     second = store.rotate(delay=0)
     _age(ctx, first.kid, 10)
     _age(ctx, second.kid, 5)
     assert view(ctx).remove_retired() == [first.kid]
     assert [r.kid for r in rows(ctx)] == [second.kid]
-    assert [k["kid"] for k in view(ctx).jwks["keys"]] == [second.kid]
+    assert rsa_kids(view(ctx).jwks) == [second.kid]
 
 
 def test_jwks_has_public_members_only(store, ctx):
     store.ensure_key()
     store.rotate(delay=60)
     jwks = view(ctx).jwks
-    assert len(jwks["keys"]) == 2
+    assert len(jwks["keys"]) == 6  # two of each algorithm
+    members = {"RS256": ("RSA", {"n", "e"}), "ES256": ("EC", {"crv", "x", "y"}), "EdDSA": ("OKP", {"crv", "x"})}
     for jwk in jwks["keys"]:
-        assert set(jwk) == {"kty", "n", "e", "kid", "alg", "use"}
+        kty, public = members[jwk["alg"]]
+        assert set(jwk) == {"kty", "kid", "alg", "use", *public}
         assert not PRIVATE_MEMBERS & set(jwk)
-        assert jwk["kty"] == "RSA" and jwk["alg"] == "RS256" and jwk["use"] == "sig"
-    assert not PRIVATE_MEMBERS & set(json.loads(view(ctx).jwks_bytes)["keys"][0])
+        assert jwk["kty"] == kty and jwk["use"] == "sig"
+    assert sorted(k["alg"] for k in jwks["keys"]) == ["ES256", "ES256", "EdDSA", "EdDSA", "RS256", "RS256"]
+    for jwk in json.loads(view(ctx).jwks_bytes)["keys"]:
+        assert not PRIVATE_MEMBERS & set(jwk)
 
 
 def test_empty_table_has_no_signing_key(store):
@@ -240,8 +251,10 @@ def test_rotation_is_due_only_near_the_end_of_the_interval(store, ctx):
     assert new is not None
     # published at least the JWKS max-age before it signs (tokens issued now still use `first`)
     assert new.activates_at - int(time.time()) >= MAX_AGE - 2
-    statuses = {k.kid: k.status for k in view(ctx).keys()}  # noqa: SIM118
+    statuses = {k.kid: k.status for k in view(ctx).keys(alg="RS256")}
     assert statuses == {first.kid: "active", new.kid: "pending"}
+    # every algorithm's chain moved with it
+    assert sorted(k.status for k in view(ctx).keys()) == ["active"] * 3 + ["pending"] * 3  # noqa: SIM118
     with transaction(ctx.sessions) as db:
         assert rotating.rotate_if_due(db, now=due_at) is None  # a key is pending already
 
@@ -314,7 +327,7 @@ def test_jwks_endpoint(client, ctx):
     body = r.json()
     assert [k["kid"] for k in body["keys"]] == [k["kid"] for k in ctx.keys.jwks["keys"]]
     for jwk in body["keys"]:
-        assert set(jwk) == {"kty", "n", "e", "kid", "alg", "use"}
+        assert set(jwk) >= {"kty", "kid", "alg", "use"} and not PRIVATE_MEMBERS & set(jwk)
 
 
 def test_jwks_etag_answers_304_until_a_key_changes(client, ctx):

@@ -53,10 +53,15 @@ def test_a_due_rotation_happens_in_the_pass_and_is_audited(ctx):
         state.bump(db, state.SIGNING_KEYS)
     figures = run_maintenance(ctx)
     assert figures is not None and figures["rotated"] not in (None, first.kid)
-    statuses = {k.kid: k.status for k in ctx.keys.keys()}  # noqa: SIM118
+    statuses = {k.kid: k.status for k in ctx.keys.keys(alg="RS256")}
     assert statuses == {first.kid: "active", figures["rotated"]: "pending"}
+    # the ES256 and EdDSA chains rotate with it
+    others = [k.status for k in ctx.keys.keys() if k.alg != "RS256"]  # noqa: SIM118
+    assert sorted(others) == ["active", "active", "pending", "pending"]
     with transaction(ctx.sessions) as db:
-        [event] = db.scalars(sa.select(AuditEvent).where(AuditEvent.event == "key_rotated")).all()
+        events = db.scalars(sa.select(AuditEvent).where(AuditEvent.event == "key_rotated")).all()
+        [event] = [e for e in events if e.detail["alg"] == "RS256"]
+        assert len(events) == 3
         assert event.detail["actor"] == "maintenance" and event.detail["kid"] == figures["rotated"]
 
 

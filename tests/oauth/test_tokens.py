@@ -91,7 +91,8 @@ def test_discovery_of_the_live_server_names_its_issuer(live, http):
     assert meta["issuer"] == live
     assert meta["jwks_uri"] == f"{live}/jwks.json"
     keys = http.get(meta["jwks_uri"]).json()["keys"]
-    assert keys and all(k["kty"] == "RSA" and "d" not in k and "p" not in k for k in keys)
+    assert keys and all(k["kty"] in ("RSA", "EC", "OKP") and "d" not in k and "p" not in k for k in keys)
+    assert {k["alg"] for k in keys} == {"RS256", "ES256", "EdDSA"}
 
 
 def test_access_token_is_rfc9068(live, http, ctx, make_user, make_client):

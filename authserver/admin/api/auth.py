@@ -1,6 +1,9 @@
 """Who is calling the admin API, and may they do this.
 
-A caller presents an access token of this server (RFC 6750 §2.1, header only): the
+A caller presents an access token of this server in the header: ``Bearer`` (RFC 6750
+§2.1), or ``DPoP`` with a proof for a DPoP-bound token (RFC 9449 §7.1; a bound token
+sent as Bearer is refused, §7.2 — a client registered with ``dpop_bound_access_tokens``
+gets only bound tokens, so the API must take them). The
 signature, ``iss``, ``exp``, ``typ: at+jwt`` and the revoked-``jti`` list are checked
 exactly as introspection checks them (``TokenIssuer.verify_access_token``). The
 scope ``authserver:admin`` opens the door; the roles of the user (``sub``) or of
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from authserver.context import Context
-from authserver.errors import AppError, InsufficientScope, InvalidToken, MissingToken
+from authserver.errors import AppError, InsufficientScope, InvalidToken
+from authserver.oauth import dpop
 from authserver.oauth.vocabulary import ADMIN_SCOPE
 from authserver.roles.permissions import permissions_for
 
@@ -41,21 +45,14 @@ class Admin:
     permissions: frozenset[str]
 
 
-def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization: Bearer`` header; raises :class:`MissingToken`."""
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise MissingToken
-    return token
-
-
-def authenticate(ctx: Context, db: Session, token: str) -> Admin:
-    """The caller of a valid admin token; raises :class:`InvalidToken` (401) or
-    :class:`InsufficientScope` (403) per RFC 6750 §3.1."""
-    claims = ctx.oauth.token_issuer.verify_access_token(token)
+def authenticate(ctx: Context, db: Session, presented: dpop.Presented) -> Admin:
+    """The caller of a valid admin token (:func:`authserver.oauth.dpop.presented`); raises
+    :class:`InvalidToken` (401) or :class:`InsufficientScope` (403) per RFC 6750 §3.1, or a
+    DPoP refusal (401, :func:`authserver.oauth.dpop.check_presented`)."""
+    claims = ctx.oauth.token_issuer.verify_access_token(presented.token)
     if claims is None:
         raise InvalidToken
+    dpop.check_presented(ctx.oauth.dpop, claims, presented)
     if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
         raise InsufficientScope(f"The access token lacks the {ADMIN_SCOPE} scope.")
     sub, client_id = str(claims["sub"]), claims.get("client_id")

@@ -14,6 +14,7 @@ from authserver.admin.api.schema import (
     Schema,
     array,
     boolean,
+    nullable,
     obj,
     page_of,
     ref,
@@ -39,6 +40,16 @@ _FIELDS: dict[str, Schema] = {
     "skip_consent": boolean(),
     "require_mfa": boolean(),
     "introspect_any": boolean(),
+    "dpop_bound_access_tokens": boolean(description="every token request needs a DPoP proof (RFC 9449 §5.2)"),
+    "jwks": nullable({"type": "object", "properties": {"keys": array({"type": "object"}, 10, minItems=1)},
+                      "required": ["keys"],
+                      "description": "private_key_jwt: the client's public JWK Set (RFC 7517 §5); "
+                                     "one of jwks and jwks_uri"}),
+    "jwks_uri": nullable(text(2000, min_length=1, description="private_key_jwt: where the client publishes "
+                                                              "its JWK Set (https)")),
+    "id_token_signed_response_alg": {"type": "string", "enum": list(vocabulary.ID_TOKEN_SIGNING_ALGS)},
+    "require_pushed_authorization_requests": boolean(description="authorization requests only through "
+                                                                 "/par (RFC 9126 §6)"),
 }
 _SHOWN: dict[str, Schema] = {
     **_FIELDS,
@@ -82,8 +93,12 @@ def client_json(db: Session, client: Client) -> dict[str, Any]:
         "audience": list(client.audience), "permission_prefixes": list(client.permission_prefixes),
         "roles": roles.client_roles(db, client.client_id),
         "skip_consent": client.skip_consent, "require_mfa": client.require_mfa,
-        "introspect_any": client.introspect_any, "created_at": stamp(client.created_at),
+        "introspect_any": client.introspect_any,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens, "created_at": stamp(client.created_at),
         "updated_at": stamp(client.updated_at), "secret_rotated_at": timestamp(client.secret_rotated_at),
+        "jwks": client.jwks, "jwks_uri": client.jwks_uri,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
     }
 
 

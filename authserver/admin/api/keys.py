@@ -9,13 +9,14 @@ from authserver.admin.api.common import read, write
 from authserver.admin.api.schema import OPTIONAL_TIMESTAMP, TIMESTAMP, Schema, integer, obj, ref, text
 from authserver.admin.api.table import Call, Operation
 from authserver.keys import service as keys
+from authserver.keys.algorithms import SIGNING_ALGS
 from authserver.keys.service import SigningKey
 
 STATES = ["pending", "active", "published", "retired"]
 
 SCHEMAS: dict[str, Schema] = {
     "Key": obj({
-        "kid": text(100), "alg": {"type": "string", "enum": ["RS256"]},
+        "kid": text(100), "alg": {"type": "string", "enum": list(SIGNING_ALGS)},
         "status": {"type": "string", "enum": STATES,
                    "description": "pending: published, signs from activates_at; active: signs; "
                                   "published: verifies only, until retires_at; retired: no longer published"},
@@ -29,7 +30,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 def key_json(key: SigningKey) -> dict[str, Any]:
-    return {"kid": key.kid, "alg": "RS256", "status": key.status, "created_at": key.created_at,
+    return {"kid": key.kid, "alg": key.alg, "status": key.status, "created_at": key.created_at,
             "activates_at": key.activates_at, "retires_at": key.retires_at}
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,7 +28,7 @@ from authserver.admin.api import auth
 from authserver.admin.api.schema import Schema, check, enforceable, parse_parameter
 from authserver.context import Context, context_of
 from authserver.errors import DomainError
-from authserver.oauth import bridge
+from authserver.oauth import bridge, dpop
 from authserver.oauth.vocabulary import NO_STORE
 
 PREFIX: Final = "/admin/api"
@@ -59,6 +60,8 @@ class Call:
     path: Mapping[str, Any]
     query: Mapping[str, Any]
     body: Mapping[str, Any]
+    #: what runs once the response is sent, after the commit (a mail to the user)
+    after: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def actor(self) -> str:
@@ -117,22 +120,30 @@ def endpoint(operation: Operation, components: Mapping[str, Schema]) -> Callable
 
     async def run(request: Request) -> Response:
         ctx = context_of(request)
-        token = auth.bearer_token(request.headers.get("authorization"))
+        token = dpop.presented(request.headers.get("authorization"), request.headers, request.method,
+                               ctx.settings.issuer + request.url.path)
         raw = await request.body() if operation.request is not None else b""
         query_items = list(request.query_params.multi_items())
         path_items = dict(request.path_params)
+
+        after: list[Callable[[], object]] = []
 
         def work() -> object:
             db = bridge.current_db.get()
             admin = auth.authenticate(ctx, db, token)
             auth.authorize(admin, operation.permission)
             path, query, body = _checked(operation, components, path_items, query_items, raw)
-            return operation.handler(Call(ctx, db, admin, path, query, body))
+            return operation.handler(Call(ctx, db, admin, path, query, body, after))
 
         result = await bridge.call(ctx, work)
-        if operation.response is None:
-            return Response(status_code=operation.status, headers=NO_STORE)
-        return JSONResponse(result, operation.status, headers=NO_STORE)
+        response = (Response(status_code=operation.status, headers=NO_STORE) if operation.response is None
+                    else JSONResponse(result, operation.status, headers=NO_STORE))
+        if after:
+            tasks = BackgroundTasks()
+            for task in after:
+                tasks.add_task(task)
+            response.background = tasks
+        return response
 
     run.__name__ = operation.operation_id
     return run
@@ -255,7 +266,8 @@ def openapi(operations: Sequence[Operation], components: Mapping[str, Schema], *
             "version": version,
             "description": (
                 "Administration of this authorization server. Every operation needs an access token "
-                "of this server (`Authorization: Bearer`) with the scope `authserver:admin`, e.g. "
+                "of this server (`Authorization: Bearer`, or `Authorization: DPoP` with a `DPoP` proof "
+                "for a DPoP-bound token, RFC 9449 §7.1) with the scope `authserver:admin`, e.g. "
                 "from the `client_credentials` grant at `/token`; the roles of the user or client "
                 "decide which operations it may call (`x-permission`)."),
         },

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.accounts import letters
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.admin.api.common import PAGE, SEARCH, STRING_ID, page, read, stamp, write
@@ -133,7 +134,9 @@ def unlock_user(call: Call) -> None:
 
 def reset_mfa(call: Call) -> dict[str, Any]:
     user = _user(call)
-    accounts.reset_mfa(call.db, user, actor=call.actor)
+    if accounts.reset_mfa(call.db, user, actor=call.actor):
+        # the owner hears of it, in their language, once the change is committed
+        call.after.append(letters.mfa_changed(call.ctx.settings, user, enabled=False, by_admin=True))
     return user_json(call, user)
 
 
@@ -171,8 +174,9 @@ OPERATIONS = [
               request=ref("NewPassword"), path_parameters=USER),
     Operation("POST", "/users/{user_id}/unlock", write("users"), "Clear the account lockout", unlock_user, TAG,
               None, 204, path_parameters=USER),
-    Operation("DELETE", "/users/{user_id}/mfa", write("users"), "Remove the second factor and backup codes",
-              reset_mfa, TAG, ref("User"), path_parameters=USER),
+    Operation("DELETE", "/users/{user_id}/mfa", write("users"),
+              "Remove the second factors (TOTP, backup codes, passkeys)", reset_mfa, TAG, ref("User"),
+              path_parameters=USER),
     Operation("GET", "/users/{user_id}/sessions", read("sessions"), "List browser sessions", list_sessions,
               TAG, ref("SessionList"), path_parameters=USER),
     Operation("DELETE", "/users/{user_id}/sessions", write("sessions"), "End every browser session",

@@ -17,13 +17,14 @@ from authserver.audit import service as audit
 from authserver.clients import service as clients
 from authserver.clients.errors import ClientError
 from authserver.clients.models import Client
+from authserver.i18n import N_
 from authserver.oauth import vocabulary
 from authserver.sessions import service as sessions
 from authserver.web.pages import NOT_FOUND, Redirect, Render, Result
 
 NEW_SECRET = "admin_client_secret"
-MESSAGES = {"saved": "The client was saved.", "created": "The client was created."}
-FLAGS = ("skip_consent", "require_mfa", "introspect_any")
+MESSAGES = {"saved": N_("The client was saved."), "created": N_("The client was created.")}
+FLAGS = ("skip_consent", "require_mfa", "introspect_any", "dpop_bound_access_tokens")
 
 
 def _lines(value: str) -> list[str]:

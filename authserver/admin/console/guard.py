@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from authserver.i18n import N_
+from authserver.oauth.vocabulary import AMR_SECOND_FACTORS
 from authserver.roles.permissions import admin_permission, permissions_for
 from authserver.web.pages import Endpoint, ErrorPage, Page, Redirect, Render, Result, form_page
 
-NOT_ADMIN: Final = ErrorPage("This page is for administrators. Your account has no administrator role.",
+NOT_ADMIN: Final = ErrorPage(N_("This page is for administrators. Your account has no administrator role."),
                              "access_denied", 403)
-NOT_ALLOWED: Final = ErrorPage("Your administrator role does not allow this.", "access_denied", 403)
+NOT_ALLOWED: Final = ErrorPage(N_("Your administrator role does not allow this."), "access_denied", 403)
 ENROL: Final = "/admin/enrol"
 
 
@@ -59,7 +61,7 @@ def admin_permissions(page: Page) -> frozenset[str]:
 
 def needs_mfa(page: Page) -> bool:
     """An administrator's session without a second factor, when ``ADMIN_REQUIRE_MFA`` asks for one."""
-    return page.ctx.settings.admin_require_mfa and "otp" not in (page.session.amr or [])
+    return page.ctx.settings.admin_require_mfa and not AMR_SECOND_FACTORS & set(page.session.amr or [])
 
 
 def console_page(resource: str, action: str) -> Callable[[ConsoleHandler], Endpoint]:

@@ -12,12 +12,13 @@ from authserver.admin.console.guard import Console, console_page
 from authserver.audit import service as audit
 from authserver.clients import service as clients
 from authserver.consents import service as consents
+from authserver.i18n import N_
 from authserver.sessions import service as sessions
 from authserver.web.pages import NOT_FOUND, ErrorPage, Redirect, Render, Result
 
-SELF_DISABLE = ErrorPage("You cannot disable your own account from the console.", "invalid_request", 400)
-MESSAGES = {"disabled": "The account is disabled; its sessions and tokens were ended.",
-            "enabled": "The account is enabled again."}
+SELF_DISABLE = ErrorPage(N_("You cannot disable your own account from the console."), "invalid_request", 400)
+MESSAGES = {"disabled": N_("The account is disabled; its sessions and tokens were ended."),
+            "enabled": N_("The account is enabled again.")}
 
 
 def _user(console: Console) -> User | None:

@@ -1,0 +1,360 @@
+"""``private_key_jwt`` client authentication (RFC 7523 §2.2 and §3, OIDC Core §9), on both
+backends: assertions are made with PyJWT (an implementation other than the server's)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from joserfc.jwk import JWKRegistry
+
+from authserver.app import create_app
+from authserver.context import Context
+from authserver.db import transaction
+from authserver.oauth.client_auth import ClientKeys
+from tests.conftest import ISSUER
+
+TOKEN_URL = f"{ISSUER}/token"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class Signer:
+    """A client's key pair: the private key signs, ``jwk`` is what the client registers."""
+
+    def __init__(self, alg: str = "ES256", kid: str | None = None) -> None:
+        self.alg = alg
+        if alg in ("RS256", "PS256"):
+            self.private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif alg == "ES256":
+            self.private = ec.generate_private_key(ec.SECP256R1())
+        else:
+            self.private = ed25519.Ed25519PrivateKey.generate()
+        pem = self.private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.kid = kid or secrets.token_hex(4)
+        self.kty = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC"}.get(alg, "OKP")
+        self.jwk = {**JWKRegistry.import_key(pem, self.kty).as_dict(private=False), "kid": self.kid, "use": "sig"}
+
+    @property
+    def private_jwk(self) -> dict[str, Any]:
+        pem = self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+        return {**JWKRegistry.import_key(pem, self.kty).as_dict(private=True), "kid": self.kid}
+
+    def assertion(self, client_id: str, *, aud: Any = TOKEN_URL, iss: str | None = None, kid: Any = "own",
+                  lifetime: int = 60, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"iss": iss or client_id, "sub": client_id, "aud": aud, "exp": now + lifetime, "iat": now,
+                   "jti": secrets.token_urlsafe(12), **claims}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        headers = {"kid": self.kid if kid == "own" else kid} if kid else None
+        return pyjwt.encode(payload, self.private, algorithm=self.alg, headers=headers)
+
+
+def jwks(*signers: Signer) -> dict[str, Any]:
+    return {"keys": [s.jwk for s in signers]}
+
+
+def cc(client: Any, assertion: str, **extra: str) -> Any:
+    return client.post("/token", data={"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+                                       "client_assertion": assertion, **extra})
+
+
+@pytest.fixture
+def machine(make_client: Any) -> Any:
+    """``machine(signer, **kw)``: a client_credentials client registered with private_key_jwt."""
+
+    def make(signer: Signer | None = None, **kw: Any) -> str:
+        kw.setdefault("jwks", jwks(signer) if signer is not None and "jwks_uri" not in kw else None)
+        cid, secret = make_client(token_endpoint_auth_method="private_key_jwt", grant_types=["client_credentials"],
+                                  redirect_uris=[], scope="orders:read", **kw)
+        assert secret is None  # no secret for a key-authenticated client
+        return cid
+
+    return make
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
+def test_each_allowed_alg_authenticates(client, machine, alg):
+    signer = Signer(alg)
+    cid = machine(signer)
+    r = cc(client, signer.assertion(cid))
+    assert r.status_code == 200, r.text
+    assert pyjwt.decode(r.json()["access_token"], options={"verify_signature": False})["client_id"] == cid
+
+
+def test_audience_is_the_issuer_or_the_token_endpoint(client, machine):
+    signer = Signer()
+    cid = machine(signer)
+    for aud in (ISSUER, TOKEN_URL, [TOKEN_URL, "https://other.example"]):
+        assert cc(client, signer.assertion(cid, aud=aud)).status_code == 200
+    for aud in ("https://other.example/token", f"{ISSUER}/userinfo", None):
+        r = cc(client, signer.assertion(cid, aud=aud))
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client", aud
+
+
+def test_a_jti_is_single_use(client, machine):
+    signer = Signer()
+    cid = machine(signer)
+    assertion = signer.assertion(cid)
+    assert cc(client, assertion).status_code == 200
+    r = cc(client, assertion)
+    assert r.status_code == 401 and "used before" in r.json()["error_description"]
+    r = cc(client, signer.assertion(cid, jti=None))
+    assert r.status_code == 401, "jti is required"
+
+
+def test_a_replay_is_refused_by_another_node(ctx, client, machine):
+    """The replay store is the database: a second server on it refuses the same assertion."""
+    from starlette.testclient import TestClient
+
+    signer = Signer()
+    cid = machine(signer)
+    assertion = signer.assertion(cid)
+    assert cc(client, assertion).status_code == 200
+    other = Context(ctx.settings)
+    try:
+        with TestClient(create_app(ctx.settings, context=other), base_url=ISSUER) as node2:
+            assert cc(node2, assertion).status_code == 401
+            assert cc(node2, signer.assertion(cid)).status_code == 200
+    finally:
+        other.close()
+
+
+def test_time_claims(client, machine):
+    signer = Signer()
+    cid = machine(signer)
+    now = int(time.time())
+    for claims, why in [({"exp": None}, "exp is required"),
+                        ({"lifetime": -120}, "expired"),
+                        ({"lifetime": 3600}, "more than 300 s ahead"),
+                        ({"iat": now + 600}, "issued in the future"),
+                        ({"nbf": now + 600}, "not yet valid")]:
+        r = cc(client, signer.assertion(cid, **claims))
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client", why
+    assert cc(client, signer.assertion(cid, lifetime=290)).status_code == 200
+
+
+def test_issuer_subject_and_client_id_must_be_the_client(client, machine):
+    signer = Signer()
+    cid = machine(signer)
+    other = machine(Signer())
+    assert cc(client, signer.assertion(cid, iss=other)).status_code == 401
+    assert cc(client, signer.assertion(cid), client_id=other).status_code == 401
+    assert cc(client, signer.assertion(cid), client_id=cid).status_code == 200
+    # the other client's key cannot speak for this one
+    assert cc(client, signer.assertion(other)).status_code == 401
+
+
+def test_algorithms_outside_the_allow_list_are_refused(client, machine):
+    signer = Signer("RS256")
+    cid = machine(signer)
+    now = int(time.time())
+    claims = {"iss": cid, "sub": cid, "aud": TOKEN_URL, "exp": now + 60, "jti": secrets.token_hex(8)}
+    unsigned = pyjwt.encode(claims, None, algorithm="none", headers={"kid": signer.kid})
+    # the classic confusion: HS256 keyed with the public key's bytes
+    public_pem = signer.private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    head = b64(json.dumps({"alg": "HS256", "kid": signer.kid}).encode())
+    body = b64(json.dumps({**claims, "jti": "hs"}).encode())
+    hs256 = f"{head}.{body}.{b64(hmac.new(public_pem, f'{head}.{body}'.encode(), hashlib.sha256).digest())}"
+    rs384 = pyjwt.encode({**claims, "jti": "rs384"}, signer.private, algorithm="RS384", headers={"kid": signer.kid})
+    for assertion in (unsigned, hs256, rs384):
+        r = cc(client, assertion)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
+def test_a_key_of_another_type_or_a_forged_signature_fails(client, machine):
+    registered = Signer("ES256", kid="k1")
+    cid = machine(registered)
+    forger = Signer("ES256", kid="k1")
+    assert cc(client, forger.assertion(cid)).status_code == 401
+    # no kid: the registered key is found by type
+    assert cc(client, registered.assertion(cid, kid=None)).status_code == 200
+    assert cc(client, forger.assertion(cid, kid=None)).status_code == 401
+
+
+def test_method_is_exactly_the_registered_one(client, machine, make_client):
+    signer = Signer()
+    cid = machine(signer)
+    # no secret, no bare client_id for a private_key_jwt client
+    assert client.post("/token", data={"grant_type": "client_credentials", "client_id": cid}).status_code == 401
+    r = client.post("/token", data={"grant_type": "client_credentials", "client_id": cid, "client_secret": "x"})
+    assert r.status_code == 401
+    r = cc(client, signer.assertion(cid), client_secret="x")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    # a secret client cannot switch to an assertion
+    scid, _secret = make_client(grant_types=["client_credentials"], redirect_uris=[], scope="orders:read")
+    assert cc(client, signer.assertion(scid)).status_code == 401
+
+
+def test_introspection_and_revocation_accept_private_key_jwt(client, machine):
+    signer = Signer("EdDSA")
+    cid = machine(signer)
+    token = cc(client, signer.assertion(cid)).json()["access_token"]
+    auth = {"client_assertion_type": ASSERTION_TYPE}
+    r = client.post("/introspect", data={"token": token, **auth, "client_assertion": signer.assertion(cid)})
+    assert r.status_code == 200 and r.json()["active"] is True
+    r = client.post("/revoke", data={"token": token, **auth, "client_assertion": signer.assertion(cid)})
+    assert r.status_code == 200
+    r = client.post("/introspect", data={"token": token, **auth, "client_assertion": signer.assertion(cid)})
+    assert r.json() == {"active": False}
+    r = client.post("/introspect", data={"token": token, **auth, "client_assertion": "not.a.jwt"})
+    assert r.status_code == 401
+
+
+# -- jwks_uri ------------------------------------------------------------------
+
+
+class JwksServer:
+    """A relying party's JWK Set on a loopback port, counting fetches."""
+
+    def __init__(self) -> None:
+        self.body: bytes = b'{"keys": []}'
+        self.fetches = 0
+        self.delay = 0.0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.fetches += 1
+                time.sleep(outer.delay)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(outer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def publish(self, *signers: Signer) -> None:
+        self.body = json.dumps(jwks(*signers)).encode()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    yield server
+    server.close()
+
+
+def test_jwks_uri_is_fetched_cached_and_refetched_for_a_new_kid(ctx, client, machine, jwks_server):
+    first = Signer(kid="one")
+    jwks_server.publish(first)
+    cid = machine(jwks_uri=jwks_server.url)
+    keys: ClientKeys = ctx.oauth.client_keys
+    keys.min_refetch = 0
+    assert cc(client, first.assertion(cid)).status_code == 200
+    assert cc(client, first.assertion(cid)).status_code == 200
+    assert jwks_server.fetches == 1, "cached"
+    second = Signer(kid="two")
+    jwks_server.publish(first, second)  # the client rotates its key
+    assert cc(client, second.assertion(cid)).status_code == 200
+    assert jwks_server.fetches == 2, "an unknown kid refetches once"
+    # an unknown kid again within min_refetch: no fetch in a loop
+    keys.min_refetch = 60
+    assert cc(client, Signer(kid="three").assertion(cid)).status_code == 401
+    assert cc(client, Signer(kid="four").assertion(cid)).status_code == 401
+    assert jwks_server.fetches == 2
+
+
+def test_jwks_uri_size_cap_timeout_and_private_keys(ctx, client, machine, jwks_server):
+    signer = Signer()
+    keys: ClientKeys = ctx.oauth.client_keys
+    keys.min_refetch = 0
+    keys.max_bytes = 4096  # a set this size would be fine otherwise (validate_jwks takes 20,000 characters)
+    jwks_server.body = json.dumps({"keys": [signer.jwk], "pad": "x" * 6000}).encode()
+    cid = machine(jwks_uri=jwks_server.url)
+    r = cc(client, signer.assertion(cid))
+    assert r.status_code == 401 and "jwks_uri" in r.json()["error_description"]
+    jwks_server.publish(signer)
+    keys.timeout = 0.3
+    jwks_server.delay = 1.0
+    assert cc(client, signer.assertion(cid)).status_code == 401
+    jwks_server.delay = 0
+    private = Signer("RS256")
+    jwks_server.body = json.dumps({"keys": [private.private_jwk]}).encode()
+    assert cc(client, private.assertion(cid)).status_code == 401, "a JWK Set with private members is refused"
+    jwks_server.publish(signer)
+    assert cc(client, signer.assertion(cid)).status_code == 200
+
+
+def test_http_jwks_uri_is_not_fetched_by_an_https_server(ctx, jwks_server):
+    from authlib.oauth2.rfc6749.errors import InvalidClientError
+
+    from authserver.clients.models import Client
+
+    signer = Signer()
+    jwks_server.publish(signer)
+    keys = ClientKeys(allow_http=False)
+    with pytest.raises(InvalidClientError):
+        keys.keys(Client(jwks_uri=jwks_server.url), kid=None)
+    assert jwks_server.fetches == 0
+    assert ClientKeys(allow_http=True).keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
+
+
+# -- registration, CLI, admin API, discovery ------------------------------------
+
+
+def test_registration_takes_a_public_jwks_or_a_jwks_uri(client, ctx):
+    from authserver.clients.registration import create_initial_access_token
+
+    with transaction(ctx.sessions) as db:
+        token = create_initial_access_token(db, ctx.box, "tests", expires_in=3600)
+    signer = Signer()
+    base = {"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "scope": ""}
+    headers = {"Authorization": f"Bearer {token}"}
+    r = client.post("/register", json={**base, "jwks": jwks(signer)}, headers=headers)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert "client_secret" not in body and body["jwks"] == jwks(signer)
+    assert cc(client, signer.assertion(body["client_id"])).status_code == 200
+    private = Signer("RS256")
+    d = private.private_jwk
+    for metadata, fragment in [
+        ({"jwks": {"keys": [d]}}, "public keys only"),
+        ({"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}, "public keys only"),
+        ({"jwks": jwks(signer), "jwks_uri": "https://rp.example.com/jwks"}, "exactly one"),
+        ({"jwks_uri": "http://rp.example.com/jwks"}, "https"),
+        ({"jwks": {"keys": "x"}}, "JWK Set"),
+        ({"jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}}, "cannot be read"),
+    ]:
+        r = client.post("/register", json={**base, **metadata}, headers=headers)
+        assert r.status_code == 400 and fragment in r.json()["error_description"], (metadata, r.text)
+    r = client.post("/register", json={**base, "jwks_uri": "https://rp.example.com/jwks.json"}, headers=headers)
+    assert r.status_code == 201 and r.json()["jwks_uri"] == "https://rp.example.com/jwks.json"
+
+
+def test_discovery_names_the_method_and_its_algorithms(client):
+    meta = client.get("/.well-known/openid-configuration").json()
+    for endpoint in ("token", "revocation", "introspection"):
+        assert "private_key_jwt" in meta[f"{endpoint}_endpoint_auth_methods_supported"]
+        assert meta[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == ["RS256", "PS256", "ES256", "EdDSA"]
+
