@@ -4,7 +4,7 @@
     .venv/bin/python bench/profile_hot.py --scenario cc --cprofile 30      # top 30 functions
     .venv/bin/python bench/profile_hot.py --sqlite                        # embedded default, no Redis
 
-Builds the app on its own Postgres database (``authserver_prof``, dropped and recreated;
+Builds the app on its own Postgres database (``authserver_prof``, dropped and recreated, dropped at exit;
 ``PROFILE_HOT_TAG`` changes the name)
 and Redis db 14 under the
 prefix ``authserver-prof:`` (only those keys are deleted), seeds
@@ -270,6 +270,8 @@ def main() -> None:
         ctx.close()
         if not args.sqlite:
             redis_cleanup()
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAt", "-c",
+                            f"DROP DATABASE IF EXISTS authserver_{TAG} WITH (FORCE)"], check=False)
     if args.json:
         with open(args.json, "a") as fh:
             fh.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **results}) + "\n")
