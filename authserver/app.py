@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from authserver import branding, errors
+from authserver import branding, errors, metrics
 from authserver.admin import api as admin_api
 from authserver.admin.console import routes as console
 from authserver.context import Context, context_of
@@ -44,6 +44,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> Starlet
     """Build the app. Keys must exist (``ensure_key``) and the schema be migrated."""
     configure_logging(settings.log_format, settings.log_level)
     ctx = context or Context(settings)
+    if settings.metrics_port:
+        metrics.enable()  # the listener is `authserver serve`'s (docs/metrics.md)
     ctx.keys.check_permissions()
     ctx.oauth  # noqa: B018  (build the protocol engine now, not on the first request)
 

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import structlog
 from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authserver import errors
+from authserver import errors, metrics
 from authserver.security.network import client_ip
 from authserver.settings import Settings
 
@@ -143,6 +144,10 @@ class RequestContextMiddleware:
                 log.exception("unhandled_error", exc_type=type(exc).__name__, path=path)
             status_holder[0] = 500
         finally:
+            recorder = metrics.record
+            if recorder.enabled:
+                recorder.request(route_template(scope), scope["method"], status_holder[0],
+                                 time.perf_counter() - started)
             log.info(
                 "request",
                 method=scope["method"],
@@ -151,6 +156,19 @@ class RequestContextMiddleware:
                 status=status_holder[0],
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that answered (``/register/{client_id}``), never the
+    raw path: a metrics label must not grow with what strangers type (``unmatched``)."""
+    route = scope.get("route")
+    if route is None:
+        return metrics.UNMATCHED
+    if isinstance(route, Mount):
+        return f"{route.path}/{{path}}"
+    path: str = getattr(route, "path", metrics.UNMATCHED)
+    root: str = scope.get("root_path", "")
+    return root + path
 
 
 class _BodyTooLarge(Exception):

@@ -150,6 +150,8 @@ class Settings:
     threadpool_size: int = 4
     client_cache_ttl: int = 5
     db_pool_size: int = 4
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     brand_name: str = "authserver"
     brand_logo: str = ""
@@ -251,6 +253,15 @@ class Settings:
                 raise SettingsError(
                     f"{PREFIX}{name.upper()} must be a positive whole number{_unit(name)}, got {getattr(self, name)}"
                 )
+        if self.metrics_port > 65535:
+            raise SettingsError(
+                f"AUTHSERVER_METRICS_PORT must be a TCP port 1..65535 (0 = metrics off), got {self.metrics_port}")
+        try:
+            ipaddress.ip_address(self.metrics_host)
+        except ValueError:
+            raise SettingsError(
+                "AUTHSERVER_METRICS_HOST must be an IP address to bind the metrics listener to, like 127.0.0.1, "
+                f"got {_shown(self.metrics_host)}") from None
         if not 1 <= self.authorization_code_ttl <= 60:
             raise SettingsError(
                 "AUTHSERVER_AUTHORIZATION_CODE_TTL must be between 1 and 60 seconds (codes are short-lived, "

@@ -56,6 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  {prog} clients create --name 'My App' --redirect-uri http://127.0.0.1:3000/callback "
           "--grant-type authorization_code refresh_token --scope 'openid profile email offline_access'")
     warn_about_setup(settings, args.port, args.workers)
+    if settings.metrics_port:
+        start_metrics(settings, args.port)
     sys.stdout.flush()
     uvicorn.run(
         "authserver.app:app_from_env",
@@ -72,6 +74,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
     )
     return 0
+
+
+def start_metrics(settings: Settings, port: int) -> None:
+    """The metrics listener of this supervising process (docs/metrics.md): every worker
+    writes its own files under ``PROMETHEUS_MULTIPROC_DIR``, this process sums them on
+    ``METRICS_HOST:METRICS_PORT`` and reads the key rotation state from the database."""
+    if settings.metrics_port == port:
+        raise common.CliError(f"AUTHSERVER_METRICS_PORT ({port}) must differ from --port: "
+                              "metrics are never served on the public listener")
+    from authserver import metrics  # before anything imports prometheus_client
+
+    where = metrics.prepare_multiprocess_dir()
+    from authserver.db import create_engine
+    from authserver.keys.service import CLOCK_SKEW
+
+    engine = create_engine(settings.database_url, pool_size=1)
+    collector = metrics.KeyCollector(
+        engine, rotation_interval=settings.key_rotation_interval,
+        publish_delay=max(settings.key_activation_delay, settings.jwks_max_age),
+        retain_seconds=max(settings.access_token_ttl, settings.id_token_ttl) + CLOCK_SKEW)
+    try:
+        metrics.serve(settings.metrics_host, settings.metrics_port, [collector])
+    except OSError as exc:
+        raise common.CliError(f"cannot listen for metrics on {settings.metrics_host}:{settings.metrics_port} "
+                              f"(AUTHSERVER_METRICS_HOST/PORT): {exc.strerror}") from None
+    print(f"Metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics (workers' files in {where})")
 
 
 def program_name() -> str:

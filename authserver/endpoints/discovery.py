@@ -16,6 +16,7 @@ from authserver.i18n import LOCALES
 from authserver.oauth import vocabulary as v
 from authserver.passkeys.service import RelyingParty
 from authserver.settings import Settings
+from authserver.web.prebuilt import Prebuilt
 
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
           "at_hash", "name", "preferred_username", "locale", "updated_at", "email", "email_verified", "roles"]
@@ -72,12 +73,14 @@ def metadata(settings: Settings) -> dict[str, Any]:
 
 
 async def openid_configuration(request: Request) -> Response:
-    return Response(request.app.state.discovery, media_type="application/json",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    prebuilt: Prebuilt = request.app.state.discovery
+    return prebuilt.answer(request)
 
 
-def render(settings: Settings) -> bytes:
-    return json.dumps(metadata(settings), separators=(",", ":")).encode()
+def render(settings: Settings) -> Prebuilt:
+    """The document as one pre-built response with an ``ETag`` (``304`` on ``If-None-Match``)."""
+    body = json.dumps(metadata(settings), separators=(",", ":")).encode()
+    return Prebuilt(body, "application/json", "public, max-age=3600")
 
 
 routes = [

@@ -57,10 +57,16 @@ def new_private_pem(alg: str = RS256) -> bytes:
                                  serialization.NoEncryption())
 
 
-def import_private_pem(pem: bytes, alg: str, kid: str | None = None) -> AnyKey:
+def import_private_pem(pem: bytes, alg: str, kid: str | None = None, *, trusted: bool = False) -> AnyKey:
+    """``trusted``: a key this server sealed itself, checked when it was added and
+    authenticated by AES-GCM since, so OpenSSL's RSA consistency check (prime tests,
+    ~0.1 s of CPU per key, holding the GIL) is not repeated at every reload, on every node."""
     params: KeyParameters = {"use": "sig", "alg": alg}
     if kid:
         params["kid"] = kid
+    if alg == RS256 and trusted:
+        private = serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+        return RSAKey.import_key(private, params)  # type: ignore[arg-type]
     if alg == RS256:
         return RSAKey.import_key(pem, params)
     if alg == ES256:

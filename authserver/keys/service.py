@@ -155,7 +155,7 @@ class KeyStore:
                 f"signing key {row.kid} is sealed under another SECRET_KEY; "
                 "list the old one in AUTHSERVER_PREVIOUS_SECRET_KEYS") from None
         alg = row.alg or RS256
-        return SigningKey(row.kid, import_private_pem(pem, alg, row.kid), _epoch(row.created_at),
+        return SigningKey(row.kid, import_private_pem(pem, alg, row.kid, trusted=True), _epoch(row.created_at),
                           _epoch(row.activates_at), alg=alg)
 
     def _load(self, db: Session) -> list[SigningKey]:

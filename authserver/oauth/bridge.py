@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import contextvars
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
+import orjson
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.requests import JsonPayload, JsonRequest
 from sqlalchemy.orm import Session
@@ -169,6 +169,6 @@ def to_response(result: Result) -> Response:
     status, body, pairs = result
     headers = dict(pairs or [])
     if isinstance(body, dict | list):
-        body = json.dumps(body, separators=(",", ":"))
+        body = orjson.dumps(body)  # compact UTF-8, like json.dumps with separators, ~10x faster
         headers["Content-Type"] = "application/json"
     return Response(body or b"", status_code=status, headers=headers)

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc8628 import DeviceCodeGrant as AuthlibDeviceCodeGrant
 from sqlalchemy import select
 
+from authserver import metrics
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.db import utcnow
@@ -197,6 +198,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
         used = db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash))
         if used is not None and used.used_at is not None and used.client_id == client.client_id:
             tokens.revoke_code_issue(db, self.server.revoked, used)
+            metrics.record.reuse_detected("authorization_code")
             audit.record(db, "code_replay_detected", user_id=used.user_id, client_id=used.client_id,
                          ip=self.request.ip)
         return None
@@ -227,46 +229,56 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
+    _claimed: RefreshToken | None = None
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenAdapter | None:
+        """Look the token up and claim it in one ``UPDATE … RETURNING``; only when that
+        finds nothing does a second query tell a reuse (rotated already: the family is
+        revoked) from an unknown, foreign, expired or revoked token."""
         db = current_db.get()
         if len(refresh_token) > 512:
             return None
-        row = db.scalar(select(RefreshToken).where(
-            RefreshToken.token_hash == self.server.ctx.box.keyed_hash(refresh_token)))
-        if row is None or row.client_id != self.request.client.client_id:
+        token_hash = self.server.ctx.box.keyed_hash(refresh_token)
+        client_id = self.request.client.client_id
+        row = tokens.claim_live_refresh_token(db, token_hash, client_id)
+        if row is not None:
+            self._claimed = row
+            proof = self.request.dpop
+            if row.dpop_jkt is not None and (proof is None or not hmac.compare_digest(proof.jkt, row.dpop_jkt)):
+                # RFC 9449 §5: a public client's bound refresh token needs a proof of the same key.
+                # The claim is released (validate_token_request), so a thief without the key burns nothing.
+                raise InvalidGrantError("The refresh token is bound to a DPoP key: send a DPoP proof signed with it.")
+            return RefreshTokenAdapter(row)
+        row = tokens.find_refresh_token(db, token_hash)
+        if row is None or row.client_id != client_id:
             return None
-        if row.rotated_at is not None or row.revoked_at is not None:
-            if row.rotated_at is not None:
-                self._reuse_detected(row)
-            return None
-        now = utcnow()
-        if row.expires_at <= now or row.family_expires_at <= now:
-            return None
-        proof = self.request.dpop
-        if row.dpop_jkt is not None and (proof is None or not hmac.compare_digest(proof.jkt, row.dpop_jkt)):
-            # RFC 9449 §5: a public client's bound refresh token needs a proof of the same key.
-            # Refused before the token is claimed, so a thief without the key burns nothing.
-            raise InvalidGrantError("The refresh token is bound to a DPoP key: send a DPoP proof signed with it.")
-        return RefreshTokenAdapter(row)
+        if row.rotated_at is not None:
+            # presented again after rotation, or a concurrent request claimed it first
+            self._reuse_detected(row)
+        return None
 
     def _reuse_detected(self, row: RefreshToken) -> None:
         db = current_db.get()
         revoked = tokens.revoke_family(db, self.server.revoked, row.family_id)
+        metrics.record.reuse_detected("refresh_token")
         audit.record(db, "token_reuse_detected", user_id=row.user_id, client_id=row.client_id,
                      ip=self.request.ip, family_revoked=revoked)
 
     def validate_token_request(self) -> None:
-        super().validate_token_request()
-        token: RefreshTokenAdapter = self.request.refresh_token
-        user = accounts.get_user(current_db.get(), token.row.user_id, with_roles=False)
-        if user is None or user.disabled:
-            raise InvalidGrantError()
+        """Authlib's checks (client, token, scope) and a live user; a token claimed for a
+        request that fails them is released (the transaction commits error answers)."""
+        self._claimed = None
+        try:
+            super().validate_token_request()
+            token: RefreshTokenAdapter = self.request.refresh_token
+            user = accounts.get_user(current_db.get(), token.row.user_id, with_roles=False)
+            if user is None or user.disabled:
+                raise InvalidGrantError()
+        except Exception:
+            if self._claimed is not None:
+                tokens.release_refresh_token(current_db.get(), self._claimed)
+            raise
         self._user = user
-        if not tokens.claim_refresh_token(current_db.get(), token.row.id):
-            # lost a race with a concurrent refresh: treat as reuse
-            self._reuse_detected(token.row)
-            raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: RefreshTokenAdapter) -> Principal | None:
         row = refresh_token.row

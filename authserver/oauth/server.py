@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from sqlalchemy import select
 
+from authserver import metrics
 from authserver.clients import service as clients
 from authserver.db import utcnow
 from authserver.errors import TooManyRequests
@@ -186,6 +187,8 @@ class Server(rfc6749.AuthorizationServer):
             else:
                 status, body, headers = self.create_token_response(request)
                 headers = [*headers, *self.dpop.nonce_headers()]
+                if status == 200:
+                    metrics.record.token_issued(request.form["grant_type"])
         kept = [h for h in headers if h[0].lower() not in ("cache-control", "pragma")]
         return status, body, [*vocabulary.NO_STORE_ITEMS, *kept]
 
@@ -215,6 +218,7 @@ class Server(rfc6749.AuthorizationServer):
         claimed = _claimed_client_id(request)
         wait = self.auth_failures.retry_after(claimed, request.ip)
         if wait:
+            metrics.record.rate_limited("client_auth_failures")
             raise TooManyRequests(wait, "Too many failed client authentications from this address.")
         try:
             return super().authenticate_client(request, methods, endpoint)

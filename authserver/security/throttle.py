@@ -44,6 +44,7 @@ import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from authserver import metrics
 from authserver.security.crypto import SecretBox
 
 if TYPE_CHECKING:
@@ -362,11 +363,13 @@ class FallbackStore:
 
     def _call(self, name: str, *args: Any) -> Any:
         if self._degraded and self._clock() < self._retry_at:
+            metrics.record.redis_fallback("counters")
             return getattr(self.fallback, name)(*args)
         try:
             result = getattr(self.primary, name)(*args)
         except _UNAVAILABLE as exc:
             self._failed(exc)
+            metrics.record.redis_fallback("counters")
             return getattr(self.fallback, name)(*args)
         if self._degraded:
             self._recovered()
@@ -471,12 +474,12 @@ class Lockout:
     def register_failure(self, account_key: str | None, ip: str) -> int:
         """Count one failed attempt; return the lock seconds now in force (0 if none)."""
         s = self.settings
-        wait = self._count(self._keys("ip", ip), s.lockout_ip_threshold)
+        wait = self._count(self._keys("ip", ip), s.lockout_ip_threshold, "ip")
         if account_key is not None:
-            wait = max(wait, self._count(self._keys("acct", account_key), s.lockout_account_threshold))
+            wait = max(wait, self._count(self._keys("acct", account_key), s.lockout_account_threshold, "account"))
         return wait
 
-    def _count(self, keys: tuple[str, str, str], threshold: int) -> int:
+    def _count(self, keys: tuple[str, str, str], threshold: int, kind: str) -> int:
         failures_key, lock_key, locks_key = keys
         s = self.settings
         count = self.store.add_failure(failures_key, s.lockout_window)
@@ -492,6 +495,7 @@ class Lockout:
         duration: int = min(s.lockout_base_duration * 2 ** min(locks - 1, 32), s.lockout_max_duration)
         self.store.lock(lock_key, duration)
         self.store.clear(failures_key)
+        metrics.record.lockout(kind)
         return duration
 
     def register_success(self, account_key: str) -> None:
@@ -540,7 +544,10 @@ class RateLimiter:
         limit = self._limits[bucket]
         if not self.settings.rate_limits:
             return True, 0
-        return self.store.hit(f"ratelimit:{bucket}:{self._hash(key)}", limit.limit, limit.window)
+        allowed, retry_after = self.store.hit(f"ratelimit:{bucket}:{self._hash(key)}", limit.limit, limit.window)
+        if not allowed:
+            metrics.record.rate_limited(bucket)
+        return allowed, retry_after
 
 
 class ClientAuthFailures:

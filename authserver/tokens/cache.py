@@ -22,9 +22,16 @@ A token whose ``iat`` is before its subject's cutoff is inactive. ``iat`` is
 whole seconds, so a cutoff made at t is stored as ``floor(t) + 1``: tokens
 issued earlier in the same second are caught. A token for that subject asked
 for later in the same second (a login right after a password change, or right
-after ``users enable``) must not be caught by mistake: the issuer reads the
-cutoff exactly (:meth:`TokenState.not_before`) and waits for the next second
-before signing (at most one second, only in that case).
+after ``users enable``) should not be caught by mistake: the issuer asks
+:meth:`TokenState.not_before` and waits for the next second before signing (at
+most one second, only in that case). That answer comes from the same cache as
+the checks, never a database query per issuance: with Redis it is exact (one
+``MGET``; writers set the key before they commit); without Redis it is exact
+for this process's own cutoffs and at most 1 s late for another process's. A
+late answer can only make a token *born inactive* (its ``iat`` is before a
+cutoff the issuer did not see yet): revocation is never weakened, and the case
+needs a cutoff and an issuance for the same subject, in the same wall-clock
+second, on two processes, without Redis (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import structlog
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from authserver import metrics
 from authserver.db import on_commit
 from authserver.maintenance.state import REVOCATIONS, ChangeWatcher
 from authserver.tokens.models import RevokedToken, TokenCutoff
@@ -116,7 +124,8 @@ class TokenState:
         return revoked or any(iat < cutoffs.get(s, 0) for s in subjects)
 
     def not_before(self, db: Session, subjects: list[Subject]) -> int:
-        """The latest cutoff of ``subjects``, exact (for the issuer; 0 when none)."""
+        """The latest cutoff of ``subjects`` (for the issuer; 0 when none), from the
+        cache where it is exact (the module docstring says how stale it may be)."""
         return max(db_cutoffs(db, subjects).values(), default=0)
 
     def _lookup(self, db: Session, jti: str, exp: int,
@@ -165,6 +174,11 @@ class LocalTokenState(TokenState):
                 self._revoked[jti] = revoked
         return revoked, self._cutoffs
 
+    def not_before(self, db: Session, subjects: list[Subject]) -> int:
+        self._sync(db)
+        cutoffs = self._cutoffs
+        return max((cutoffs.get(s, 0) for s in subjects), default=0)
+
     def note_revoked(self, db: Session, jti: str, exp: int) -> None:
         def apply() -> None:
             with self._lock:
@@ -200,10 +214,36 @@ class RedisTokenState(TokenState):
             values: list[Any] = self._redis.mget(keys)
         except redis_lib.RedisError as exc:
             self._warn.warning("token_cache_unavailable", exc)
+            metrics.record.redis_fallback("token_state")
             return db_is_revoked(db, jti), db_cutoffs(db, subjects)
         if None not in values:
             return values[0] == b"1", {s: int(v or 0) for s, v in zip(subjects, values[1:], strict=True)}
         return self._fill(db, jti, exp, subjects, values)
+
+    def not_before(self, db: Session, subjects: list[Subject]) -> int:
+        """One ``MGET`` of the subjects' keys: exact, since writers set them before they
+        commit; a missing key is filled from the database as in :meth:`_lookup`."""
+        if not subjects:
+            return 0
+        try:
+            values: list[Any] = self._redis.mget([self._subject_key(s) for s in subjects])
+        except redis_lib.RedisError as exc:
+            self._warn.warning("token_cache_unavailable", exc)
+            metrics.record.redis_fallback("token_state")
+            return max(db_cutoffs(db, subjects).values(), default=0)
+        if None in values:
+            missing = [s for s, v in zip(subjects, values, strict=True) if v is None]
+            recorded = db_cutoffs(db, missing)
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for subject in missing:
+                    pipe.set(self._subject_key(subject), str(recorded.get(subject, 0)), nx=True, ex=NEGATIVE_TTL)
+                pipe.execute()
+            except redis_lib.RedisError as exc:
+                self._warn.warning("token_cache_fill_failed", exc)
+            found = [int(v) for v in values if v is not None]
+            return max([*found, *recorded.values()], default=0)
+        return max(int(v) for v in values)
 
     def _fill(self, db: Session, jti: str, exp: int, subjects: list[Subject],
               values: list[Any]) -> tuple[bool, dict[Subject, int]]:

@@ -175,6 +175,46 @@ def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode
     return db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash))
 
 
+def claim_live_refresh_token(db: Session, token_hash: str, client_id: str) -> RefreshToken | None:
+    """Look up and claim a refresh token in one statement (``UPDATE … RETURNING``): the
+    live, unexpired token of ``client_id`` with this hash is marked rotated and returned;
+    None when there is no such token (unknown, another client's, expired, revoked, or
+    already rotated: :func:`find_refresh_token` tells which). Of two concurrent claims
+    one gets the row; the other waits for its commit and then finds nothing to claim."""
+    now = utcnow()
+    return db.scalars(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == token_hash,
+            RefreshToken.client_id == client_id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > now,
+            RefreshToken.family_expires_at > now,
+        )
+        .values(rotated_at=now)
+        .returning(RefreshToken)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+
+
+def find_refresh_token(db: Session, token_hash: str) -> RefreshToken | None:
+    return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+
+
+def release_refresh_token(db: Session, row: RefreshToken) -> None:
+    """Undo :func:`claim_live_refresh_token` in the same transaction, when the request
+    it was claimed for fails afterwards (a wider scope, a disabled user): the token stays
+    usable, as if it had not been presented."""
+    db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.rotated_at == row.rotated_at,
+               RefreshToken.revoked_at.is_(None))
+        .values(rotated_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def claim_refresh_token(db: Session, token_id: int) -> bool:
     """Atomically mark a live refresh token rotated; False when another request won."""
     result = db.execute(

@@ -57,3 +57,13 @@ def test_no_member_points_at_a_missing_page(client):
     assert "jwks_uri" in urls
     for name, url in urls.items():
         assert client.get(url.removeprefix(ISSUER)).status_code != 404, name
+
+
+def test_discovery_etag_answers_304(client):
+    first = client.get("/.well-known/openid-configuration")
+    etag = first.headers["etag"]
+    assert client.get("/.well-known/oauth-authorization-server").headers["etag"] == etag
+    again = client.get("/.well-known/openid-configuration", headers={"If-None-Match": f'W/{etag}, "x"'})
+    assert again.status_code == 304 and again.content == b""
+    assert client.get("/.well-known/openid-configuration",
+                      headers={"If-None-Match": '"x"'}).json()["issuer"] == first.json()["issuer"]

@@ -328,3 +328,17 @@ def test_jwks_endpoint(client, ctx):
     assert [k["kid"] for k in body["keys"]] == [k["kid"] for k in ctx.keys.jwks["keys"]]
     for jwk in body["keys"]:
         assert set(jwk) >= {"kty", "kid", "alg", "use"} and not PRIVATE_MEMBERS & set(jwk)
+
+
+def test_jwks_etag_answers_304_until_a_key_changes(client, ctx):
+    first = client.get("/jwks.json")
+    etag = first.headers["etag"]
+    again = client.get("/jwks.json", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    assert again.headers["cache-control"] == f"public, max-age={ctx.settings.jwks_max_age}"
+    assert client.get("/jwks.json", headers={"If-None-Match": '"other"'}).status_code == 200
+    ctx.keys.rotate(delay=3600)  # a pending key is published at once
+    changed = client.get("/jwks.json", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert len(changed.json()["keys"]) > len(first.json()["keys"])  # a new key of each algorithm
