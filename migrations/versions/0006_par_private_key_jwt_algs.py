@@ -65,8 +65,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_client_assertion_jtis_expires_at'))
     op.drop_table('client_assertion_jtis')
 
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.drop_column('id_token_signed_response_alg')
-        batch_op.drop_column('require_pushed_authorization_requests')
-        batch_op.drop_column('jwks_uri')
-        batch_op.drop_column('jwks')
+    # in place (SQLite 3.35+ too), never a batch copy of ``clients``: dropping the old
+    # table on SQLite would cascade to the clients' codes, tokens and consents
+    for column in ('id_token_signed_response_alg', 'require_pushed_authorization_requests', 'jwks_uri', 'jwks'):
+        op.drop_column('clients', column)

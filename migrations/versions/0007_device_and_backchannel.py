@@ -86,7 +86,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('logout_deliveries')
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.drop_column('backchannel_logout_session_required')
-        batch_op.drop_column('backchannel_logout_uri')
+    # in place, never a batch copy of ``clients`` (see 0006)
+    op.drop_column('clients', 'backchannel_logout_session_required')
+    op.drop_column('clients', 'backchannel_logout_uri')
     op.drop_table('device_authorizations')

@@ -22,5 +22,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_column('locale')
+    # in place (SQLite 3.35+ too), never a batch copy of ``users``: dropping the old
+    # table on SQLite would cascade to every row that references a user
+    op.drop_column('users', 'locale')
