@@ -3,6 +3,7 @@ Postgres + Redis (the ``live`` fixture of this directory)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
@@ -217,6 +218,8 @@ def test_broken_proof_is_refused(live: Live, http: httpx.Client, case: str) -> N
     build, words = BROKEN[case]
     response = token_request(http, CC, client, build(DPoPKey(), f"{live.url}/token"))
     refused(response, "invalid_dpop_proof", words)
+    # the whole sentence as written (a client developer reads it): its subject, a full stop
+    assert re.fullmatch(r"(The DPoP (proof|header)|Send exactly one DPoP header)\b.*\.", response.json()["error_description"])
     assert response.headers["cache-control"] == "no-store"
 
 
