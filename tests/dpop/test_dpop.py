@@ -219,7 +219,8 @@ def test_broken_proof_is_refused(live: Live, http: httpx.Client, case: str) -> N
     response = token_request(http, CC, client, build(DPoPKey(), f"{live.url}/token"))
     refused(response, "invalid_dpop_proof", words)
     # the whole sentence as written (a client developer reads it): its subject, a full stop
-    assert re.fullmatch(r"(The DPoP (proof|header)|Send exactly one DPoP header)\b.*\.", response.json()["error_description"])
+    sentence = response.json()["error_description"]
+    assert re.fullmatch(r"(The DPoP (proof|header)|Send exactly one DPoP header)\b.*\.", sentence), sentence
     assert response.headers["cache-control"] == "no-store"
 
 
