@@ -209,6 +209,11 @@ BROKEN: dict[str, tuple[Any, str]] = {
     "iat a string": (lambda k, u: k.proof("POST", u, claims={"iat": str(int(time.time()))}), "needs iat"),
     "no jti": (lambda k, u: k.proof("POST", u, drop=("jti",)), "needs a jti"),
     "no htu": (lambda k, u: k.proof("POST", u, drop=("htu",)), "needs htm and htu"),
+    "jti too long": (lambda k, u: k.proof("POST", u, jti="j" * 257), "needs a jti"),
+    "three parts, not a JWS": (lambda k, u: "YWJj.YWJj.YWJj", "is not a JWT"),
+    "padding inside": (lambda k, u: k.proof("POST", u).replace(".", "=.", 1), "is not a JWT"),
+    "payload an array": (lambda k, u: unsigned({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.public_jwk}, [u]),
+                         "payload is not a JSON object"),
 }
 
 
@@ -266,7 +271,9 @@ def test_replayed_proof_is_refused_by_another_server_process(live: Live, http: h
 
 def test_dpop_bound_client_is_refused_without_a_proof_and_keeps_its_code(live: Live, http: httpx.Client) -> None:
     client = confidential(live, dpop_bound_access_tokens=True)
-    refused(token_request(http, CC, client), "invalid_dpop_proof", "dpop_bound_access_tokens")
+    response = token_request(http, CC, client)
+    refused(response, "invalid_dpop_proof", "dpop_bound_access_tokens")
+    assert response.json()["error_description"] == "This client must send a DPoP proof (dpop_bound_access_tokens)."
     assert token_request(http, CC, client, DPoPKey().proof("POST", f"{live.url}/token")).json()["token_type"] == "DPoP"
 
     code_client = live.make_client(redirect_uris=[flows.REDIRECT_URI], dpop_bound_access_tokens=True)

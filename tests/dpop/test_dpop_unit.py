@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from authserver.oauth import dpop
 from authserver.oauth.dpop import ReplayCache, normalize_uri
+from authserver.oauth.errors import InvalidDPoPProofError
 from authserver.security.throttle import connect_redis
 from tests.conftest import make_settings
 from tests.dpop.proofs import DPoPKey
@@ -171,10 +172,26 @@ def test_check_presented_tells_the_client_which_scheme_a_token_needs() -> None:
     dpop.check_presented(checks, {"cnf": {"jkt": key.jkt}}, request)
 
 
+def test_iat_window_bounds_and_the_proof_returned() -> None:
+    """§4.3 item 11, §11.1: ``iat`` from ``now - DPOP_PROOF_MAX_AGE`` to ``now + DPOP_CLOCK_SKEW``,
+    both ends included; a passing proof gives its key's thumbprint and its jti."""
+    now = [1_800_000_000.0]
+    checks = _dpop(now, dpop_require_nonce=False)
+    key, uri = DPoPKey(), "https://as.example.com/token"
+    for iat in (now[0] - checks.max_age, now[0] + checks.skew):
+        proof = key.proof("POST", uri, iat=iat, jti=f"jti-{iat}")
+        assert checks.check({"DPoP": proof}, "POST", uri) == dpop.Proof(key.jkt, f"jti-{iat}")
+    for iat, words in ((now[0] - checks.max_age - 1, "too old"), (now[0] + checks.skew + 1, "in the future")):
+        with pytest.raises(InvalidDPoPProofError, match=words):
+            checks.check({"DPoP": key.proof("POST", uri, iat=iat)}, "POST", uri)
+    assert checks.check({"Authorization": "DPoP x"}, "POST", uri) is None  # no proof at all
+
+
 def test_rsa_modulus_size_is_read_from_the_jwk() -> None:
     """RFC 7518 §6.3.1.1: ``n`` is base64url; anything else, or absurdly long, counts as 0 bits
     (and is refused as too small) rather than failing."""
     assert dpop._modulus_bits("_" * 2000) == 12000
+    assert dpop._modulus_bits("_" * 350) == 262 * 8  # padded to a multiple of 4 before decoding
     assert dpop._modulus_bits("_" * 2002) == 0
     assert dpop._modulus_bits("_" * 5) == 0  # not base64 (a length of 4k + 1)
     assert dpop._modulus_bits(None) == 0 and dpop._modulus_bits(2 ** 4096) == 0
