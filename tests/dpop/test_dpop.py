@@ -198,6 +198,8 @@ BROKEN: dict[str, tuple[Any, str]] = {
     "private jwk": (lambda k, u: k.proof("POST", u, header={"jwk": k.key.as_dict(private=True)}),
                     "must not contain a private key"),
     "no jwk": (lambda k, u: k.proof("POST", u, header={"jwk": None}), "needs a jwk"),
+    "jwk not a point": (lambda k, u: k.proof("POST", u, header={"jwk": {"kty": "EC", "crv": "P-256", "x": "AAAA",
+                                                                        "y": "AAAA"}}), "is not a valid key"),
     "small RSA key": (lambda k, u: small_rsa_proof(u), "at least 2048 bits"),
     "htm GET": (lambda k, u: k.proof("GET", u), "htm does not match"),
     "htm lower case": (lambda k, u: k.proof("post", u), "htm does not match"),
