@@ -10,6 +10,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
+from authserver.errors import MissingToken
 from authserver.oauth import dpop
 from authserver.oauth.dpop import ReplayCache, normalize_uri
 from authserver.oauth.errors import InvalidDPoPProofError
@@ -140,7 +141,7 @@ def test_presented_reads_bearer_and_dpop_schemes_only() -> None:
     assert dpop.presented("Bearer  abc", {}, "GET", "u") == dpop.Presented("bearer", "abc", {}, "GET", "u")
     assert dpop.presented("DPoP xyz", {}, "GET", "u").scheme == "dpop"
     for value in ("Basic abc", "Bearer ", "Bearer", "", None, "DPoPabc"):
-        with pytest.raises(dpop.MissingToken):
+        with pytest.raises(MissingToken):
             dpop.presented(value, {}, "GET", "u")
 
 
