@@ -214,6 +214,7 @@ BROKEN: dict[str, tuple[Any, str]] = {
     "jti too long": (lambda k, u: k.proof("POST", u, jti="j" * 257), "needs a jti"),
     "three parts, not a JWS": (lambda k, u: "YWJj.YWJj.YWJj", "is not a JWT"),
     "padding inside": (lambda k, u: k.proof("POST", u).replace(".", "=.", 1), "is not a JWT"),
+    "not base64url": (lambda k, u: (proof := k.proof("POST", u))[:-4] + "!" + proof[-4:], "is not a JWT"),
     "payload an array": (lambda k, u: unsigned({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.public_jwk}, [u]),
                          "payload is not a JSON object"),
 }
