@@ -28,6 +28,7 @@ SEP = "ǁ"  # mutmut's separator in the mangled names of methods
 SECURITY_CHECKS: dict[str, list[str]] = {
     "authserver/oauth/grants.py": [
         "_s256",
+        "IssueMixin.authenticate_token_endpoint_client",
         "IssueMixin.validate_requested_scope",
         "S256CodeChallenge.validate_code_challenge",
         "S256CodeChallenge.validate_code_verifier",
@@ -74,6 +75,29 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "MemoryStore.hit",
         "MemoryStore.locked_for",
     ],
+    # RFC 9449: the proof checks, the replay cache, the nonces and the key binding at a resource
+    "authserver/oauth/dpop.py": [
+        "normalize_uri",
+        "ReplayCache.first_use",
+        "ReplayCache._first_use_here",
+        "DPoP._nonce_ok",
+        "DPoP.check",
+        "DPoP._check",
+        "DPoP._key",
+        "_modulus_bits",
+        "presented",
+        "check_presented",
+    ],
+    # WebAuthn: the relying party, the challenge, the owner, the user handle, user
+    # verification and the signature counter
+    "authserver/passkeys/service.py": [
+        "RelyingParty.for_issuer",
+        "get",
+        "finish_registration",
+        "authentication_options",
+        "finish_authentication",
+        "_check_challenge",
+    ],
 }
 
 # the tests that guard SECURITY_CHECKS: the --ci pass runs only these
@@ -92,6 +116,10 @@ CI_TESTS = [
     "tests/security/test_passwords.py",
     "tests/security/test_throttle.py",
     "tests/security/test_lockout_race.py",
+    "tests/dpop/test_dpop_unit.py",
+    "tests/dpop/test_dpop.py",
+    "tests/passkeys/test_service.py",
+    "tests/passkeys/test_pages.py",
 ]
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",

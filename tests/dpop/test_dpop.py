@@ -3,6 +3,7 @@ Postgres + Redis (the ``live`` fixture of this directory)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
@@ -197,6 +198,8 @@ BROKEN: dict[str, tuple[Any, str]] = {
     "private jwk": (lambda k, u: k.proof("POST", u, header={"jwk": k.key.as_dict(private=True)}),
                     "must not contain a private key"),
     "no jwk": (lambda k, u: k.proof("POST", u, header={"jwk": None}), "needs a jwk"),
+    "jwk not a point": (lambda k, u: k.proof("POST", u, header={"jwk": {"kty": "EC", "crv": "P-256", "x": "AAAA",
+                                                                        "y": "AAAA"}}), "is not a valid key"),
     "small RSA key": (lambda k, u: small_rsa_proof(u), "at least 2048 bits"),
     "htm GET": (lambda k, u: k.proof("GET", u), "htm does not match"),
     "htm lower case": (lambda k, u: k.proof("post", u), "htm does not match"),
@@ -208,6 +211,12 @@ BROKEN: dict[str, tuple[Any, str]] = {
     "iat a string": (lambda k, u: k.proof("POST", u, claims={"iat": str(int(time.time()))}), "needs iat"),
     "no jti": (lambda k, u: k.proof("POST", u, drop=("jti",)), "needs a jti"),
     "no htu": (lambda k, u: k.proof("POST", u, drop=("htu",)), "needs htm and htu"),
+    "jti too long": (lambda k, u: k.proof("POST", u, jti="j" * 257), "needs a jti"),
+    "three parts, not a JWS": (lambda k, u: "YWJj.YWJj.YWJj", "is not a JWT"),
+    "padding inside": (lambda k, u: k.proof("POST", u).replace(".", "=.", 1), "is not a JWT"),
+    "not base64url": (lambda k, u: (proof := k.proof("POST", u))[:-4] + "!" + proof[-4:], "is not a JWT"),
+    "payload an array": (lambda k, u: unsigned({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.public_jwk}, [u]),
+                         "payload is not a JSON object"),
 }
 
 
@@ -217,6 +226,9 @@ def test_broken_proof_is_refused(live: Live, http: httpx.Client, case: str) -> N
     build, words = BROKEN[case]
     response = token_request(http, CC, client, build(DPoPKey(), f"{live.url}/token"))
     refused(response, "invalid_dpop_proof", words)
+    # the whole sentence as written (a client developer reads it): its subject, a full stop
+    sentence = response.json()["error_description"]
+    assert re.fullmatch(r"(The DPoP (proof|header)|Send exactly one DPoP header)\b.*\.", sentence), sentence
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -262,7 +274,9 @@ def test_replayed_proof_is_refused_by_another_server_process(live: Live, http: h
 
 def test_dpop_bound_client_is_refused_without_a_proof_and_keeps_its_code(live: Live, http: httpx.Client) -> None:
     client = confidential(live, dpop_bound_access_tokens=True)
-    refused(token_request(http, CC, client), "invalid_dpop_proof", "dpop_bound_access_tokens")
+    response = token_request(http, CC, client)
+    refused(response, "invalid_dpop_proof", "dpop_bound_access_tokens")
+    assert response.json()["error_description"] == "This client must send a DPoP proof (dpop_bound_access_tokens)."
     assert token_request(http, CC, client, DPoPKey().proof("POST", f"{live.url}/token")).json()["token_type"] == "DPoP"
 
     code_client = live.make_client(redirect_uris=[flows.REDIRECT_URI], dpop_bound_access_tokens=True)

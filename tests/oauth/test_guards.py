@@ -12,6 +12,7 @@ from authserver.clients.service import get_client
 from authserver.db import transaction
 from authserver.roles import service as roles
 from authserver.settings import RateLimit
+from authserver.tokens.models import AuthorizationCode, RefreshToken
 from tests.conftest import PASSWORD
 from tests.flows import REDIRECT_URI, exchange, get_code, introspect, pkce, refresh, tokens, unverified
 
@@ -279,12 +280,18 @@ def test_failed_client_authentications_from_an_address_refuse_the_next_attempt(c
 
 
 @pytest.mark.parametrize("settings_overrides", [{"max_devices_per_user": 2}])
-def test_code_exchange_under_a_device_limit_issues_tokens_to_a_live_device(client, make_user, make_client):
+def test_code_exchange_under_a_device_limit_issues_tokens_to_a_live_device(ctx, client, make_user, make_client):
     make_user()
     cid, secret = make_client()
     code, verifier, _ = get_code(client, cid)
     response = exchange(client, cid, secret, code, verifier)
     assert response.status_code == 200, response.text
+    assert "refresh_token" in response.json()
+    with transaction(ctx.sessions) as db:
+        code_device = db.scalar(select(AuthorizationCode.device_id).where(AuthorizationCode.client_id == cid))
+        family_device = db.scalar(select(RefreshToken.device_id).where(RefreshToken.client_id == cid))
+    # the refresh family stays on the browser's device, so signing that device out ends it
+    assert code_device is not None and family_device == code_device
 
 
 def test_a_user_token_with_the_roles_scope_carries_the_users_roles_not_the_clients(ctx, client, make_user,

@@ -62,6 +62,7 @@ def test_for_issuer_takes_host_and_origin_and_refuses_ip_hosts():
     assert passkeys.RelyingParty.for_issuer("http://127.0.0.1:8000") is None
     assert passkeys.RelyingParty.for_issuer("http://[::1]:8000") is None
     assert passkeys.RelyingParty.for_issuer("http://localhost:8000").id == "localhost"
+    assert passkeys.RelyingParty.for_issuer("https:///tenant") is None  # no host: no relying party
 
 
 def test_registration_options_ask_for_a_discoverable_credential_without_attestation(ctx, make_user):

@@ -129,3 +129,13 @@ def test_weak_password_error_is_a_domain_error_with_a_message() -> None:
     with pytest.raises(DomainError) as info:
         validate_password("password")
     assert str(info.value).endswith(".")
+
+
+@pytest.mark.parametrize(("password", "message"), [
+    ("short", "Password must be at least 8 characters long."),
+    ("x" * 129, "Password must be at most 128 characters long."),
+])
+def test_length_refusals_state_the_limit(password: str, message: str) -> None:
+    with pytest.raises(WeakPasswordError) as info:
+        validate_password(password)
+    assert str(info.value) == message
