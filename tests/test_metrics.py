@@ -1,15 +1,18 @@
 """Prometheus metrics (docs/metrics.md), scraped from a live ``authserver serve --workers 2``.
 
-The server runs on the embedded SQLite database with a Redis URL nobody listens on, so
-every counter falls back to the workers' own memory (and is counted as a Redis fallback),
-and the rate limit and lockout thresholds are tiny: two workers splitting the requests
-still refuse some and lock the account. Each counter must move after the real requests
-that cause it, summed over both workers, on the metrics port only.
+Two set-ups. ``sqlite``: the embedded SQLite database with a Redis URL nobody listens
+on, so every counter falls back to the workers' own memory (and is counted as a Redis
+fallback). ``postgres``: a database of its own on the real Postgres and the real Redis
+(a prefix of its own), where counters are shared and nothing falls back. The rate limit
+and lockout thresholds are tiny: the requests, split over two workers, are still
+refused and lock the account. Each counter must move after the real requests that
+cause it, summed over both workers, on the metrics port only.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from authserver.settings import Settings, SettingsError
+from tests.conftest import PG_URL, REDIS_URL, REQUIRE_SERVICES
 from tests.tokens.test_workers import free_port
 
 pytestmark = pytest.mark.slow
@@ -31,8 +35,8 @@ PASSWORD = "a long passphrase nobody guesses"
 
 
 class Live:
-    def __init__(self, base: str, metrics: str, env: dict[str, str]) -> None:
-        self.base, self.metrics, self.env = base, metrics, env
+    def __init__(self, base: str, metrics: str, env: dict[str, str], backend: str) -> None:
+        self.base, self.metrics, self.env, self.backend = base, metrics, env, backend
 
     def seed(self) -> tuple[tuple[str, str], tuple[str, str]]:
         """Two clients and a user, through the services on the server's database (no CLI
@@ -66,7 +70,38 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
+def own_postgres() -> Iterator[str]:
+    """A database of this test's own (the live server's workers write to it)."""
+    import sqlalchemy as sa
+
+    from authserver.db import create_engine, migrate
+
+    admin_url = sa.engine.make_url(PG_URL)
+    name = f"authserver_metrics_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Postgres is required but unreachable: {exc}")
+        pytest.skip(f"Postgres unreachable: {exc}")
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url, pool_size=1)
+    migrate(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
+    backend = str(request.param)
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     keys = tmp_path / "keys"
@@ -81,6 +116,12 @@ def live(tmp_path: Path) -> Iterator[Live]:
         "AUTHSERVER_RATE_LIMIT_INTROSPECTION": "1/60", "AUTHSERVER_LOCKOUT_ACCOUNT_THRESHOLD": "2",
         "AUTHSERVER_ARGON2_MEMORY_COST": "8", "AUTHSERVER_ARGON2_TIME_COST": "1",
     })
+    if backend == "postgres":
+        env.update({
+            "AUTHSERVER_DATABASE_URL": request.getfixturevalue("own_postgres"),
+            "AUTHSERVER_REDIS_URL": REDIS_URL, "AUTHSERVER_REDIS_PREFIX": f"metrics-{secrets.token_hex(4)}:",
+            "AUTHSERVER_SECRET_KEY": secrets.token_urlsafe(48),
+        })
     process = subprocess.Popen([str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -94,7 +135,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
             time.sleep(0.1)
         else:
             pytest.fail("the server did not start")
-        yield Live(base, f"http://127.0.0.1:{metrics_port}/metrics", env)
+        yield Live(base, f"http://127.0.0.1:{metrics_port}/metrics", env, backend)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -121,12 +162,12 @@ def test_counters_move_after_real_requests_summed_over_workers(live):
     assert post("/token", app_auth, grant_type="refresh_token", refresh_token=first).status_code == 200
     reused = post("/token", app_auth, grant_type="refresh_token", refresh_token=first)
     assert reused.json()["error"] == "invalid_grant"
-    # threshold 2 per worker's memory (Redis is away): ten failures lock the account somewhere
+    # threshold 2 (per worker's memory when Redis is away): ten failures lock the account
     for _ in range(10):
         assert post("/token", app_auth, grant_type="password", username="alice",
                     password="wrong").status_code in (400, 429)
     statuses = [post("/introspect", cc_auth, token="x").status_code for _ in range(6)]
-    assert 429 in statuses  # 1 a minute per worker: six requests over two workers
+    assert 429 in statuses  # 1 a minute (per worker without Redis): six requests over two workers
     assert httpx.get(f"{live.base}/no/such/page-7f3a").status_code == 404
     assert httpx.get(f"{live.base}/register/some-client-9b1c").status_code == 401
     assert httpx.get(f"{live.base}/metrics").status_code == 404  # never on the public listener
@@ -141,8 +182,12 @@ def test_counters_move_after_real_requests_summed_over_workers(live):
     assert moved("authserver_token_reuse_detected_total", kind="refresh_token") == 1
     assert moved("authserver_lockouts_total", kind="account") >= 1
     assert moved("authserver_rate_limit_refusals_total", bucket="introspection") == statuses.count(429)
-    assert moved("authserver_redis_fallbacks_total", component="counters") >= 1
-    assert moved("authserver_redis_fallbacks_total", component="token_state") >= 1
+    if live.backend == "sqlite":  # Redis is away
+        assert moved("authserver_redis_fallbacks_total", component="counters") >= 1
+        assert moved("authserver_redis_fallbacks_total", component="token_state") >= 1
+    else:  # the real Redis: nothing falls back
+        assert moved("authserver_redis_fallbacks_total", component="counters") == 0
+        assert moved("authserver_redis_fallbacks_total", component="token_state") == 0
     ok_tokens = moved("authserver_http_requests_total", route="/token", method="POST", status="200")
     assert ok_tokens == 5
     assert moved("authserver_http_request_duration_seconds_count", route="/token", method="POST") == 16
