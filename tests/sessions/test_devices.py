@@ -5,7 +5,9 @@ account-page notice); off means unlimited; concurrent sign-ins never exceed the 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
+import traceback
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from authserver.audit.models import AuditEvent
-from authserver.db import transaction, utcnow
+from authserver.db import create_engine, session_factory, transaction, utcnow
 from authserver.sessions import devices
 from authserver.sessions.models import BrowserSession, Device
 from authserver.tokens.models import RefreshToken
@@ -272,13 +274,17 @@ def test_access_tokens_of_codes_without_a_refresh_token_are_revoked_too(app, ctx
 
 def _sign_out_while(ctx: Any, device_id: str, holding: Any) -> None:
     """Sign the device out from another thread while ``holding`` (an open transaction on
-    Postgres) has not committed; wait until the sign-out is blocked by it, then commit."""
+    Postgres) has not committed; wait until the sign-out is blocked by it, then commit.
+
+    The sign-out and the watcher get connections of their own (not the app's pool of
+    ``DB_POOL_SIZE``), so what they wait for is the lock, never a free pool slot."""
     pid = holding.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
     errors: list[BaseException] = []
+    own = create_engine(ctx.engine.url.render_as_string(hide_password=False), pool_size=2)
 
     def sign_out() -> None:
         try:
-            with transaction(ctx.sessions) as db:
+            with transaction(session_factory(own)) as db:
                 row = db.get(Device, device_id)
                 assert row is not None
                 devices.end(db, ctx, row, reason=devices.DEVICE_LIMIT)
@@ -290,19 +296,23 @@ def _sign_out_while(ctx: Any, device_id: str, holding: Any) -> None:
     blocked = sa.text("SELECT count(*) FROM pg_stat_activity "
                       "WHERE wait_event_type = 'Lock' AND :pid = ANY(pg_blocking_pids(pid))")
     waited = False
+    where = ""
     try:
-        with ctx.engine.connect() as watch:
-            for _ in range(200):
+        with own.connect() as watch:
+            for _ in range(400):
                 waited = bool(watch.execute(blocked, {"pid": pid}).scalar())
                 if waited or not thread.is_alive():
                     break
                 threading.Event().wait(0.05)
+        if not waited and thread.ident is not None and thread.ident in sys._current_frames():
+            where = "".join(traceback.format_stack(sys._current_frames()[thread.ident]))
     finally:
         holding.commit()
         holding.close()
         thread.join(30)
+        own.dispose()
     assert not errors, errors
-    assert waited, "the sign-out did not wait for the other transaction"
+    assert waited, f"the sign-out did not wait for the other transaction; it was at:\n{where}"
 
 
 def _new_token(old: RefreshToken, token_hash: str, family_id: str) -> RefreshToken:
