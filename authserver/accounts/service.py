@@ -112,7 +112,8 @@ def find_by_login(db: Session, login: str) -> User | None:
         return None
     # stored normalised (lowercase), so the unique indexes serve this lookup
     column = User.email if "@" in login else User.username
-    return db.scalar(select(User).where(column == login))
+    # roles are read later only where needed (lazily, inside the same session)
+    return db.scalar(select(User).where(column == login).options(lazyload(User.roles)))
 
 
 def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> User | None:
@@ -299,11 +300,13 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
 
 
 def has_mfa(db: Session, user_id: str) -> bool:
-    """The user has a second factor: a confirmed TOTP factor or a passkey."""
-    from authserver.passkeys.service import has_passkey
+    """The user has a second factor: a confirmed TOTP factor or a passkey (one round trip:
+    the login and consent steps ask this on every request of a flow)."""
+    from authserver.passkeys.models import Passkey
 
-    factor = db.get(TotpFactor, user_id)
-    return (factor is not None and factor.confirmed_at is not None) or has_passkey(db, user_id)
+    totp = sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
+    passkey = sa.exists().where(Passkey.user_id == user_id)
+    return bool(db.scalar(select(or_(totp, passkey))))
 
 
 def remember_locale(user: User, locale: str) -> None:

@@ -115,7 +115,7 @@ class State:
     def user(self) -> User | None:
         if self.session is None or not self.session.user_id:
             return None
-        return accounts.get_user(current_db.get(), self.session.user_id)
+        return accounts.get_user(current_db.get(), self.session.user_id, with_roles=False)
 
     @property
     def user_id(self) -> str:
@@ -251,7 +251,7 @@ def second_factor_missing(db: Session, amr: list[str], user_id: str, client: Cli
 def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -> Literal["login", "mfa"] | None:
     """What ``session`` still lacks of the authentication that pending request ``rid`` (or,
     without one, the account itself) needs: ``"login"``, ``"mfa"``, or ``None`` when complete."""
-    user = accounts.get_user(db, session.user_id) if session is not None and session.user_id else None
+    user = accounts.get_user(db, session.user_id, with_roles=False) if session is not None and session.user_id else None
     if session is None or user is None or user.disabled:
         return "login"
     params = dict(pending_params(session, rid) or []) if rid else {}

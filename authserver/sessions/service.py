@@ -105,8 +105,9 @@ def _open(box: SecretBox, value: str) -> BrowserSession | None:
 
 
 def _create(db: Session, box: SecretBox, settings: Settings, *, ip: str | None, user_agent: str | None,
-           data: dict[str, Any] | None = None) -> tuple[BrowserSession, str]:
-    """A new stored session (see :func:`log_in`); returns the row and the cookie value to set."""
+            data: dict[str, Any] | None = None, **signed_in: Any) -> tuple[BrowserSession, str]:
+    """A new stored session (see :func:`log_in`, whose ``signed_in`` columns go into the
+    same INSERT); returns the row and the cookie value to set."""
     value = secrets.token_urlsafe(32)
     row = BrowserSession(
         id=box.keyed_hash(value),
@@ -116,6 +117,7 @@ def _create(db: Session, box: SecretBox, settings: Settings, *, ip: str | None, 
         ip=ip,
         user_agent=(user_agent or "")[:300],
         expires_at=utcnow() + dt.timedelta(seconds=settings.session_ttl),
+        **signed_in,
     )
     db.add(row)
     db.flush()
@@ -137,13 +139,8 @@ def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession 
     if old is not None and not is_anonymous(old):
         db.delete(old)
         db.flush()
-    row, value = _create(db, box, settings, ip=ip, user_agent=user_agent, data=data)
-    row.device_id = device_id
-    row.user_id = user_id
-    row.auth_time = auth_time
-    row.amr = amr
-    row.acr = acr
-    return row, value
+    return _create(db, box, settings, ip=ip, user_agent=user_agent, data=data, device_id=device_id,
+                   user_id=user_id, auth_time=auth_time, amr=amr, acr=acr)
 
 
 def end(db: Session, row: BrowserSession) -> None:
