@@ -10,6 +10,7 @@ afterwards, as the shared fixtures do.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import threading
@@ -95,19 +96,23 @@ def live_overrides() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture
-def live(postgres_url: str, redis_url: str, tmp_path: Path, live_overrides: dict[str, Any]) -> Iterator[Live]:
+@contextlib.contextmanager
+def serve_live(base: Path, *, database_url: str, redis_url: str | None, host: str = "127.0.0.1",
+               **overrides: Any) -> Iterator[Live]:
+    """``create_app`` served by uvicorn on a free port of 127.0.0.1, its issuer named with
+    ``host`` (``localhost`` for WebAuthn), with keys and data under ``base`` and a Redis
+    prefix of its own; rows and Redis keys are wiped when it stops."""
     port = free_port()
-    keys_dir = tmp_path / "keys"
+    keys_dir = base / "keys"
     keys_dir.mkdir(mode=0o700)
     settings = make_settings(
-        issuer=f"http://127.0.0.1:{port}",
-        database_url=postgres_url,
+        issuer=f"http://{host}:{port}",
+        database_url=database_url,
         redis_url=redis_url,
         redis_prefix=f"authserver-test:{secrets.token_hex(6)}:",
         keys_dir=keys_dir,
-        data_dir=tmp_path / "data",
-        **live_overrides,
+        data_dir=base / "data",
+        **overrides,
     )
     ctx = Context(settings)
     ctx.keys.ensure_key()
@@ -119,3 +124,9 @@ def live(postgres_url: str, redis_url: str, tmp_path: Path, live_overrides: dict
         server.stop()
         _wipe(ctx)
         ctx.close()
+
+
+@pytest.fixture
+def live(postgres_url: str, redis_url: str, tmp_path: Path, live_overrides: dict[str, Any]) -> Iterator[Live]:
+    with serve_live(tmp_path, database_url=postgres_url, redis_url=redis_url, **live_overrides) as server:
+        yield server

@@ -10,7 +10,6 @@ WebAuthn needs a secure context and a domain as RP ID: the issuer is
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
 from authserver.audit.models import AuditEvent
-from authserver.context import Context
 from authserver.db import transaction
 from authserver.passkeys.models import Passkey
-from tests.conftest import PASSWORD, _wipe, make_settings
-from tests.interop.conftest import Live, ServerThread, free_port
+from tests.conftest import PASSWORD
+from tests.interop.conftest import Live, ServerThread, free_port, serve_live
 from tests.interop.test_browser import SHOTS, RelyingParty, browser  # noqa: F401 (the module's browser)
 
 pytestmark = pytest.mark.interop
@@ -34,22 +31,8 @@ PHR = "urn:authserver:acr:phr"
 
 @pytest.fixture
 def live_localhost(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Live]:
-    port = free_port()
-    keys_dir = tmp_path / "keys"
-    keys_dir.mkdir(mode=0o700)
-    settings = make_settings(
-        issuer=f"http://localhost:{port}", database_url=postgres_url, redis_url=redis_url,
-        redis_prefix=f"authserver-test:{secrets.token_hex(6)}:", keys_dir=keys_dir, data_dir=tmp_path / "data")
-    ctx = Context(settings)
-    ctx.keys.ensure_key()
-    server = ServerThread(create_app(settings, context=ctx), port)
-    try:
-        server.start()
-        yield Live(settings.issuer, ctx, port)
-    finally:
-        server.stop()
-        _wipe(ctx)
-        ctx.close()
+    with serve_live(tmp_path, database_url=postgres_url, redis_url=redis_url, host="localhost") as server:
+        yield server
 
 
 @pytest.fixture
