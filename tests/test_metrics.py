@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authserver.settings import Settings, SettingsError
 from tests.conftest import PG_URL, REDIS_URL, REQUIRE_SERVICES
-from tests.tokens.test_workers import free_port
+from tests.serving import free_port, serve
 
 pytestmark = pytest.mark.slow
 
-AUTHSERVER = Path(sys.executable).with_name("authserver")
 PASSWORD = "a long passphrase nobody guesses"
 
 
@@ -122,82 +117,8 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
             "AUTHSERVER_REDIS_URL": REDIS_URL, "AUTHSERVER_REDIS_PREFIX": f"metrics-{secrets.token_hex(4)}:",
             "AUTHSERVER_SECRET_KEY": secrets.token_urlsafe(48),
         })
-    process = subprocess.Popen([str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        for _ in range(900):  # a loaded machine may take a minute to start two workers
-            try:
-                if httpx.get(f"{base}/.well-known/openid-configuration", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            time.sleep(0.1)
-        else:
-            pytest.fail("the server did not start")
+    with serve(port, env):
         yield Live(base, f"http://127.0.0.1:{metrics_port}/metrics", env, backend)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
-
-
-def test_counters_move_after_real_requests_summed_over_workers(live):
-    cc_auth, app_auth = live.seed()
-    before = live.scrape()
-
-    def post(path: str, auth: tuple[str, str], **data: str) -> httpx.Response:
-        return httpx.post(f"{live.base}{path}", data=data, auth=auth, timeout=10)  # a new connection each
-
-    for _ in range(3):
-        assert post("/token", cc_auth, grant_type="client_credentials").status_code == 200
-    first = post("/token", app_auth, grant_type="password", username="alice", password=PASSWORD,
-                 scope="openid offline_access").json()["refresh_token"]
-    assert post("/token", app_auth, grant_type="refresh_token", refresh_token=first).status_code == 200
-    reused = post("/token", app_auth, grant_type="refresh_token", refresh_token=first)
-    assert reused.json()["error"] == "invalid_grant"
-    # threshold 2 (per worker's memory when Redis is away): ten failures lock the account
-    for _ in range(10):
-        assert post("/token", app_auth, grant_type="password", username="alice",
-                    password="wrong").status_code in (400, 429)
-    statuses = [post("/introspect", cc_auth, token="x").status_code for _ in range(6)]
-    assert 429 in statuses  # 1 a minute (per worker without Redis): six requests over two workers
-    assert httpx.get(f"{live.base}/no/such/page-7f3a").status_code == 404
-    assert httpx.get(f"{live.base}/register/some-client-9b1c").status_code == 401
-    assert httpx.get(f"{live.base}/metrics").status_code == 404  # never on the public listener
-    after = live.scrape()
-
-    def moved(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
-
-    assert moved("authserver_tokens_issued_total", grant_type="client_credentials") == 3
-    assert moved("authserver_tokens_issued_total", grant_type="password") == 1
-    assert moved("authserver_tokens_issued_total", grant_type="refresh_token") == 1
-    assert moved("authserver_token_reuse_detected_total", kind="refresh_token") == 1
-    assert moved("authserver_lockouts_total", kind="account") >= 1
-    assert moved("authserver_rate_limit_refusals_total", bucket="introspection") == statuses.count(429)
-    if live.backend == "sqlite":  # Redis is away
-        assert moved("authserver_redis_fallbacks_total", component="counters") >= 1
-        assert moved("authserver_redis_fallbacks_total", component="token_state") >= 1
-    else:  # the real Redis: nothing falls back
-        assert moved("authserver_redis_fallbacks_total", component="counters") == 0
-        assert moved("authserver_redis_fallbacks_total", component="token_state") == 0
-    ok_tokens = moved("authserver_http_requests_total", route="/token", method="POST", status="200")
-    assert ok_tokens == 5
-    assert moved("authserver_http_request_duration_seconds_count", route="/token", method="POST") == 16
-    assert moved("authserver_http_requests_total", route="unmatched", method="GET", status="404") == 2  # and /metrics
-    assert moved("authserver_http_requests_total", route="/register/{client_id}", method="GET", status="401") == 1
-    labels = {v for (_name, pairs) in after for _k, v in pairs}
-    assert not any("7f3a" in v or "9b1c" in v for v in labels)  # raw paths never become labels
-    assert value(after, "authserver_signing_keys", status="active") == 1
-    assert 0 <= value(after, "authserver_signing_key_active_age_seconds") < 3600
-    assert value(after, "authserver_signing_key_next_rotation_timestamp_seconds") > time.time()
 
 
 @pytest.mark.parametrize(("name", "raw"), [("AUTHSERVER_METRICS_PORT", "70000"),

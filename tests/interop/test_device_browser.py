@@ -1,12 +1,9 @@
 """Chromium (Playwright) through the device verification page: the code link, login,
 the consent page naming the device's code, and the end page; the device then gets its
-tokens. Same launch as ``test_browser.py`` (Debian's Chromium, never ``playwright install``)."""
+tokens. The browser and page are ``test_browser.py``'s (Debian's Chromium, never ``playwright install``)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,30 +11,13 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.interop.conftest import Live
-from tests.interop.test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS, _missing
+from tests.interop.test_browser import SHOTS, browser, page  # noqa: F401 (the module's fixtures)
 
 pytestmark = pytest.mark.interop
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
-@pytest.fixture
-def page() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install -e '.[test]')")
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        _missing(f"{CHROMIUM} not found (apt-get install -y chromium)")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 900, "height": 700})
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        browser.close()
-
-
-def test_device_code_entry_login_and_consent(page: Any, live: Live) -> None:
+def test_device_code_entry_login_and_consent(page: Any, live: Live) -> None:  # noqa: F811
     live.make_user()
     cid, _ = live.make_client(client_name="Living Room TV", token_endpoint_auth_method="none", redirect_uris=[],
                               grant_types=[GRANT], scope="openid profile")

@@ -5,10 +5,7 @@ counter at most once a second, so neither keeps answering from a stale cache."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving import AUTHSERVER, free_port, serve
+
 pytestmark = pytest.mark.slow
 
-AUTHSERVER = Path(sys.executable).with_name("authserver")
 REQUESTS = 24  # each on a new connection, so the kernel spreads them over both workers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -37,29 +29,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHSERVER_")}
     env.update({"AUTHSERVER_DATABASE_URL": f"sqlite:///{tmp_path / 'auth.db'}", "AUTHSERVER_KEYS_DIR": str(keys),
                 "AUTHSERVER_ISSUER": base, "AUTHSERVER_RATE_LIMITS": "off", "AUTHSERVER_LOG_LEVEL": "warning"})
-    process = subprocess.Popen([str(AUTHSERVER), "serve", "--port", str(port), "--workers", "2"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/.well-known/openid-configuration", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            time.sleep(0.1)
-        else:
-            pytest.fail("the server did not start")
+    with serve(port, env):
         yield base, env
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
 def introspect_many(base: str, auth: tuple[str, str], token: str) -> set[bool]:
