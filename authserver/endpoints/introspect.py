@@ -19,7 +19,10 @@ async def introspect(request: Request) -> Response:
         rate_limit(ctx, "introspection", frozen.ip)
         return ctx.oauth.introspect(frozen)
 
-    return bridge.to_response(await bridge.call(ctx, run))
+    # a JWT access token is checked from the cache: on the loop (bridge.call); an opaque
+    # (refresh) token is looked up in the database
+    on_loop = frozen.form.get("token", "").count(".") == 2 and bridge.cache_only(frozen)
+    return bridge.to_response(await bridge.call(ctx, run, on_loop=on_loop))
 
 
 routes = [Route("/introspect", introspect, methods=["POST"])]

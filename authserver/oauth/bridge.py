@@ -160,9 +160,23 @@ def _run_in_session(ctx: Context, fn: Callable[[], T]) -> T:
         session.close()
 
 
-async def call(ctx: Context, fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a worker thread inside one committed database transaction."""
+async def call(ctx: Context, fn: Callable[[], T], *, on_loop: bool = False) -> T:
+    """Run ``fn`` in a worker thread inside one committed database transaction.
+
+    ``on_loop`` runs it right here on the event loop instead, for work whose usual cost
+    is CPU plus one Redis round trip (a JWT issued by ``client_credentials`` or
+    introspected, its client from the cache): the hand-off to a thread and back cost
+    more than that work (docs/performance.md). A cache miss then holds the loop for one
+    database round trip; nothing that can wait on a remote party (a client's
+    ``jwks_uri``) is ever run this way."""
+    if on_loop:
+        return _run_in_session(ctx, fn)
     return await run_in_threadpool(_run_in_session, ctx, fn)
+
+
+def cache_only(request: FrozenRequest) -> bool:
+    """No client assertion (RFC 7523): verifying one may fetch the client's ``jwks_uri``."""
+    return "client_assertion" not in request.form
 
 
 def to_response(result: Result) -> Response:
