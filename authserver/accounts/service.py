@@ -106,14 +106,14 @@ def create_user(
     return user
 
 
-def find_by_login(db: Session, login: str) -> User | None:
+def find_by_login(db: Session, login: str, *, with_roles: bool = True) -> User | None:
+    """The user by username or e-mail; ``with_roles`` as in :func:`get_user`."""
     login = normalize_login(login)
     if not login or len(login) > 320:
         return None
     # stored normalised (lowercase), so the unique indexes serve this lookup
     column = User.email if "@" in login else User.username
-    # roles are read later only where needed (lazily, inside the same session)
-    return db.scalar(select(User).where(column == login).options(lazyload(User.roles)))
+    return db.scalar(select(User).where(column == login).options(*([] if with_roles else [lazyload(User.roles)])))
 
 
 def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> User | None:
@@ -121,7 +121,12 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
     query until ``role_names`` is read inside the same session."""
     if not user_id:
         return None
-    return db.get(User, user_id, options=None if with_roles else [lazyload(User.roles)])
+    user = db.get(User, user_id, options=None if with_roles else [lazyload(User.roles)])
+    if with_roles and user is not None and "roles" in sa.inspect(user).unloaded:
+        # loaded earlier in this session without them: load them now, while it is open
+        # (a page may read them after the transaction, e.g. in its template)
+        _ = user.roles
+    return user
 
 
 def list_users(db: Session) -> list[User]:
@@ -337,7 +342,7 @@ def authenticate(db: Session, ctx: Context, login: str, password: str, ip: str, 
 
     password = normalize(password)
     login = normalize_login(login)
-    user = find_by_login(db, login) if login else None
+    user = find_by_login(db, login, with_roles=False) if login else None
     # one counter per account whichever identifier is typed; unknown names get their own
     key = lockout_key(user, login)
     locked_for = ctx.lockout.check(key, ip)

@@ -8,7 +8,6 @@ password alone cannot grant consent in the name of an MFA user.
 
 from __future__ import annotations
 
-from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
 from authserver.i18n import N_, Text
@@ -29,7 +28,7 @@ def _requested(page: Page) -> tuple[Client, list[str]] | None:
     if params is None:
         return None
     data = dict(params)
-    client = clients.get_client(page.db, data.get("client_id", ""))
+    client = authorization.cached_client(page.ctx, data.get("client_id", ""))
     if client is None:
         return None
     allowed = client.scope.split()

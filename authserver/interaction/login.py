@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
-from authserver.clients import service as clients
 from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.passkeys import service as passkeys
@@ -26,7 +25,7 @@ def _form(page: Page, error: str | None = None, login: str | None = None) -> Res
     if params is None:
         return EXPIRED
     data = dict(params)
-    client = clients.get_client(page.db, data.get("client_id", "")) if data else None
+    client = authorization.cached_client(page.ctx, data.get("client_id", "")) if data else None
     return Render("login.html", {
         "rid": rid,
         "csrf_token": page.csrf_token(),

@@ -39,7 +39,6 @@ from authlib.oauth2.base import OAuth2Error
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.clients import pushed
-from authserver.clients import service as clients
 from authserver.clients.models import Client
 from authserver.consents import service as consents
 from authserver.i18n import N_
@@ -248,14 +247,22 @@ def second_factor_missing(db: Session, amr: list[str], user_id: str, client: Cli
     return not (AMR_SECOND_FACTORS & set(amr)) and mfa_required(db, user_id, client, acr_values)
 
 
-def missing_step(db: Session, session: BrowserSession | None, rid: str | None) -> Literal["login", "mfa"] | None:
+def cached_client(ctx: Context, client_id: str) -> Client | None:
+    """The client's row from the token endpoint's cache (``CLIENT_CACHE_TTL``,
+    :meth:`Server.query_client`): the interaction pages read only its columns."""
+    found = ctx.oauth.query_client(client_id) if client_id else None
+    return found.row if found is not None else None
+
+
+def missing_step(ctx: Context, db: Session, session: BrowserSession | None,
+                 rid: str | None) -> Literal["login", "mfa"] | None:
     """What ``session`` still lacks of the authentication that pending request ``rid`` (or,
     without one, the account itself) needs: ``"login"``, ``"mfa"``, or ``None`` when complete."""
     user = accounts.get_user(db, session.user_id, with_roles=False) if session is not None and session.user_id else None
     if session is None or user is None or user.disabled:
         return "login"
     params = dict(pending_params(session, rid) or []) if rid else {}
-    client = clients.get_client(db, params.get("client_id", "")) if params else None
+    client = cached_client(ctx, params.get("client_id", "")) if params else None
     if second_factor_missing(db, list(session.amr or []), user.id, client, params.get("acr_values", "")):
         return "mfa"
     return None

@@ -157,9 +157,11 @@ def revoke_code_issue(db: Session, cache: TokenState, code: AuthorizationCode) -
 
 
 def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode | None:
-    """Atomically mark an unexpired, unused code as used; None when it was not claimable."""
+    """Atomically mark an unexpired, unused code as used and return it, in one statement
+    (``UPDATE … RETURNING``); None when it was not claimable. Of two concurrent claims
+    one gets the row; the other waits for its commit and then finds nothing to claim."""
     now = utcnow()
-    result = db.execute(
+    return db.scalars(
         update(AuthorizationCode)
         .where(
             AuthorizationCode.code_hash == code_hash,
@@ -168,11 +170,9 @@ def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode
             AuthorizationCode.expires_at > now,
         )
         .values(used_at=now)
+        .returning(AuthorizationCode)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return db.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash))
+    ).one_or_none()
 
 
 def claim_live_refresh_token(db: Session, token_hash: str, client_id: str) -> RefreshToken | None:

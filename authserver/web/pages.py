@@ -251,7 +251,7 @@ class Page:
         """Where to go first when the session lacks part of the authentication this page
         needs (login or MFA, for the pending request ``rid`` if any), keeping ``rid``;
         without a pending request the login comes back to this page."""
-        step = authorization.missing_step(self.db, self.loaded, self.rid)
+        step = authorization.missing_step(self.ctx, self.db, self.loaded, self.rid)
         if step is not None:
             if not self.rid:
                 self.come_back_here()
