@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -34,6 +34,18 @@ def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class _StdErr:
+    """``sys.stderr`` as it is at each write, not at configuration: a host that swaps it
+    (pytest's capture, run several times in one process by mutmut) never leaves the
+    logger writing to a closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(log_format: str = "json", level: str = "info", stream: Any = None) -> None:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -50,7 +62,7 @@ def configure_logging(log_format: str = "json", level: str = "info", stream: Any
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _StdErr())),
         cache_logger_on_first_use=False,
     )
     # uvicorn's own access log would print query strings: ours logs the path only
