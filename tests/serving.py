@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,28 +29,30 @@ def free_port() -> int:
 def serve(port: int, env: dict[str, str], *, workers: int = 2, start_seconds: int = 90) -> Iterator[None]:
     """``authserver serve --port PORT --workers N`` with ``env``, until discovery answers
     (a loaded machine may take a minute to start two workers); stopped with SIGTERM to
-    its process group (SIGKILL after 20 s), its output kept only to explain a failed start."""
-    process = subprocess.Popen([str(AUTHSERVER), "serve", "--port", str(port), "--workers", str(workers)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        for _ in range(start_seconds * 10):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration",
-                             timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            time.sleep(0.1)
-        else:
-            pytest.fail("the server did not start")
-        yield
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    its process group (SIGKILL after 20 s). Its output goes to a file (a pipe nobody reads
+    would block a talkative server), read only to explain a failed start."""
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen([str(AUTHSERVER), "serve", "--port", str(port), "--workers", str(workers)],
+                                   env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+            for _ in range(start_seconds * 10):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration",
+                                 timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None:
+                    output.seek(0)
+                    pytest.fail(f"the server stopped: {output.read().decode(errors='replace')[-4000:]}")
+                time.sleep(0.1)
+            else:
+                pytest.fail("the server did not start")
+            yield
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

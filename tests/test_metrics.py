@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +120,58 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
         })
     with serve(port, env):
         yield Live(base, f"http://127.0.0.1:{metrics_port}/metrics", env, backend)
+
+
+def test_counters_move_after_real_requests_summed_over_workers(live):
+    cc_auth, app_auth = live.seed()
+    before = live.scrape()
+
+    def post(path: str, auth: tuple[str, str], **data: str) -> httpx.Response:
+        return httpx.post(f"{live.base}{path}", data=data, auth=auth, timeout=10)  # a new connection each
+
+    for _ in range(3):
+        assert post("/token", cc_auth, grant_type="client_credentials").status_code == 200
+    first = post("/token", app_auth, grant_type="password", username="alice", password=PASSWORD,
+                 scope="openid offline_access").json()["refresh_token"]
+    assert post("/token", app_auth, grant_type="refresh_token", refresh_token=first).status_code == 200
+    reused = post("/token", app_auth, grant_type="refresh_token", refresh_token=first)
+    assert reused.json()["error"] == "invalid_grant"
+    # threshold 2 (per worker's memory when Redis is away): ten failures lock the account
+    for _ in range(10):
+        assert post("/token", app_auth, grant_type="password", username="alice",
+                    password="wrong").status_code in (400, 429)
+    statuses = [post("/introspect", cc_auth, token="x").status_code for _ in range(6)]
+    assert 429 in statuses  # 1 a minute (per worker without Redis): six requests over two workers
+    assert httpx.get(f"{live.base}/no/such/page-7f3a").status_code == 404
+    assert httpx.get(f"{live.base}/register/some-client-9b1c").status_code == 401
+    assert httpx.get(f"{live.base}/metrics").status_code == 404  # never on the public listener
+    after = live.scrape()
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("authserver_tokens_issued_total", grant_type="client_credentials") == 3
+    assert moved("authserver_tokens_issued_total", grant_type="password") == 1
+    assert moved("authserver_tokens_issued_total", grant_type="refresh_token") == 1
+    assert moved("authserver_token_reuse_detected_total", kind="refresh_token") == 1
+    assert moved("authserver_lockouts_total", kind="account") >= 1
+    assert moved("authserver_rate_limit_refusals_total", bucket="introspection") == statuses.count(429)
+    if live.backend == "sqlite":  # Redis is away
+        assert moved("authserver_redis_fallbacks_total", component="counters") >= 1
+        assert moved("authserver_redis_fallbacks_total", component="token_state") >= 1
+    else:  # the real Redis: nothing falls back
+        assert moved("authserver_redis_fallbacks_total", component="counters") == 0
+        assert moved("authserver_redis_fallbacks_total", component="token_state") == 0
+    ok_tokens = moved("authserver_http_requests_total", route="/token", method="POST", status="200")
+    assert ok_tokens == 5
+    assert moved("authserver_http_request_duration_seconds_count", route="/token", method="POST") == 16
+    assert moved("authserver_http_requests_total", route="unmatched", method="GET", status="404") == 2  # and /metrics
+    assert moved("authserver_http_requests_total", route="/register/{client_id}", method="GET", status="401") == 1
+    labels = {v for (_name, pairs) in after for _k, v in pairs}
+    assert not any("7f3a" in v or "9b1c" in v for v in labels)  # raw paths never become labels
+    assert value(after, "authserver_signing_keys", status="active") == 1
+    assert 0 <= value(after, "authserver_signing_key_active_age_seconds") < 3600
+    assert value(after, "authserver_signing_key_next_rotation_timestamp_seconds") > time.time()
 
 
 @pytest.mark.parametrize(("name", "raw"), [("AUTHSERVER_METRICS_PORT", "70000"),

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from joserfc.jwk import JWKRegistry
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, inspect, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -303,6 +303,12 @@ def get_client(db: Session, client_id: str) -> Client | None:
     if not client_id or len(client_id) > 64 or "\x00" in client_id:  # Postgres text refuses NUL
         return None
     return db.get(Client, client_id)
+
+
+def snapshot(row: Client) -> Client:
+    """A copy of the client's columns that belongs to no session (for a cache shared by
+    threads: nothing expires or refreshes it)."""
+    return Client(**{attr.key: getattr(row, attr.key) for attr in inspect(Client).column_attrs})
 
 
 def require_client(db: Session, client_id: str) -> Client:

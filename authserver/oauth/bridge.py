@@ -160,18 +160,45 @@ def _run_in_session(ctx: Context, fn: Callable[[], T]) -> T:
         session.close()
 
 
+#: set while :func:`call` runs work on the event loop (see :class:`NeedsThread`)
+on_the_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("on_the_loop", default=False)
+
+
+class NeedsThread(Exception):
+    """Raised by work running on the loop that would have to wait (``time.sleep``):
+    :func:`call` rolls its transaction back and runs it again in a worker thread. The
+    token endpoint keeps the request's checked DPoP proof for the second run (its
+    ``jti`` is already spent); the rate-limit counter counts that request twice."""
+
+
 async def call(ctx: Context, fn: Callable[[], T], *, on_loop: bool = False) -> T:
     """Run ``fn`` in a worker thread inside one committed database transaction.
 
     ``on_loop`` runs it right here on the event loop instead, for work whose usual cost
     is CPU plus one Redis round trip (a JWT issued by ``client_credentials`` or
     introspected, its client from the cache): the hand-off to a thread and back cost
-    more than that work (docs/performance.md). A cache miss then holds the loop for one
-    database round trip; nothing that can wait on a remote party (a client's
-    ``jwks_uri``) is ever run this way."""
-    if on_loop:
-        return _run_in_session(ctx, fn)
+    more than that work (docs/performance.md). Only on Postgres with a Redis that
+    answers (:func:`loop_allowed`); a cache miss then holds the loop for one database
+    read; nothing that can wait on a remote party (a client's ``jwks_uri``) or on a
+    clock (:class:`NeedsThread`) runs this way."""
+    if on_loop and loop_allowed(ctx):
+        flag = on_the_loop.set(True)
+        try:
+            return _run_in_session(ctx, fn)
+        except NeedsThread:
+            pass
+        finally:
+            on_the_loop.reset(flag)
     return await run_in_threadpool(_run_in_session, ctx, fn)
+
+
+def loop_allowed(ctx: Context) -> bool:
+    """Postgres (SQLite's writer lock can hold a reader for seconds), and a Redis that
+    answered lately: during an outage every cache read waits for its timeout, which
+    must not stop the whole loop."""
+    settings = ctx.settings
+    return (not settings.is_sqlite and settings.redis_url is not None and ctx.revoked.answering()
+            and not getattr(ctx.counters, "degraded", False))
 
 
 def cache_only(request: FrozenRequest) -> bool:

@@ -71,6 +71,10 @@ class Server(rfc6749.AuthorizationServer):
         if cached is not None and cached[1] > now:
             return cached[0]
         row = clients.get_client(current_db.get(), client_id)
+        if ttl and row is not None:
+            # a copy of its columns, bound to no session: the loading session's rollback
+            # would expire the row itself under every thread that reads the cache
+            row = clients.snapshot(row)
         client = OAuthClient(row, self.ctx.box) if row is not None else None
         if ttl and client is not None:
             if len(self._clients) > 10_000:
@@ -181,7 +185,8 @@ class Server(rfc6749.AuthorizationServer):
                 request, rfc6749.InvalidRequestError("Missing 'grant_type'."))
         else:
             try:  # RFC 9449 §4.3, §5: the proof is checked before anything is looked up
-                request.dpop = self.dpop.check(request.headers, request.method, request.uri)
+                if request.dpop is None:  # not again when the bridge re-runs it (NeedsThread)
+                    request.dpop = self.dpop.check(request.headers, request.method, request.uri)
             except OAuth2Error as error:
                 status, body, headers = self.handle_error_response(request, error)
             else:

@@ -24,7 +24,7 @@ from joserfc.errors import JoseError
 
 from authserver.keys.algorithms import RS256, SIGNING_ALGS, jws_registry
 from authserver.oauth import vocabulary
-from authserver.oauth.bridge import current_db
+from authserver.oauth.bridge import NeedsThread, current_db, on_the_loop
 from authserver.oauth.models import OAuthClient, Principal
 from authserver.roles.permissions import Access, concerning
 from authserver.security.crypto import new_token
@@ -163,6 +163,9 @@ class TokenIssuer:
             # A cutoff made earlier in this second covers the whole second (iat is whole
             # seconds, tokens.cache): wait for the next one rather than issue a token born
             # inactive, or stamped in the future (validators without leeway refuse those).
+            # Never on the event loop: the bridge runs the request again in a thread.
+            if on_the_loop.get():
+                raise NeedsThread
             time.sleep(max(0.0, not_before - time.time()))
             now = max(int(time.time()), not_before)
         aud = client.audience

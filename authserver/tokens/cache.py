@@ -53,6 +53,8 @@ from authserver.maintenance.state import REVOCATIONS, ChangeWatcher
 from authserver.tokens.models import RevokedToken, TokenCutoff
 
 NEGATIVE_TTL = 10
+#: seconds :meth:`TokenState.answering` says False after a Redis error
+QUIET_AFTER_FAILURE = 5.0
 """Seconds Redis keeps a "nothing recorded" answer (bounds a missed writer update)."""
 LOCAL_MAX_ENTRIES = 100_000
 
@@ -128,6 +130,11 @@ class TokenState:
         cache where it is exact (the module docstring says how stale it may be)."""
         return max(db_cutoffs(db, subjects).values(), default=0)
 
+    def answering(self) -> bool:
+        """The shared cache answered its last calls: False for :data:`QUIET_AFTER_FAILURE`
+        seconds after a Redis error (``bridge.call`` then keeps requests off the loop)."""
+        return True
+
     def _lookup(self, db: Session, jti: str, exp: int,
                 subjects: list[Subject]) -> tuple[bool, dict[Subject, int]]:
         raise NotImplementedError
@@ -199,7 +206,15 @@ class RedisTokenState(TokenState):
         super().__init__(lifetime)
         self._redis = redis
         self._prefix = f"{prefix}token-state:"
-        self._warn = _Throttled()
+        self._throttled = _Throttled()
+        self._failed_at = float("-inf")
+
+    def _warn(self, event: str, exc: Exception) -> None:
+        self._failed_at = time.monotonic()
+        self._throttled.warning(event, exc)
+
+    def answering(self) -> bool:
+        return time.monotonic() - self._failed_at > QUIET_AFTER_FAILURE
 
     def _jti_key(self, jti: str) -> str:
         return f"{self._prefix}jti:{jti}"
@@ -213,7 +228,7 @@ class RedisTokenState(TokenState):
         try:
             values: list[Any] = self._redis.mget(keys)
         except redis_lib.RedisError as exc:
-            self._warn.warning("token_cache_unavailable", exc)
+            self._warn("token_cache_unavailable", exc)
             metrics.record.redis_fallback("token_state")
             return db_is_revoked(db, jti), db_cutoffs(db, subjects)
         if None not in values:
@@ -228,7 +243,7 @@ class RedisTokenState(TokenState):
         try:
             values: list[Any] = self._redis.mget([self._subject_key(s) for s in subjects])
         except redis_lib.RedisError as exc:
-            self._warn.warning("token_cache_unavailable", exc)
+            self._warn("token_cache_unavailable", exc)
             metrics.record.redis_fallback("token_state")
             return max(db_cutoffs(db, subjects).values(), default=0)
         if None in values:
@@ -240,7 +255,7 @@ class RedisTokenState(TokenState):
                     pipe.set(self._subject_key(subject), str(recorded.get(subject, 0)), nx=True, ex=NEGATIVE_TTL)
                 pipe.execute()
             except redis_lib.RedisError as exc:
-                self._warn.warning("token_cache_fill_failed", exc)
+                self._warn("token_cache_fill_failed", exc)
             found = [int(v) for v in values if v is not None]
             return max([*found, *recorded.values()], default=0)
         return max(int(v) for v in values)
@@ -263,7 +278,7 @@ class RedisTokenState(TokenState):
                 pipe.set(self._subject_key(subject), str(cutoffs[subject]), nx=True, ex=NEGATIVE_TTL)
             pipe.execute()
         except redis_lib.RedisError as exc:
-            self._warn.warning("token_cache_fill_failed", exc)
+            self._warn("token_cache_fill_failed", exc)
         return revoked, cutoffs
 
     def note_revoked(self, db: Session, jti: str, exp: int) -> None:
@@ -271,11 +286,11 @@ class RedisTokenState(TokenState):
         try:
             self._redis.set(self._jti_key(jti), b"1", ex=ttl)
         except redis_lib.RedisError as exc:
-            self._warn.warning("token_cache_write_failed", exc)
+            self._warn("token_cache_write_failed", exc)
 
     def note_cutoff(self, db: Session, subject: Subject, not_before: int, expires_at: int) -> None:
         ttl = max(1, expires_at - int(time.time()))
         try:
             self._redis.set(self._subject_key(subject), str(not_before), ex=ttl)
         except redis_lib.RedisError as exc:
-            self._warn.warning("token_cache_write_failed", exc)
+            self._warn("token_cache_write_failed", exc)

@@ -143,6 +143,28 @@ def test_without_redis_the_checks_read_the_database(ctx, make_client, client, ba
     down.close()
 
 
+def test_requests_stay_off_the_event_loop_while_redis_does_not_answer(ctx, backend, monkeypatch):
+    """``bridge.loop_allowed``: cache-only requests run on the loop only on Postgres with a
+    Redis that answered lately; a failed Redis call keeps them in threads for a while, so
+    an outage's timeouts never stop the loop."""
+    from authserver.oauth import bridge
+    from authserver.tokens import cache as cache_module
+
+    assert bridge.loop_allowed(ctx) is (backend == "postgres")
+    if backend != "postgres":
+        return
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens there
+    cache = RedisTokenState(down, ctx.settings.redis_prefix, ctx.settings.access_token_ttl)
+    monkeypatch.setattr(ctx, "revoked", cache)
+    assert cache.answering() and bridge.loop_allowed(ctx)
+    with transaction(ctx.sessions) as db:
+        cache.not_before(db, [("client", "some-client")])
+    assert not cache.answering() and not bridge.loop_allowed(ctx)
+    monkeypatch.setattr(cache_module, "QUIET_AFTER_FAILURE", 0.0)
+    assert cache.answering()
+    down.close()
+
+
 # -- item 2: users and clients -------------------------------------------------------
 
 
@@ -190,6 +212,37 @@ def test_a_cutoff_spares_tokens_issued_after_it_in_the_same_second(client, ctx, 
         cutoff = db.get(TokenCutoff, ("user", user.id))
         assert cutoff is not None and unverified(after)["iat"] >= cutoff.not_before > unverified(before)["iat"]
     assert client.get("/userinfo", headers=bearer(after)).status_code == 200
+
+
+def test_a_client_cutoff_spares_a_client_credentials_token_of_the_same_second(backend, client, ctx, make_client,
+                                                                            monkeypatch):
+    """On Postgres + Redis client_credentials runs on the event loop (``bridge.call``); a
+    token asked for in the second of its client's cutoff must wait for the next second,
+    which the loop never does: the request runs again in a worker thread (NeedsThread)
+    and its token is active."""
+    from authserver.oauth import bridge
+
+    where: list[bool] = []
+    real = bridge._run_in_session
+
+    def spy(c: Any, fn: Any) -> Any:
+        where.append(bridge.on_the_loop.get())
+        return real(c, fn)
+
+    cid, secret = cc_client(make_client)
+    resource, resource_secret = cc_client(make_client, introspect_any=True)
+    cc_token(client, cid, secret)  # the client is cached now, as in steady use
+    monkeypatch.setattr(bridge, "_run_in_session", spy)
+    time.sleep(1.01 - time.time() % 1)  # the start of a second: the token is asked for in the same one
+    with transaction(ctx.sessions) as db:
+        tokens_service.invalidate_client(db, ctx.revoked, cid)
+    token = cc_token(client, cid, secret)
+    assert where == ([True, False] if backend == "postgres" else [False])
+    monkeypatch.undo()
+    assert active(client, resource, resource_secret, token)
+    with transaction(ctx.sessions) as db:
+        cutoff = db.get(TokenCutoff, ("client", cid))
+        assert cutoff is not None and unverified(token)["iat"] >= cutoff.not_before
 
 
 def test_rotating_a_client_secret_ends_its_access_tokens(client, ctx, make_client):
