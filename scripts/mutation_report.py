@@ -155,7 +155,8 @@ def ci_pyproject(text: str) -> str:
     only = "only_mutate = [\n" + "".join(f'    "{p}",\n' for p in SECURITY_CHECKS) + "]"
     text, n = re.subn(r"^only_mutate = \[.*?^\]", only, text, count=1, flags=re.S | re.M)
     selection = "pytest_add_cli_args_test_selection = " + json.dumps([*CI_TESTS, "-k", "not postgres"])
-    text, m = re.subn(r"^pytest_add_cli_args_test_selection = .*$", selection, text, count=1, flags=re.M)
+    text, m = re.subn(r"^pytest_add_cli_args_test_selection = \[.*?\]$", selection, text, count=1,
+                      flags=re.S | re.M)  # on one line or several
     if n != 1 or m != 1:
         sys.exit("mutation: cannot rewrite [tool.mutmut] for the CI pass")
     return text
