@@ -162,8 +162,10 @@ def test_registration_is_refused_for_the_wrong_origin_rp_challenge_purpose_user_
         response = device.create(public, **kw)
         reason = {"purpose": "no_challenge", "user": "no_challenge", "expired": "challenge_expired"}.get(
             change, "InvalidRegistrationResponse")
-        _refused(ctx, lambda db, c=challenge, r=response: passkeys.finish_registration(
+        refused = _refused(ctx, lambda db, c=challenge, r=response: passkeys.finish_registration(
             db, RP, accounts.get_user(db, user.id), c, r, "x"), reason)
+        if change == "expired":  # the page shows this message: "start again", not a generic failure
+            assert refused.hint == passkeys.EXPIRED
     with transaction(ctx.sessions) as db:
         assert db.scalar(select(Passkey)) is None
 
@@ -196,12 +198,15 @@ def test_a_counter_that_does_not_increase_is_a_suspected_clone(ctx, make_user):
     row = _register(ctx, user, device)
     _login(ctx, device)
     _login(ctx, device)  # counter 2
-    with pytest.raises(CloneSuspected):
+    with pytest.raises(CloneSuspected) as caught:
         _login(ctx, device, count=2)  # the same counter again: a copy of the key
+    assert caught.value.reason == "counter" and caught.value.hint == passkeys.NOT_ACCEPTED
     with pytest.raises(CloneSuspected):
         _login(ctx, device, count=1)
+    with pytest.raises(CloneSuspected):  # WebAuthn §6.1.1: a counter seen above 0 may not fall back to 0
+        _login(ctx, device, count=0)
     events = _events(ctx, "passkey_clone_suspected")
-    assert len(events) == 2 and events[0].user_id == user.id
+    assert len(events) == 3 and events[0].user_id == user.id
     assert events[0].detail["stored_count"] == 2 and events[0].detail["presented_count"] == 2
     with transaction(ctx.sessions) as db:
         assert db.get(Passkey, row.id).sign_count == 2
@@ -241,6 +246,29 @@ def test_a_credential_is_registered_once(ctx, make_user):
         passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge, response, "a")
     _refused(ctx, lambda db: passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge,
                                                           response, "b"), "duplicate")
+    failed = _events(ctx, "passkey_failed")
+    assert [(e.user_id, e.detail["purpose"], e.detail["reason"]) for e in failed] == [
+        (user.id, "register", "duplicate")]
+    added = _events(ctx, "passkey_added")
+    with transaction(ctx.sessions) as db:
+        assert [e.detail["passkey"] for e in added] == [db.scalar(select(Passkey.id))]
+
+
+def test_at_most_max_passkeys_per_user(ctx, make_user, monkeypatch):
+    monkeypatch.setattr(passkeys, "MAX_PASSKEYS", 2)
+    user = make_user()
+    for n in range(2):
+        _register(ctx, user, Authenticator(RP.origin), name=f"key {n}")
+    device = Authenticator(RP.origin)
+    with transaction(ctx.sessions) as db, pytest.raises(PasskeyError):
+        passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
+    monkeypatch.setattr(passkeys, "MAX_PASSKEYS", 3)  # options given while there was room ...
+    with transaction(ctx.sessions) as db:
+        options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
+    response = device.create(json.loads(options))
+    monkeypatch.setattr(passkeys, "MAX_PASSKEYS", 2)  # ... are refused once the limit is reached
+    _refused(ctx, lambda db: passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge,
+                                                          response, "c"), "too_many")
 
 
 def test_malformed_responses_are_refused_not_crashing(ctx, make_user):
