@@ -93,6 +93,7 @@ def test_register_then_sign_in_without_password(ctx, make_user):
         options, _ = passkeys.authentication_options(db, RP, "login")
     public = json.loads(options)
     assert public["userVerification"] == "required" and public["allowCredentials"] == []
+    assert public["timeout"] == passkeys.TIMEOUT_MS
     found = _login(ctx, device)
     assert found.passkey.user_id == user.id and found.user_verified
     with transaction(ctx.sessions) as db:
@@ -111,6 +112,7 @@ def test_passwordless_needs_user_verification_and_a_user_handle(ctx, make_user):
     with pytest.raises(PasskeyError) as caught:
         _login(ctx, device, user_handle=False)
     assert caught.value.reason == "no_user_handle"
+    assert _events(ctx, "passkey_failed")[-1].detail["reason"] == "no_user_handle"
     other = make_user("bob")
     with pytest.raises(PasskeyError) as caught:  # the handle names someone else (§7.2 step 6)
         _login(ctx, device, user_handle=other.id.encode())
@@ -125,7 +127,7 @@ def test_second_factor_accepts_only_the_users_own_passkey_and_no_uv_needed(ctx, 
     with transaction(ctx.sessions) as db:
         options, challenge = passkeys.authentication_options(db, RP, "mfa", alice.id)
     public = json.loads(options)
-    assert public["userVerification"] == "preferred"
+    assert public["userVerification"] == "preferred" and public["timeout"] == passkeys.TIMEOUT_MS
     assert [d["id"] for d in public["allowCredentials"]] == [b64(alice_key.credentials[0].id)]
     _refused(ctx, lambda db: passkeys.finish_authentication(
         db, RP, challenge, bob_key.get(public, credential=bob_key.credentials[0]), purpose="mfa",
