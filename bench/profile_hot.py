@@ -194,7 +194,8 @@ def main() -> None:
     state_file, refresh_file = work / "state.json", work / "refresh.txt"
     subprocess.run([py, str(ROOT / "bench/seed.py"), "base", "--out", str(state_file)], check=True)
     state = json.loads(state_file.read_text())
-    count = args.requests * args.rounds + (min(args.requests, 1000) if args.cprofile else 0) + 10 if "refresh" in wanted else 0
+    profiled = min(args.requests, 1000) if args.cprofile else 0
+    count = args.requests * args.rounds + profiled + 10 if "refresh" in wanted else 0
     if count and not args.sqlite:
         subprocess.run([py, str(ROOT / "bench/seed.py"), "refresh", "--state", str(state_file), "--count",
                         str(count), "--out", str(refresh_file)], check=True)
@@ -262,7 +263,8 @@ def main() -> None:
                         await driver.request(*make())
                     profile.disable()
                     print(f"\n== cProfile {name} ({min(requests, 1000)} requests, inline), by own time")
-                    pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(args.cprofile)
+                    order = os.environ.get("PROFILE_SORT", "tottime")  # or cumulative
+                    pstats.Stats(profile).sort_stats(order).print_stats(args.cprofile)
 
     try:
         asyncio.run(run())
