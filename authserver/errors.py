@@ -121,6 +121,10 @@ def database_unavailable(exc: BaseException) -> bool:
 
     if isinstance(exc, sa_exc.TimeoutError):  # the pool waited in vain for a connection
         return True
+    if isinstance(exc, sa_exc.PendingRollbackError) and exc.__context__ is not None:
+        # raised by a statement made while handling a lost connection (undoing a claim,
+        # say): the cause is the lost connection, not the code
+        return database_unavailable(exc.__context__)
     if isinstance(exc, sa_exc.DBAPIError):
         return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     return False
