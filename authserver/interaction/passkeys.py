@@ -18,7 +18,9 @@ session (:data:`KEY`), bound to it and taken out on first use
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from authserver.accounts import service as accounts
@@ -46,8 +48,16 @@ api_page = form_page(rate_limit="login")
 account_api = form_page(rate_limit="login", signed_in=True)
 
 
-def _rp(page: Page) -> passkeys.RelyingParty | None:
-    return passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer)
+def _with_rp(endpoint: Callable[[Page, passkeys.RelyingParty], Result]) -> Callable[[Page], Result]:
+    """The endpoint gets the server's relying party; without one (an IP-address issuer:
+    WebAuthn needs a domain) it answers 404 ``{"error": …}`` instead."""
+
+    @functools.wraps(endpoint)
+    def with_rp(page: Page) -> Result:
+        rp = passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer)
+        return _unavailable(page) if rp is None else endpoint(page, rp)
+
+    return with_rp
 
 
 def _keep(page: Page, challenge: passkeys.Challenge) -> None:
@@ -91,20 +101,16 @@ def _signed_in_first(page: Page, result: Result) -> Json:
 
 
 @api_page
-def login_options(page: Page) -> Result:
-    rp = _rp(page)
-    if rp is None:
-        return _unavailable(page)
+@_with_rp
+def login_options(page: Page, rp: passkeys.RelyingParty) -> Result:
     options, challenge = passkeys.authentication_options(page.db, rp, "login")
     _keep(page, challenge)
     return _options(options)
 
 
 @api_page
-def login_finish(page: Page) -> Result:
-    rp = _rp(page)
-    if rp is None:
-        return _unavailable(page)
+@_with_rp
+def login_finish(page: Page, rp: passkeys.RelyingParty) -> Result:
     db = page.db
     try:
         assertion = passkeys.finish_authentication(db, rp, _take(page), page.form.get("credential", ""),
@@ -128,11 +134,9 @@ def login_finish(page: Page) -> Result:
 
 
 @api_page
-def mfa_options(page: Page) -> Result:
-    rp = _rp(page)
+@_with_rp
+def mfa_options(page: Page, rp: passkeys.RelyingParty) -> Result:
     c = mfa.challenge(page)
-    if rp is None:
-        return _unavailable(page)
     if not isinstance(c, mfa.Challenge) or not c.passkey:
         return _signed_in_first(page, c) if not isinstance(c, mfa.Challenge) else _error(page, FAILED)
     options, challenge = passkeys.authentication_options(page.db, rp, "mfa", c.user.id)
@@ -141,11 +145,9 @@ def mfa_options(page: Page) -> Result:
 
 
 @api_page
-def mfa_finish(page: Page) -> Result:
-    rp = _rp(page)
+@_with_rp
+def mfa_finish(page: Page, rp: passkeys.RelyingParty) -> Result:
     c = mfa.challenge(page)
-    if rp is None:
-        return _unavailable(page)
     if not isinstance(c, mfa.Challenge):
         return _signed_in_first(page, c)
     user, db = c.user, page.db
@@ -172,10 +174,8 @@ def _done(key: str) -> Redirect:
 
 
 @account_api
-def register_options(page: Page) -> Result:
-    rp = _rp(page)
-    if rp is None:
-        return _unavailable(page)
+@_with_rp
+def register_options(page: Page, rp: passkeys.RelyingParty) -> Result:
     try:
         options, challenge = passkeys.registration_options(page.db, rp, page.user)
     except PasskeyError as exc:
@@ -185,10 +185,8 @@ def register_options(page: Page) -> Result:
 
 
 @account_api
-def register_finish(page: Page) -> Result:
-    rp = _rp(page)
-    if rp is None:
-        return _unavailable(page)
+@_with_rp
+def register_finish(page: Page, rp: passkeys.RelyingParty) -> Result:
     try:
         passkeys.finish_registration(page.db, rp, page.user, _take(page), page.form.get("credential", ""),
                                      page.form.get("passkey_name", ""), ip=page.ip)

@@ -291,24 +291,31 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
         """Nothing to do: the old token was marked rotated in ``validate_token_request``."""
 
 
-class PasswordGrant(IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
-    """RFC 6749 §4.3, for confidential clients explicitly allowed it. Bad
-    credentials are ``invalid_grant`` (§5.2), with lockout; accounts with MFA
-    never get a token this way."""
+class ApplicationDeviceMixin:
+    """For the grants without a browser session (password, device code): a refresh token
+    makes the sign-in a device of its own, named after the client and counted by the
+    device limit (``sessions.devices.sign_in_application``); without one nothing
+    outlives the access token, so nothing is counted."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+    request: Any
+    server: Any
 
     def save_token(self, token: dict[str, Any]) -> None:
-        """A refresh token makes this sign-in a device of its own, counted by the device
-        limit (``sessions.devices.sign_in_application``); without one nothing outlives
-        the access token, so nothing is counted."""
         principal: Principal = self.request.user
         if token.get("refresh_token"):
             client = self.request.client
             principal.device_id = devices.sign_in_application(
                 current_db.get(), self.server.ctx, principal.user.id,
                 client.row.client_name or client.client_id, ip=self.request.ip).id
-        super().save_token(token)
+        super().save_token(token)  # type: ignore[misc]
+
+
+class PasswordGrant(ApplicationDeviceMixin, IssueMixin, grants.ResourceOwnerPasswordCredentialsGrant):
+    """RFC 6749 §4.3, for confidential clients explicitly allowed it. Bad
+    credentials are ``invalid_grant`` (§5.2), with lockout; accounts with MFA
+    never get a token this way."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def authenticate_user(self, username: str, password: str) -> Principal:
         db = current_db.get()
@@ -357,7 +364,7 @@ class DeviceCredential:
         return self.row.scope
 
 
-class DeviceCodeGrant(IssueMixin, AuthlibDeviceCodeGrant):
+class DeviceCodeGrant(ApplicationDeviceMixin, IssueMixin, AuthlibDeviceCodeGrant):
     """RFC 8628 §3.4-§3.5 over :mod:`authserver.device_flow.service`. Authlib's grant
     answers an unknown ``device_code`` with ``invalid_request`` and another client's with
     ``unauthorized_client``, checks the code before the client, and leaves slow_down and
@@ -393,13 +400,3 @@ class DeviceCodeGrant(IssueMixin, AuthlibDeviceCodeGrant):
         self.request.credential = DeviceCredential(row)
         self.request.scope = row.scope
 
-    def save_token(self, token: dict[str, Any]) -> None:
-        """Like the password grant: a refresh token makes the device a device of its own
-        for the device limit (``sessions.devices.sign_in_application``)."""
-        principal: Principal = self.request.user
-        if token.get("refresh_token"):
-            client = self.request.client
-            principal.device_id = devices.sign_in_application(
-                current_db.get(), self.server.ctx, principal.user.id,
-                client.row.client_name or client.client_id, ip=self.request.ip).id
-        super().save_token(token)
