@@ -251,7 +251,7 @@ def main() -> None:
                 print(f"{name:12s} cpu {best_cpu * 1e6:8.1f} us/request   wall {best_wall * 1e6:8.1f} us/request",
                       flush=True)
             if args.cprofile:
-                async def inline(c: Any, fn: Any) -> Any:
+                async def inline(c: Any, fn: Any, *, on_loop: bool = False) -> Any:
                     return bridge._run_in_session(c, fn)
 
                 bridge.call = inline  # type: ignore[assignment]
