@@ -189,3 +189,30 @@ def test_unexpected_exception_gives_a_browser_the_generic_page(buggy):
     assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
     assert "Something went wrong" in r.text and "secret-internal-detail" not in r.text
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_every_error_description_written_in_the_code_can_be_sent():
+    """RFC 6749 §5.2 allows only %x20-21 / %x23-5B / %x5D-7E in ``error_description``
+    (RFC 7591 §3.2.2: ASCII); Authlib raises ValueError on anything else, so a "§" in a
+    message replaced the intended refusal by a generic one (found in PAR's two checks).
+    Every string literal given to an error class or an error page is checked here."""
+    import ast
+    import re
+    from pathlib import Path
+
+    allowed = re.compile(r"[\x20-\x21\x23-\x5B\x5D-\x7E]*")
+    root = Path(__file__).resolve().parent.parent / "authserver"
+    bad = []
+    for path in [p for package in ("oauth", "clients", "device_flow") for p in (root / package).rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
+            if not (name.endswith("Error") or name in {"Outcome", "_metadata_error", "_redirect_error"}):
+                continue
+            for arg in [*node.args, *(k.value for k in node.keywords if k.arg in {"description", "error_description"})]:
+                for const in ast.walk(arg):
+                    if isinstance(const, ast.Constant) and isinstance(const.value, str) \
+                            and '"' not in const.value and not allowed.fullmatch(const.value):
+                        bad.append(f"{path.relative_to(root)}:{const.lineno}: {const.value!r}")
+    assert bad == []

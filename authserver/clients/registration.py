@@ -200,7 +200,7 @@ def parse_metadata(body: object) -> dict[str, Any]:
         raise _metadata_error("the request body must be a JSON object")
     grant_types = _string_list(body, "grant_types", [v.AUTHORIZATION_CODE])
     if v.PASSWORD in grant_types:
-        raise _metadata_error("the password grant cannot be registered dynamically (RFC 9700 §2.4)")
+        raise _metadata_error("the password grant cannot be registered dynamically (RFC 9700, section 2.4)")
     for grant in grant_types:
         if grant not in v.REGISTRABLE_GRANT_TYPES:
             raise _metadata_error(f"unsupported grant type: {grant}")
@@ -217,7 +217,7 @@ def parse_metadata(body: object) -> dict[str, Any]:
 
     application_type = _string(body, "application_type", "web")
     if application_type not in ("web", "native"):
-        raise _metadata_error("application_type must be web or native (OpenID Connect Registration §2)")
+        raise _metadata_error("application_type must be web or native (OpenID Connect Registration, section 2)")
     # RFC 8252: native apps are public clients; only they may use private-use URI schemes
     native = application_type == "native" or auth_method == "none"
     redirect_uris = _string_list(body, "redirect_uris", [], _redirect_error)

@@ -80,7 +80,7 @@ def validate_redirect_uri(uri: str, *, native: bool = True) -> str:
             raise ClientError(f"redirect URI must use https unless it is a loopback address: {uri}")
     elif PRIVATE_USE_SCHEME.match(parts.scheme):
         if not native:
-            raise ClientError(f"private-use URI schemes are for native clients (RFC 8252 §7.1): {uri}")
+            raise ClientError(f"private-use URI schemes are for native clients (RFC 8252, section 7.1): {uri}")
     else:
         raise ClientError(f"redirect URI scheme is not allowed (https, http on loopback, or a private-use "
                           f"scheme in reverse-domain form such as com.example.app): {uri}")
@@ -99,7 +99,7 @@ def validate_jwks(jwks: object) -> dict[str, Any]:
     a client cannot leak its private key into our database by mistake. Raises
     :class:`ClientError`; returns the set as given (public members only)."""
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise ClientError('jwks must be a JWK Set: {"keys": [...]} (RFC 7517 §5)')
+        raise ClientError('jwks must be a JWK Set: {"keys": [...]} (RFC 7517, section 5)')
     keys = jwks["keys"]
     if not 1 <= len(keys) <= MAX_JWKS_KEYS:
         raise ClientError(f"jwks must hold between 1 and {MAX_JWKS_KEYS} keys")

@@ -412,7 +412,7 @@ def _pushed_request(ctx: Context, request: FrozenRequest) -> FrozenRequest | Out
     client_id = data.get("client_id")
     if not client_id:
         return Outcome(error="invalid_request", status=400,
-                       error_description="'client_id' is required with 'request_uri' (RFC 9126 §4).")
+                       error_description="'client_id' is required with 'request_uri' (RFC 9126, section 4).")
     params = pushed.claim(current_db.get(), ctx.box, data["request_uri"], client_id)
     if params is None:
         return Outcome(error=InvalidRequestUriError.error, status=400, error_description=PUSHED_EXPIRED)
@@ -438,9 +438,9 @@ def push(ctx: Context, request: FrozenRequest) -> Result:
         client = server.authenticate_client(request, server.client_auth_methods, "par")
         form = request.form
         if "request_uri" in form:
-            raise InvalidRequestError("'request_uri' cannot be pushed (RFC 9126 §2.1).")
+            raise InvalidRequestError("'request_uri' cannot be pushed (RFC 9126, section 2.1).")
         if form.get("client_id", client.client_id) != client.client_id:
-            raise InvalidRequestError("'client_id' is not the authenticated client (RFC 9126 §2.1).")
+            raise InvalidRequestError("'client_id' is not the authenticated client (RFC 9126, section 2.1).")
         params = [(k, v) for k, v in request.form_items if k not in CLIENT_AUTH_PARAMS]
         if sum(len(k) + len(v) for k, v in params) > MAX_PUSHED_CHARS:
             raise InvalidRequestError(f"The pushed request is larger than {MAX_PUSHED_CHARS} characters.")
@@ -453,7 +453,8 @@ def push(ctx: Context, request: FrozenRequest) -> Result:
         for check in PUSH_CHECKS:
             check(s)
     except OAuth2Error as error:
-        error.redirect_uri = None  # RFC 9126 §2.3: the error goes back in the response
+        # RFC 9126 §2.3: the error goes back in the response, shaped as RFC 6749 §5.2 (no state)
+        error.redirect_uri = error.state = None
         if not request.form.get("response_type") and isinstance(error, UnsupportedResponseTypeError):
             error = InvalidRequestError("Missing 'response_type'.")
         return server.handle_error_response(request, error)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.base import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from sqlalchemy import select
 
@@ -91,6 +91,16 @@ class Server(rfc6749.AuthorizationServer):
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Authlib's hook bus; we audit at the call sites instead."""
+
+    def get_authorization_grant(self, request: Any) -> Any:
+        """Authlib's, with a description of our own for an unsupported ``response_type``:
+        Authlib 1.9 passes its message and the value the wrong way round, so the
+        description would be the client's ``response_type`` itself."""
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            error.description = "Only response_type 'code' is supported."
+            raise
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Result:
         if isinstance(error, InvalidClientError):

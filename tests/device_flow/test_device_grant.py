@@ -154,6 +154,7 @@ def test_whole_flow_pending_slow_down_approval_and_single_use(client, ctx, make_
     assert tokens["token_type"] == "Bearer" and tokens["refresh_token"]
     id_token = unverified(tokens["id_token"])
     assert id_token["sub"] == user.id and id_token["aud"] == cid and id_token["sid"] and "nonce" not in id_token
+    assert id_token["amr"] == ["pwd"]  # how the user signed in on the browser that approved
     assert unverified(tokens["access_token"])["scope"] == "openid profile offline_access"
 
     # single use: the device code is spent
@@ -178,7 +179,8 @@ def test_consent_page_names_the_code_and_deny_gives_access_denied(client, ctx, m
     done = follow(client, consent, consent="deny")
     assert "Access denied" in done.text and row(ctx).status == "denied"
     r = poll(client, cid, grant["device_code"])
-    assert r.status_code == 400 and r.json()["error"] == "access_denied"
+    assert r.status_code == 400 and r.json() == {"error": "access_denied",
+                                                 "error_description": "The user denied the request."}
 
 
 def test_consent_is_asked_every_time_even_when_remembered_or_skipped(client, ctx, make_user, device_client):
@@ -209,14 +211,17 @@ def test_expired_code(client, ctx, make_user, device_client):
     assert r.status_code == 400 and "not valid or has expired" in r.text
 
 
+INVALID_CODE = {"error": "invalid_grant", "error_description": "The device code is not valid."}
+
+
 def test_another_clients_device_code_is_invalid_grant(client, device_client):
     cid, _ = device_client()
     other, _ = device_client()
     grant = start(client, cid).json()
     r = poll(client, other, grant["device_code"])
-    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.status_code == 400 and r.json() == INVALID_CODE
     r = poll(client, cid, "made-up")
-    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.status_code == 400 and r.json() == INVALID_CODE
 
 
 def test_approved_for_a_user_disabled_since_gets_no_tokens(client, ctx, make_user, device_client):
@@ -229,7 +234,7 @@ def test_approved_for_a_user_disabled_since_gets_no_tokens(client, ctx, make_use
     with transaction(ctx.sessions) as db:
         accounts.disable_user(db, ctx.revoked, accounts.get_user(db, user.id), actor="test")
     r = poll(client, cid, grant["device_code"])
-    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.status_code == 400 and r.json() == INVALID_CODE
 
 
 def test_a_code_is_approved_once(client, ctx, make_user, device_client):

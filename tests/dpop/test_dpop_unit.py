@@ -26,6 +26,10 @@ from tests.dpop.proofs import DPoPKey
     ("http://as.example.com:8080/a/./b/../token", "http://as.example.com:8080/a/token"),
     ("https://as.example.com/%7etoken%2f", "https://as.example.com/~token%2F"),
     ("https://[::1]:8443/token", "https://[::1]:8443/token"),
+    # RFC 3986 §5.2.4: a last segment "." or ".." leaves the path ending in "/"
+    ("https://as.example.com/a/b/..", "https://as.example.com/a/"),
+    ("https://as.example.com/a/b/.", "https://as.example.com/a/b/"),
+    ("https://as.example.com/../../token", "https://as.example.com/token"),
 ])
 def test_normalize_uri(uri: str, normal: str) -> None:
     assert normalize_uri(uri) == normal

@@ -133,6 +133,14 @@ def test_request_errors_are_redirected_with_state_and_iss(client, make_user, mak
     _assert_error_redirect(response, params, error)
 
 
+def test_an_unsupported_response_type_is_described(client, make_user, make_client):
+    make_user()
+    cid, _ = make_client()
+    params = auth_params(cid, pkce()[1], response_type="token")
+    q = query(follow(client, client.get("/authorize", params=params)).headers["location"])
+    assert q["error_description"] == "Only response_type 'code' is supported."
+
+
 def test_authorization_request_as_form_post(client, make_user, make_client):
     """OIDC Core §3.1.2.1: the authorization endpoint accepts POST."""
     make_user()

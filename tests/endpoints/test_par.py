@@ -98,7 +98,8 @@ def test_expired_foreign_or_unknown_request_uri_gets_a_page(ctx, client, make_us
         r = authorize(client, client_id, uri)
         assert r.status_code == 400 and "invalid_request_uri" in r.text and "location" not in r.headers
     r = client.get("/authorize", params={"request_uri": request_uri})
-    assert r.status_code == 400 and "client_id" in r.text
+    assert r.status_code == 400 and "invalid_request" in r.text
+    assert "&#39;client_id&#39; is required with &#39;request_uri&#39; (RFC 9126, section 4)." in r.text
     # the foreign attempt did not use it up; expiry does
     with transaction(ctx.sessions) as db:
         row = db.scalar(sa.select(PushedAuthorizationRequest))
@@ -119,24 +120,28 @@ def test_pushed_parameters_are_sealed_and_the_uri_hashed(ctx, client, make_clien
         assert (row.expires_at - row.created_at).total_seconds() <= 60
 
 
-@pytest.mark.parametrize(("change", "status", "error"), [
-    ({"redirect_uri": "https://evil.example/cb"}, 400, "invalid_request"),
-    ({"code_challenge": ""}, 400, "invalid_request"),
-    ({"response_type": "token"}, 400, "unsupported_response_type"),
-    ({"response_type": ""}, 400, "invalid_request"),
-    ({"request_uri": URN + "x"}, 400, "invalid_request"),
-    ({"request": "eyJhbGciOiJub25lIn0.e30."}, 400, "request_not_supported"),
-    ({"prompt": "none login"}, 400, "invalid_request"),
-    ({"claims": "[1]"}, 400, "invalid_request"),
-    ({"client_id": "someone-else"}, 400, "invalid_request"),
-    ({"state": "s" * 2048, "acr_values": "a" * 500, "scope": "openid " + "x" * 2000}, 400, "invalid_request"),
+@pytest.mark.parametrize(("change", "status", "error", "description"), [
+    ({"redirect_uri": "https://evil.example/cb"}, 400, "invalid_request",
+     "Redirect URI https://evil.example/cb is not supported by client."),
+    ({"code_challenge": ""}, 400, "invalid_request", "'code_challenge' (PKCE, S256) is required."),
+    ({"response_type": "token"}, 400, "unsupported_response_type", "Only response_type 'code' is supported."),
+    ({"response_type": ""}, 400, "invalid_request", "Missing 'response_type'."),
+    ({"request_uri": URN + "x"}, 400, "invalid_request", "'request_uri' cannot be pushed (RFC 9126, section 2.1)."),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, 400, "request_not_supported",
+     "The 'request' parameter is not supported."),
+    ({"prompt": "none login"}, 400, "invalid_request", "'prompt=none' cannot be combined with other values."),
+    ({"claims": "[1]"}, 400, "invalid_request", "'claims' must be a JSON object."),
+    ({"client_id": "someone-else"}, 400, "invalid_request",
+     "'client_id' is not the authenticated client (RFC 9126, section 2.1)."),
+    ({"state": "s" * 2048, "acr_values": "a" * 500, "scope": "openid " + "x" * 2000}, 400, "invalid_request",
+     "The pushed request is larger than 4000 characters."),
 ])
-def test_push_validates_like_authorize(ctx, client, make_client, change, status, error):
+def test_push_validates_like_authorize(ctx, client, make_client, change, status, error, description):
     cid, secret = make_client()
     _verifier, challenge = pkce()
     params = {k: v for k, v in {**auth_params(cid, challenge), **change}.items() if v != ""}
     r = push(client, params, auth=(cid, secret))
-    assert r.status_code == status and r.json()["error"] == error, r.text
+    assert r.status_code == status and r.json() == {"error": error, "error_description": description}, r.text
     assert r.headers["cache-control"] == "no-store" and "location" not in r.headers
     with transaction(ctx.sessions) as db:
         assert db.scalar(sa.select(sa.func.count()).select_from(PushedAuthorizationRequest)) == 0

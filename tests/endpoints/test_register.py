@@ -257,6 +257,12 @@ def test_admin_created_client_cannot_be_managed(client, make_client, registered)
     assert_invalid_token(client.get(f"/register/{cid}", headers=bearer(token)))
 
 
+def audit_rows(ctx, event: str, client_id: str) -> list[AuditEvent]:
+    with transaction(ctx.sessions) as db:
+        rows = db.scalars(sa.select(AuditEvent).where(AuditEvent.event == event, AuditEvent.client_id == client_id))
+        return list(rows)
+
+
 def test_update(client, registered, ctx):
     cid, token = registered["client_id"], registered["registration_access_token"]
     update = {"client_id": cid, "client_name": "Renamed", "redirect_uris": ["https://rp.example.com/cb2"],
@@ -283,9 +289,10 @@ def test_update(client, registered, ctx):
     r = client.post("/token", data={"grant_type": "client_credentials", "client_id": cid,
                                     "client_secret": registered["client_secret"]})
     assert r.status_code == 200, r.text
-    with transaction(ctx.sessions) as db:
-        assert db.scalar(sa.select(sa.func.count()).where(AuditEvent.event == "client_updated",
-                                                          AuditEvent.client_id == cid)) == 1
+    [event] = audit_rows(ctx, "client_updated", cid)
+    assert (event.ip, event.detail) == ("testclient", {
+        "actor": "registration", "grant_types": ["authorization_code", "client_credentials"],
+        "auth_method": "client_secret_post"})
 
 
 @pytest.mark.parametrize("change, error", [
@@ -328,8 +335,8 @@ def test_delete(client, registered, ctx):
     assert r.status_code == 401
     with transaction(ctx.sessions) as db:
         assert db.get(Client, cid) is None
-        assert db.scalar(sa.select(sa.func.count()).where(AuditEvent.event == "client_deleted",
-                                                          AuditEvent.client_id == cid)) == 1
+    [event] = audit_rows(ctx, "client_deleted", cid)
+    assert (event.ip, event.detail) == ("testclient", {"actor": "registration"})
 
 
 def test_backchannel_logout_metadata(client, initial_token):

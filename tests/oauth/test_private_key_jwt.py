@@ -230,14 +230,19 @@ class JwksServer:
         self.body: bytes = b'{"keys": []}'
         self.fetches = 0
         self.delay = 0.0
+        self.accept: str | None = None
+        self.declare = True  # send Content-Length
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.fetches += 1
+                outer.accept = self.headers.get("Accept")
                 time.sleep(outer.delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                if outer.declare:
+                    self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
                 with contextlib.suppress(OSError):
                     self.wfile.write(outer.body)
@@ -314,10 +319,31 @@ def test_http_jwks_uri_is_not_fetched_by_an_https_server(ctx, jwks_server):
     signer = Signer()
     jwks_server.publish(signer)
     keys = ClientKeys(allow_http=False)
-    with pytest.raises(InvalidClientError):
+    with pytest.raises(InvalidClientError) as caught:
         keys.keys(Client(jwks_uri=jwks_server.url), kid=None)
+    assert caught.value.description == "The client's jwks_uri must be https."
     assert jwks_server.fetches == 0
     assert ClientKeys(allow_http=True).keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_jwks_uri_answer_of_exactly_the_cap_is_taken_and_one_byte_more_is_not(jwks_server, declared):
+    """The cap holds whether or not the answer declares its length; the fetch asks for JSON."""
+    from authlib.oauth2.rfc6749.errors import InvalidClientError
+
+    from authserver.clients.models import Client
+
+    signer = Signer()
+    jwks_server.publish(signer)
+    size = len(jwks_server.body)
+    jwks_server.declare = declared
+    at_cap = ClientKeys(allow_http=True, max_bytes=size)
+    assert at_cap.keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
+    assert jwks_server.accept == "application/json"
+    below = ClientKeys(allow_http=True, max_bytes=size - 1)
+    with pytest.raises(InvalidClientError) as caught:
+        below.keys(Client(jwks_uri=jwks_server.url), kid=None)
+    assert caught.value.description == "The client's jwks_uri did not return a usable JWK Set."
 
 
 # -- registration, CLI, admin API, discovery ------------------------------------

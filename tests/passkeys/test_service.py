@@ -294,10 +294,17 @@ def test_rename_remove_and_admin_reset(ctx, make_user):
     with transaction(ctx.sessions) as db:
         assert passkeys.get(db, make_user("bob").id, str(row.id)) is None  # not bob's
         assert passkeys.get(db, user.id, "abc") is None
-        passkeys.rename(db, passkeys.get(db, user.id, str(row.id)), "\u200b" * 3 + " " * 5)
+        passkeys.rename(db, passkeys.get(db, user.id, str(row.id)), "\u200b" * 3 + " " * 5, ip="192.0.2.7")
         assert db.get(Passkey, row.id).name == "\u200b\u200b\u200b"  # collapses spaces only
-        passkeys.remove(db, passkeys.get(db, user.id, str(row.id)))
+        passkeys.remove(db, passkeys.get(db, user.id, str(row.id)), ip="192.0.2.8")
         assert [k.id for k in passkeys.for_user(db, user.id)] == [second.id]
         assert accounts.reset_mfa(db, accounts.get_user(db, user.id), actor="admin")
         assert passkeys.for_user(db, user.id) == [] and not accounts.has_mfa(db, user.id)
-    assert len(_events(ctx, "passkey_removed")) == 2
+    [renamed] = _events(ctx, "passkey_renamed")
+    assert (renamed.user_id, renamed.ip, renamed.detail) == (user.id, "192.0.2.7", {"passkey": row.id})
+    removed = {e.detail["passkey"]: e for e in _events(ctx, "passkey_removed")}
+    assert set(removed) == {row.id, second.id}
+    assert (removed[row.id].user_id, removed[row.id].ip, removed[row.id].detail) == (
+        user.id, "192.0.2.8", {"passkey": row.id})
+    assert (removed[second.id].user_id, removed[second.id].detail) == (
+        user.id, {"passkey": second.id, "actor": "admin"})

@@ -54,6 +54,42 @@ def test_device_name(user_agent, name):
     assert devices.device_name(user_agent) == name
 
 
+def test_a_browser_without_a_system_and_a_system_without_a_browser_are_named():
+    assert devices.device_name("Mozilla/5.0 Firefox/133.0") == "Firefox browser"
+    assert devices.device_name("Opera/9.80 OPR/106.0") == "Opera browser"
+    assert devices.device_name("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)") == "a browser on iPadOS"
+
+
+@pytest.mark.parametrize("user_agent", [
+    FIREFOX_LINUX, CHROME_WINDOWS, SAFARI_IPHONE, EDGE_MAC, "Mozilla/5.0 SamsungBrowser/25.0",
+    "Mozilla/5.0 (Windows NT 10.0)", "Mozilla/5.0 (X11; CrOS x86_64) Chromium/120.0", "curl/8.5.0",
+])
+def test_a_stored_name_is_read_back_as_the_same_translatable_text(user_agent):
+    """Stored in English, shown in the reader's language: the stored name must come back as
+    the same message with the same parameters, not as a plain string."""
+    from authserver.i18n import Text
+
+    name = devices.device_name(user_agent)
+    again = devices.stored_name(str(name))
+    assert isinstance(again, Text)
+    assert (again.msgid, dict(again.params)) == (name.msgid, dict(name.params))
+
+
+@pytest.mark.parametrize("stored", [
+    "My Mail App",  # an application's name stays as the client registered it
+    "Netscape on Linux", "Firefox on BeOS", "Lynx browser", "a browser on Plan 9", "browser",
+    "Firefox on Linux on Windows",
+])
+def test_a_stored_name_that_no_table_made_stays_a_plain_string(stored):
+    assert devices.stored_name(stored) == stored
+    assert type(devices.stored_name(stored)) is str
+
+
+@pytest.mark.parametrize("stored", [None, ""])
+def test_a_missing_stored_name_is_an_unknown_browser(stored):
+    assert str(devices.stored_name(stored)) == "an unknown browser"
+
+
 def _browser(app: Any, user_agent: str) -> TestClient:
     browser = TestClient(app, base_url=ISSUER, follow_redirects=False)
     browser.headers["user-agent"] = user_agent
