@@ -8,12 +8,14 @@ import json
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from authserver import errors
+from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from authserver.logging import configure_logging
 from authserver.security.models import IpDenyEntry
@@ -115,8 +117,13 @@ def test_deny_list_refusal_is_rendered_by_errors(app, ctx):
     expected = errors.render(errors.AccessDenied())
     with TestClient(app, base_url=ISSUER, client=("198.51.100.7", 50000)) as c:
         r = c.get("/.well-known/openid-configuration")
+        assert c.get("/jwks.json").status_code == 403
     assert r.status_code == 403 and r.content == expected.body == b'{"error":"access_denied"}'
     assert (r.headers["cache-control"], r.headers["pragma"]) == ("no-store", "no-cache")
+    # audited once per address and period, not once per request (a flood is not an audit flood)
+    with transaction(ctx.sessions) as db:
+        hits = db.scalars(sa.select(AuditEvent).where(AuditEvent.event == "deny_list_hit")).all()
+        assert [(e.ip, e.detail) for e in hits] == [("198.51.100.7", {"path": "/.well-known/openid-configuration"})]
 
 
 @pytest.mark.parametrize(("headers", "status", "body"), [

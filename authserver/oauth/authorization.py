@@ -462,8 +462,7 @@ def push(ctx: Context, request: FrozenRequest) -> Result:
         return server.handle_error_response(
             request, InvalidRequestError("The request contains characters that are not allowed."))
     request_uri = pushed.store(current_db.get(), ctx.box, client.client_id, params)
-    return 201, {"request_uri": request_uri, "expires_in": pushed.TTL}, [
-        *vocabulary.NO_STORE_ITEMS, ("Content-Type", "application/json")]
+    return 201, {"request_uri": request_uri, "expires_in": pushed.TTL}, list(vocabulary.NO_STORE_ITEMS)
 
 
 def _pending(session: BrowserSession | None, rid: str | None, now: float) -> dict[str, Any] | None:

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from authserver.context import Context
 
 
+CLIENT_AUTHENTICATION_FAILED = "Client authentication failed."
+#: how Authlib 1.9 describes an unknown client and credentials that fail every method
+_AUTHLIB_CLIENT_FAILURES = ("The client does not exist on this server.", "The client cannot authenticate with methods")
+
+
 class Server(rfc6749.AuthorizationServer):
     def __init__(self, ctx: Context) -> None:
         super().__init__(scopes_supported=list(vocabulary.SCOPES))
@@ -237,8 +242,12 @@ class Server(rfc6749.AuthorizationServer):
             raise TooManyRequests(wait, "Too many failed client authentications from this address.")
         try:
             return super().authenticate_client(request, methods, endpoint)
-        except InvalidClientError:
+        except InvalidClientError as error:
             self.auth_failures.failed(claimed, request.ip)
+            if str(error.description).startswith(_AUTHLIB_CLIENT_FAILURES):
+                # one answer for an unknown client, a wrong secret and a missing one, so
+                # the endpoint does not tell which client_ids exist (RFC 6749 §5.2 invalid_client)
+                error.description = CLIENT_AUTHENTICATION_FAILED
             raise
 
     @property

@@ -98,14 +98,14 @@ def test_codes_are_stored_hashed(client, ctx, device_client):
     assert stored.scope == "openid profile offline_access"  # none asked: the client's scopes
 
 
-@pytest.mark.parametrize(("case", "status", "error"), [
-    ("unknown client", 401, "invalid_client"),
-    ("grant not registered", 400, "unauthorized_client"),
-    ("scope not allowed", 400, "invalid_scope"),
-    ("confidential without secret", 401, "invalid_client"),
-    ("wrong secret", 401, "invalid_client"),
+@pytest.mark.parametrize(("case", "status", "error", "description"), [
+    ("unknown client", 401, "invalid_client", "Client authentication failed."),
+    ("grant not registered", 400, "unauthorized_client", "The client is not allowed the device authorization grant."),
+    ("scope not allowed", 400, "invalid_scope", "The requested scope is not allowed for this client."),
+    ("confidential without secret", 401, "invalid_client", "Client authentication failed."),
+    ("wrong secret", 401, "invalid_client", "Client authentication failed."),
 ])
-def test_device_authorization_errors(client, device_client, case, status, error):
+def test_device_authorization_errors(client, device_client, case, status, error, description):
     if case == "unknown client":
         r = start(client, "nobody")
     elif case == "grant not registered":
@@ -122,6 +122,7 @@ def test_device_authorization_errors(client, device_client, case, status, error)
         cid, _ = device_client(token_endpoint_auth_method="client_secret_basic")
         r = start(client, cid, "not-the-secret")
     assert r.status_code == status and r.json()["error"] == error
+    assert r.json().get("error_description") == description
     assert r.headers["cache-control"] == "no-store"
 
 

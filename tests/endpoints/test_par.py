@@ -42,7 +42,7 @@ def test_code_flow_through_par(client, make_user, make_client):
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["request_uri"].startswith(URN) and body["expires_in"] == 60
-    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["cache-control"] == "no-store" and r.headers["content-type"] == "application/json"
     # only client_id is read beside request_uri: these are ignored (RFC 9126 §4)
     q = code_from(client, authorize(client, cid, body["request_uri"], redirect_uri="https://evil.example/cb",
                                     scope="openid", state="forged", nonce="forged"))

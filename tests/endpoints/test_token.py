@@ -31,6 +31,8 @@ def test_invalid_client_is_401_with_www_authenticate(client, make_client, how):
     response = client.post("/token", data=data, **kwargs)
     assert response.status_code == 401, response.text
     assert _error(response) == "invalid_client"
+    # one description whichever way it failed: the answer does not tell which client_ids exist
+    assert response.json()["error_description"] == "Client authentication failed."
     assert response.headers["www-authenticate"].startswith("Basic ")
     assert response.headers["cache-control"] == "no-store"
 

@@ -268,7 +268,8 @@ def test_refusals_are_json_with_a_message_and_audited(client, ctx, make_user):
     stranger.create({"rp": {"id": "localhost"}, "user": {"id": "eA"}, "challenge": "AA"})
     r = client.post("/passkeys/login", data={"csrf_token": token, "credential": stranger.get(options)})
     assert r.status_code == 400 and "not registered here" in r.json()["error"]
-    assert [e.detail["reason"] for e in _events(ctx, "passkey_failed")] == ["malformed", "unknown_credential"]
+    assert [(e.detail["reason"], e.ip) for e in _events(ctx, "passkey_failed")] == [
+        ("malformed", "testclient"), ("unknown_credential", "testclient")]
 
 
 def test_discovery_advertises_phr_only_where_passkeys_work(client, ctx):

@@ -395,6 +395,32 @@ def test_connect_redis_fails_fast(dead_redis: RedisStore) -> None:
     assert time.monotonic() - started < 2  # not redis-py's default retry schedule
 
 
+def test_connect_redis_tries_a_hung_server_again_once_then_gives_up() -> None:
+    """``connect_redis`` pins its retry policy (one immediate retry) instead of redis-py's
+    default, which changed between releases: a server that accepts and never answers is
+    tried again, each attempt bounded by the timeout, and the command then fails."""
+    accepted: list[socket.socket] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+
+        def accept() -> None:
+            while True:
+                try:
+                    accepted.append(server.accept()[0])
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        client = connect_redis(f"redis://127.0.0.1:{server.getsockname()[1]}/0", timeout=0.2)
+        with pytest.raises(redis.TimeoutError):
+            client.incr("k")
+        client.close()
+        assert len(accepted) >= 2  # tried again
+        for conn in accepted:
+            conn.close()
+
+
 def test_fallback_uses_redis_when_up(redis_store: RedisStore) -> None:
     store = FallbackStore(redis_store, MemoryStore(), RecordingLogger())
     store.add_failure("k", 60)
