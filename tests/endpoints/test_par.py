@@ -58,6 +58,19 @@ def test_code_flow_through_par(client, make_user, make_client):
     assert r.status_code == 400 and "invalid_request_uri" in r.text
 
 
+def test_a_client_authenticated_by_basic_may_leave_client_id_out_of_the_push(client, make_user, make_client):
+    """RFC 9126 §2.1: the client is the authenticated one; the stored request names it."""
+    make_user()
+    cid, secret = make_client(require_pushed_authorization_requests=True)
+    verifier, challenge = pkce()
+    params = {k: v for k, v in auth_params(cid, challenge).items() if k != "client_id"}
+    r = push(client, params, auth=(cid, secret))
+    assert r.status_code == 201, r.text
+    q = code_from(client, authorize(client, cid, r.json()["request_uri"]))
+    assert q["state"] == params["state"]
+    assert exchange(client, cid, secret, q["code"], verifier).status_code == 200
+
+
 def test_private_key_jwt_client_pushes_and_redeems(client, make_user, make_client):
     make_user()
     signer = Signer("ES256")

@@ -279,6 +279,23 @@ def test_failed_client_authentications_from_an_address_refuse_the_next_attempt(c
     assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
 
 
+@pytest.mark.parametrize("settings_overrides", [{"rate_limits": True,
+                                                 "rate_limit_client_auth_failures": RateLimit(2, 300)}])
+def test_failed_client_assertions_fill_the_bucket_of_the_client_they_name(client, make_client):
+    """A ``private_key_jwt`` failure is counted for the client the assertion names (its
+    unverified ``sub``), as a Basic failure is for its user name: that client's bucket at
+    this address fills, another client's does not."""
+    from tests.oauth.test_private_key_jwt import Signer, cc, jwks
+
+    signer, forger = Signer(), Signer()
+    ids = [make_client(token_endpoint_auth_method="private_key_jwt", grant_types=["client_credentials"],
+                       redirect_uris=[], scope="api", jwks=jwks(signer))[0] for _ in range(2)]
+    target, other = ids
+    assert [cc(client, forger.assertion(target)).status_code for _ in range(2)] == [401, 401]
+    assert cc(client, signer.assertion(target)).status_code == 429  # refused before the signature is checked
+    assert cc(client, signer.assertion(other)).status_code == 200
+
+
 @pytest.mark.parametrize("settings_overrides", [{"max_devices_per_user": 2}])
 def test_code_exchange_under_a_device_limit_issues_tokens_to_a_live_device(ctx, client, make_user, make_client):
     make_user()

@@ -389,3 +389,42 @@ def test_what_is_in_flight_does_not_outlive_the_sign_out(backend, app, ctx, make
     holding.flush()
     _sign_out_while(ctx, old.device_id, holding)
     assert _unrevoked(ctx) == []
+
+
+def test_active_devices_are_those_with_something_live_least_recently_used_first(ctx, make_user, make_client):
+    """``devices.active``: a device counts while one of its browser sessions or refresh
+    tokens is live; its last use is the latest of its sign-in, its sessions' last request
+    and its live tokens' issue; ties go to the older device."""
+    user = make_user()
+    cid, _ = make_client()
+    now = utcnow()
+    ago = lambda minutes: now - dt.timedelta(minutes=minutes)  # noqa: E731
+    with transaction(ctx.sessions) as db:
+        for name, created in (("web", 50), ("expired web", 40), ("app", 30), ("two tokens", 20), ("ended", 10)):
+            db.add(Device(id=f"dev-{name}", user_id=user.id, name=name, created_at=ago(created),
+                          last_used_at=ago(created),
+                          ended_at=now if name == "ended" else None))
+        db.flush()
+
+        def browser(n: int, device: str, seen: int, expires: int) -> BrowserSession:
+            return BrowserSession(id=f"bs-{n}", sid=f"sid-{n}", user_id=user.id, csrf_secret="x", device_id=device,
+                                  last_seen_at=ago(seen), expires_at=now + dt.timedelta(minutes=expires))
+
+        db.add_all([browser(1, "dev-web", 5, 60), browser(2, "dev-web", 7, 60),
+                    browser(3, "dev-expired web", 1, -1), browser(4, "dev-ended", 1, 60)])
+
+        def token(n: int, device: str, created: int, **kw: Any) -> RefreshToken:
+            return RefreshToken(token_hash=f"h{n}", family_id=f"f{n}", client_id=cid, user_id=user.id, scope="openid",
+                                device_id=device, created_at=ago(created),
+                                expires_at=kw.pop("expires_at", now + dt.timedelta(days=1)),
+                                family_expires_at=now + dt.timedelta(days=1), **kw)
+
+        db.add_all([token(1, "dev-app", 3), token(2, "dev-two tokens", 8), token(3, "dev-two tokens", 9),
+                    token(4, "dev-two tokens", 1, rotated_at=now),  # rotated: not live, not a use
+                    token(5, "dev-two tokens", 2, revoked_at=now),
+                    token(6, "dev-two tokens", 2, expires_at=ago(1))])
+    with transaction(ctx.sessions) as db:
+        found = [(a.device.name, round((now - a.last_used_at).total_seconds() / 60))
+                 for a in devices.active(db, user.id)]
+    # "expired web" has only an expired session; "ended" was signed out
+    assert found == [("two tokens", 8), ("web", 5), ("app", 3)]
