@@ -167,6 +167,15 @@ def accepted() -> set[str]:
     return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", doc.read_text())) if doc.exists() else set()
 
 
+def equivalent() -> set[str]:
+    """The accepted survivors whose reason says no behaviour can tell them apart from the
+    code (rows of docs/mutation.md's table whose reason starts "Equivalent", "Unreachable"
+    or "Redundant"): the usual mutation score leaves them out of the mutants tried."""
+    doc = ROOT / "docs" / "mutation.md"
+    rows = re.findall(r"^\| `([\w.ǁ]+__mutmut_\d+)` \|[^|]*\| (\w+)", doc.read_text(), re.M) if doc.exists() else []
+    return {name for name, reason in rows if reason in ("Equivalent", "Unreachable", "Redundant")}
+
+
 def load(root: Path, path: str) -> dict[str, int | None]:
     meta = root / "mutants" / f"{path}.meta"
     for _ in range(5):  # mutmut rewrites the file while it runs
@@ -183,8 +192,9 @@ def summary(root: Path, files: list[str], ci: bool) -> int:
     if not files:
         files = sorted(str(p.relative_to(root / "mutants"))[: -len(".meta")]
                        for p in (root / "mutants").rglob("*.py.meta"))
-    ok = accepted()
+    ok, same = accepted(), equivalent()
     total: Counter[str] = Counter()
+    equivalents = 0
     bad: list[str] = []
     print(f"{'file':<44} {'killed':>7} {'survived':>9} {'no tests':>9} {'timeout':>8} {'score':>7}")
     for path in files:
@@ -199,8 +209,13 @@ def summary(root: Path, files: list[str], ci: bool) -> int:
               f"{counts['timeout']:>8} {score(counts):>7}")
         bad += [k for k, v in results.items()
                 if STATUS.get(v) in ("survived", "no tests") and is_security_check(k) and k not in ok]
+        equivalents += sum(1 for k, v in results.items() if STATUS.get(v) == "survived" and k in same)
     print(f"{'total':<44} {total['killed']:>7} {total['survived']:>9} {total['no tests']:>9} "
           f"{total['timeout']:>8} {score(total):>7}")
+    if equivalents:
+        print(f"{'without ' + str(equivalents) + ' equivalent survivor(s) (docs/mutation.md)':<44} "
+              f"{'':>7} {total['survived'] - equivalents:>9} {'':>9} {'':>8} "
+              f"{score(total - Counter(survived=equivalents)):>7}")
     others = {k: n for k, n in total.items() if k not in ("killed", "survived", "no tests", "timeout")}
     if others:
         print("also:", ", ".join(f"{k} {n}" for k, n in sorted(others.items())))

@@ -207,7 +207,9 @@ def test_every_error_description_written_in_the_code_can_be_sent():
     import re
     from pathlib import Path
 
-    allowed = re.compile(r"[\x20-\x21\x23-\x5B\x5D-\x7E]*")
+    allowed = re.compile(r"[\x20-\x21\x23-\x5B\x5D-\x7E]*")  # RFC 6749 §5.2
+    ascii_text = re.compile(r"[\x20-\x7E]*")  # RFC 7591 §3.2.2, for registration's own JSON errors
+    registration = {"_metadata_error", "_redirect_error", "RegistrationError", "ClientError"}
     root = Path(__file__).resolve().parent.parent / "authserver"
     bad = []
     for path in [p for package in ("oauth", "clients", "device_flow") for p in (root / package).rglob("*.py")]:
@@ -215,11 +217,12 @@ def test_every_error_description_written_in_the_code_can_be_sent():
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
-            if not (name.endswith("Error") or name in {"Outcome", "_metadata_error", "_redirect_error"}):
+            if not (name.endswith("Error") or name in {"Outcome", *registration}):
                 continue
+            charset = ascii_text if name in registration else allowed
             for arg in [*node.args, *(k.value for k in node.keywords if k.arg in {"description", "error_description"})]:
                 for const in ast.walk(arg):
                     if isinstance(const, ast.Constant) and isinstance(const.value, str) \
-                            and '"' not in const.value and not allowed.fullmatch(const.value):
+                            and not charset.fullmatch(const.value):
                         bad.append(f"{path.relative_to(root)}:{const.lineno}: {const.value!r}")
     assert bad == []

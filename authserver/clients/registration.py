@@ -71,7 +71,8 @@ class RegistrationError(AppError):
 
     def __init__(self, status: int, error: str, description: str,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(description, **(headers or {}))
+        # §3.2.2: ASCII; a refusal may quote what the client sent (a URI), so escape the rest
+        super().__init__(description.encode("ascii", "backslashreplace").decode("ascii"), **(headers or {}))
         self.status_code = status
         self.error = error
 
@@ -186,7 +187,7 @@ def _https_url(body: dict[str, Any], name: str) -> None:
         raise _metadata_error(f"{name} must be an https URL of at most {MAX_URI_LENGTH} characters")
     try:
         parts = urlsplit(value)
-        ok = parts.scheme == "https" and bool(parts.hostname) and not parts.username and not parts.password
+        ok = parts.scheme == "https" and bool(parts.hostname) and parts.username is None and parts.password is None
     except ValueError:
         ok = False
     if not ok:

@@ -132,7 +132,8 @@ def validate_jwks_uri(uri: str) -> str:
         host = parts.hostname
     except ValueError:
         raise ClientError(f"jwks_uri is malformed: {uri}") from None
-    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password or parts.fragment:
+    credentials = parts.username is not None or parts.password is not None  # "https://@host" has empty ones
+    if parts.scheme not in ("https", "http") or not host or credentials or parts.fragment:
         raise ClientError(f"jwks_uri must be an https URL with a host and no credentials or fragment: {uri}")
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise ClientError(f"jwks_uri must use https unless it is a loopback address: {uri}")

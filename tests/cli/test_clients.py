@@ -133,6 +133,17 @@ def test_clients_rotate_secret_of_public_client(run, make_client):
     assert_error(run("clients", "rotate-secret", "--", cid), "public")
 
 
+def test_clients_rotate_secret_of_private_key_jwt_client(run, ctx, make_client):
+    """A client that authenticates with its keys (RFC 7523 §2.2) has no secret to rotate."""
+    cid, _ = make_client(token_endpoint_auth_method="private_key_jwt", grant_types=["client_credentials"],
+                         redirect_uris=[], scope="api", jwks_uri="https://rp.example.com/jwks.json")
+    status, out, err = run("clients", "rotate-secret", "--", cid)
+    assert (status, out, err) == (2, "", "error: private_key_jwt clients have no secret\n")
+    with transaction(ctx.sessions) as db:
+        assert db.get(Client, cid).client_secret_hash is None
+    assert audit_events(ctx, "client_secret_rotated") == []
+
+
 @pytest.mark.parametrize("command", ["rotate-secret", "delete"])
 def test_clients_unknown_id(run, command):
     assert_error(run("clients", command, "no-such-client"), "no such client")

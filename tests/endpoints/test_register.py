@@ -137,26 +137,44 @@ def test_admin_only_settings_are_ignored(client, initial_token, ctx):
         assert not row.skip_consent and not row.introspect_any and row.audience == []
 
 
-@pytest.mark.parametrize("metadata, fragment", [
-    ({**WEB_APP, "grant_types": ["password"]}, "password"),
-    ({**WEB_APP, "grant_types": ["authorization_code", "password"]}, "password"),
-    ({**WEB_APP, "grant_types": ["implicit"]}, "grant type"),
-    ({**WEB_APP, "response_types": ["token"]}, "response type"),
-    ({**WEB_APP, "grant_types": ["client_credentials"], "response_types": ["code"]}, "response_types"),
+LONG_URI = "https://rp.example.com/" + "x" * 2000
+
+
+@pytest.mark.parametrize("metadata, description", [
+    ({**WEB_APP, "grant_types": ["password"]},
+     "the password grant cannot be registered dynamically (RFC 9700, section 2.4)"),
+    ({**WEB_APP, "grant_types": ["authorization_code", "password"]},
+     "the password grant cannot be registered dynamically (RFC 9700, section 2.4)"),
+    ({**WEB_APP, "grant_types": ["implicit"]}, "unsupported grant type: implicit"),
+    ({**WEB_APP, "response_types": ["token"]}, "unsupported response type: token"),
+    ({**WEB_APP, "grant_types": ["client_credentials"], "response_types": ["code"]},
+     'response_types ["code"] and grant type authorization_code go together'),
     ({**WEB_APP, "token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]},
-     "public clients"),
-    ({**WEB_APP, "token_endpoint_auth_method": "private_key_jwt"}, "exactly one of jwks and jwks_uri"),
-    ({**WEB_APP, "token_endpoint_auth_method": "tls_client_auth"}, "auth method"),
-    ({**WEB_APP, "scope": "openid admin"}, "admin"),
-    ({**WEB_APP, "scope": ["openid"]}, "scope"),
-    ({**WEB_APP, "client_name": "x" * 201}, "client_name"),
-    ({**WEB_APP, "post_logout_redirect_uris": ["http://rp.example.com/bye"]}, "https"),
+     "public clients cannot use client_credentials or password grants"),
+    ({**WEB_APP, "token_endpoint_auth_method": "private_key_jwt"},
+     "private_key_jwt clients register their keys with exactly one of jwks and jwks_uri"),
+    ({**WEB_APP, "token_endpoint_auth_method": "tls_client_auth"}, "unsupported auth method: tls_client_auth"),
+    ({**WEB_APP, "application_type": "desktop"},
+     "application_type must be web or native (OpenID Connect Registration, section 2)"),
+    ({**WEB_APP, "scope": "openid admin"},
+     "scope 'admin' cannot be registered (allowed: openid profile email offline_access roles)"),
+    ({**WEB_APP, "scope": ["openid"]}, "scope must be a string"),
+    ({**WEB_APP, "client_name": "x" * 201}, "client_name must be at most 200 characters"),
+    ({**WEB_APP, "post_logout_redirect_uris": ["http://rp.example.com/bye"]},
+     "post_logout_redirect_uris: redirect URI must use https unless it is a loopback address: "
+     "http://rp.example.com/bye"),
+    ({**WEB_APP, "post_logout_redirect_uris": [f"https://rp.example.com/bye{i}" for i in range(21)]},
+     "at most 20 post-logout redirect URIs of at most 2000 characters"),
+    ({**WEB_APP, "post_logout_redirect_uris": [LONG_URI]},
+     "at most 20 post-logout redirect URIs of at most 2000 characters"),
+    ({**WEB_APP, "dpop_bound_access_tokens": "yes"},
+     "dpop_bound_access_tokens must be true or false (RFC 9449, section 5.2)"),
 ])
-def test_invalid_metadata(client, initial_token, ctx, metadata, fragment):
+def test_invalid_metadata(client, initial_token, ctx, metadata, description):
+    """Refused metadata: 400 invalid_client_metadata naming the problem (RFC 7591 §3.2.2); nothing stored."""
     r = register(client, initial_token, **metadata)
     assert r.status_code == 400, r.text
-    assert r.json()["error"] == "invalid_client_metadata"
-    assert fragment in r.json()["error_description"]
+    assert r.json() == {"error": "invalid_client_metadata", "error_description": description}
     assert r.headers["cache-control"] == "no-store"
     with transaction(ctx.sessions) as db:
         assert db.scalar(sa.select(sa.func.count()).select_from(Client)) == 0
@@ -183,12 +201,21 @@ def test_invalid_redirect_uri(client, initial_token, uris):
     assert r.json()["error"] == "invalid_redirect_uri"
 
 
+def test_a_refusal_quoting_the_request_stays_ascii(client, initial_token):
+    """RFC 7591 §3.2.2: error_description is ASCII, also when it quotes what was sent."""
+    r = register(client, initial_token, **{**WEB_APP, "redirect_uris": ["http://rp.example.com/caf\u00e9"]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_redirect_uri"
+    assert r.json()["error_description"].endswith("http://rp.example.com/caf\\xe9")
+    assert r.content.isascii()
+
+
 def test_registered_client_gets_a_client_credentials_token(client, initial_token):
     r = register(client, initial_token, client_name="Service", grant_types=["client_credentials"],
                  token_endpoint_auth_method="client_secret_post")
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["redirect_uris"] == [] and body["response_types"] == []
+    assert body["scope"] == ""  # the default scope is for code-flow clients only
     r = client.post("/token", data={"grant_type": "client_credentials", "client_id": body["client_id"],
                                     "client_secret": body["client_secret"]})
     assert r.status_code == 200, r.text

@@ -65,12 +65,22 @@ def test_client_name_may_be_any_script(client, initial_token):  # noqa: F811
     assert r.status_code == 201, r.text
 
 @pytest.mark.parametrize("name", ["client_uri", "logo_uri", "policy_uri", "tos_uri"])
-@pytest.mark.parametrize("value", ["http://rp.example.com/", "javascript:alert(1)", "https://", 42,
-                                   "https://user:pw@rp.example.com/", "https://rp.example.com/\u202e"])
-def test_information_uris_must_be_https(client, initial_token, name, value):  # noqa: F811
+@pytest.mark.parametrize("value, problem", [
+    ("http://rp.example.com/", "must be an https URL"),
+    ("javascript:alert(1)", "must be an https URL"),
+    ("https://", "must be an https URL"),
+    ("https://user:pw@rp.example.com/", "must be an https URL"),
+    ("https://:@rp.example.com/", "must be an https URL"),
+    (42, "must be an https URL of at most 2000 characters"),
+    ("https://rp.example.com/\u202e", "must be an https URL of at most 2000 characters"),
+    ("https://rp.example.com/a b", "must be an https URL of at most 2000 characters"),
+    ("https://rp.example.com/" + "x" * 1978, "must be an https URL of at most 2000 characters"),
+])
+def test_information_uris_must_be_https(client, initial_token, name, value, problem):  # noqa: F811
+    """RFC 7591 §2 information URLs: https with a host, printable, no spaces, at most 2000 characters."""
     r = register(client, initial_token, **{**WEB_APP, name: value})
     assert r.status_code == 400, r.text
-    assert r.json()["error"] == "invalid_client_metadata"
+    assert r.json() == {"error": "invalid_client_metadata", "error_description": f"{name} {problem}"}
 
 def test_https_information_uris_accepted(client, initial_token):  # noqa: F811
     uris = {n: f"https://rp.example.com/{n}" for n in ("client_uri", "logo_uri", "policy_uri", "tos_uri")}

@@ -378,6 +378,32 @@ def test_registration_takes_a_public_jwks_or_a_jwks_uri(client, ctx):
     assert r.status_code == 201 and r.json()["jwks_uri"] == "https://rp.example.com/jwks.json"
 
 
+@pytest.mark.parametrize("uri, description", [
+    ("https://rp.example.com/jw ks", "jwks_uri must be a URL of at most 2000 printable characters"),
+    ("https://rp.example.com/" + "x" * 1978, "jwks_uri must be a URL of at most 2000 printable characters"),
+    ("https:///jwks", "jwks_uri must be an https URL with a host and no credentials or fragment: https:///jwks"),
+    ("https://user@rp.example.com/jwks",
+     "jwks_uri must be an https URL with a host and no credentials or fragment: https://user@rp.example.com/jwks"),
+    ("https://@rp.example.com/jwks",
+     "jwks_uri must be an https URL with a host and no credentials or fragment: https://@rp.example.com/jwks"),
+    ("https://rp.example.com/jwks#k",
+     "jwks_uri must be an https URL with a host and no credentials or fragment: https://rp.example.com/jwks#k"),
+    ("http://rp.example.com/jwks", "jwks_uri must use https unless it is a loopback address: http://rp.example.com/jwks"),
+])
+def test_registration_refuses_a_bad_jwks_uri(client, ctx, uri, description):
+    """A jwks_uri is https with a host, no credentials, no fragment, printable, at most 2000 characters;
+    anything else is invalid_client_metadata naming the problem (RFC 7591 §3.2.2)."""
+    from authserver.clients.registration import create_initial_access_token
+
+    with transaction(ctx.sessions) as db:
+        token = create_initial_access_token(db, ctx.box, "tests", expires_in=3600)
+    r = client.post("/register", json={"grant_types": ["client_credentials"], "scope": "",
+                                       "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri},
+                    headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"error": "invalid_client_metadata", "error_description": description}
+
+
 def test_discovery_names_the_method_and_its_algorithms(client):
     meta = client.get("/.well-known/openid-configuration").json()
     for endpoint in ("token", "revocation", "introspection"):
