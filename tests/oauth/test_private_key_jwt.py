@@ -52,11 +52,11 @@ class Signer:
         return {**JWKRegistry.import_key(pem, self.kty).as_dict(private=True), "kid": self.kid}
 
     def assertion(self, client_id: str, *, aud: Any = TOKEN_URL, iss: str | None = None, kid: Any = "own",
-                  lifetime: int = 60, **claims: Any) -> str:
+                  lifetime: int = 60, without: tuple[str, ...] = (), **claims: Any) -> str:
         now = int(time.time())
         payload = {"iss": iss or client_id, "sub": client_id, "aud": aud, "exp": now + lifetime, "iat": now,
                    "jti": secrets.token_urlsafe(12), **claims}
-        payload = {k: v for k, v in payload.items() if v is not None}
+        payload = {k: v for k, v in payload.items() if v is not None and k not in without}
         headers = {"kid": self.kid if kid == "own" else kid} if kid else None
         return pyjwt.encode(payload, self.private, algorithm=self.alg, headers=headers)
 
@@ -154,6 +154,47 @@ def test_issuer_subject_and_client_id_must_be_the_client(client, machine):
     assert cc(client, signer.assertion(cid), client_id=cid).status_code == 200
     # the other client's key cannot speak for this one
     assert cc(client, signer.assertion(other)).status_code == 401
+
+
+def test_each_refused_assertion_says_why(client, machine):
+    """RFC 7523 §3: the claim checks, each with its own description, so a client developer
+    can tell them apart (the error stays invalid_client)."""
+    signer = Signer()
+    cid = machine(signer)
+    now = int(time.time())
+    invalid = "The client assertion is invalid: "
+    cases = [
+        ({"without": ("iss",)}, invalid + "Missing claim: 'iss'"),
+        ({"iss": "someone-else"}, invalid + "Invalid claim: 'iss'"),
+        ({"aud": None}, invalid + "Missing claim: 'aud'"),
+        ({"jti": None}, invalid + "Missing claim: 'jti'"),
+        ({"exp": None}, invalid + "Missing claim: 'exp'"),
+        ({"lifetime": -120}, invalid + "The token is expired"),
+        ({"lifetime": 3600}, "The client assertion must expire within 300 seconds."),
+        ({"jti": 7}, invalid + "Claim 'jti' must be a string"),
+        ({"jti": "j" * 257}, "The client assertion's 'jti' must be a string."),
+        ({"nbf": now + 600}, invalid + "The token is not yet valid"),
+        ({"iat": now + 600}, invalid + "The token was issued in the future"),
+    ]
+    for claims, description in cases:
+        r = cc(client, signer.assertion(cid, **claims))
+        assert (r.status_code, r.json()) == (401, {"error": "invalid_client", "error_description": description}), \
+            claims
+    assertion = signer.assertion(cid, jti="j" * 256)  # the longest jti taken
+    assert cc(client, assertion).status_code == 200
+    r = cc(client, assertion)
+    assert r.json()["error_description"] == "The client assertion was used before."
+
+
+@pytest.mark.parametrize("registered", [{"use": "enc"}, {"alg": "PS256"}])
+def test_a_registered_key_for_another_use_or_alg_does_not_verify(client, machine, registered):
+    """RFC 7517 §4.2, §4.4: a key registered for encryption, or for another algorithm, is
+    not used to verify an assertion, even though its signature would check out."""
+    signer = Signer("RS256")
+    cid = machine(jwks={"keys": [{**signer.jwk, **registered}]})
+    r = cc(client, signer.assertion(cid))
+    assert (r.status_code, r.json()["error_description"]) == (401, "The client assertion's signature is invalid.")
+    assert cc(client, Signer("RS256").assertion(cid)).status_code == 401
 
 
 def test_algorithms_outside_the_allow_list_are_refused(client, machine):
