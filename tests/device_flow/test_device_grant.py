@@ -10,6 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from authserver.device_flow import service
 from authserver.device_flow.models import DeviceAuthorization
@@ -146,6 +147,10 @@ def test_whole_flow_pending_slow_down_approval_and_single_use(client, ctx, make_
     assert done.status_code == 200 and "Device connected" in done.text
     approved = row(ctx)
     assert approved.status == "approved" and approved.user_id == user.id
+    with transaction(ctx.sessions) as db:
+        [event] = db.scalars(sa.select(AuditEvent).where(AuditEvent.event == "device_approved")).all()
+        assert (event.user_id, event.client_id, event.ip, event.detail) == (
+            user.id, cid, "testclient", {"scope": "openid profile offline_access"})
 
     rewind_poll(ctx, 20)
     r = poll(client, cid, device_code)

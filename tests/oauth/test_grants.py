@@ -159,7 +159,10 @@ def test_refresh_rotates(client, make_user, make_client):
     rotated = response.json()
     assert rotated["refresh_token"] != body["refresh_token"]
     assert rotated["scope"] == body["scope"]
-    assert unverified(rotated["id_token"])["sub"] == unverified(body["id_token"])["sub"]
+    # OIDC Core §12.2: the same sign-in, so the same subject, session, time and methods
+    first, again_id = unverified(body["id_token"]), unverified(rotated["id_token"])
+    same = ("sub", "sid", "auth_time", "amr")
+    assert [again_id[k] for k in same] == [first[k] for k in same]
     assert unverified(rotated["access_token"])["auth_time"] == unverified(body["access_token"])["auth_time"]
     # the new one works, the old one is gone
     assert introspect(client, cid, secret, body["refresh_token"]) == {"active": False}

@@ -73,7 +73,7 @@ def test_registration_options_ask_for_a_discoverable_credential_without_attestat
         options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
     public = json.loads(options)
     assert public["rp"] == {"id": "auth.example.com", "name": "auth.example.com"}
-    assert public["attestation"] == "none"
+    assert public["attestation"] == "none" and public["timeout"] == passkeys.TIMEOUT_MS
     assert public["authenticatorSelection"]["residentKey"] == "required"
     assert public["authenticatorSelection"]["requireResidentKey"] is True
     assert public["user"]["id"] == b64(user.id.encode())
@@ -262,8 +262,9 @@ def test_at_most_max_passkeys_per_user(ctx, make_user, monkeypatch):
     for n in range(2):
         _register(ctx, user, Authenticator(RP.origin), name=f"key {n}")
     device = Authenticator(RP.origin)
-    with transaction(ctx.sessions) as db, pytest.raises(PasskeyError):
+    with transaction(ctx.sessions) as db, pytest.raises(PasskeyError) as refused:
         passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
+    assert (refused.value.reason, str(refused.value)) == ("too_many", "You can register at most 2 passkeys.")
     monkeypatch.setattr(passkeys, "MAX_PASSKEYS", 3)  # options given while there was room ...
     with transaction(ctx.sessions) as db:
         options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, user.id))

@@ -86,6 +86,11 @@ def test_qr_svg_is_inline_and_offline() -> None:
     assert "href" not in svg
     assert "http" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<title>Scan &lt;me&gt; &amp; go</title>" in svg
+    # a standalone SVG document (the namespace), styled by the page through its class
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and 'class="qr-code"' in svg
+    # readable by a phone camera: black on white, 4 px modules, the 4-module quiet zone of ISO/IEC 18004
+    assert 'fill="#fff"' in svg and 'stroke="#000"' in svg and 'transform="scale(4)"' in svg
+    assert 'd="M4 4.5h7' in svg  # the first finder pattern starts after the quiet zone
 
 
 def test_backup_codes_are_unique_readable_and_40_bits() -> None:

@@ -128,3 +128,29 @@ def test_revoke_code_issue_revokes_the_family_and_the_access_token(ctx, make_use
         service.revoke_code_issue(db, revoked, code)
         assert _revoked_rows(db, family) == [True]
     assert {"code-jti", f"{family}-0"} <= _revoked_jtis(ctx)
+
+
+def test_a_cutoff_lasts_as_long_as_the_tokens_it_ends_and_only_moves_forward(ctx, revoked, monkeypatch):
+    """``_cut_off``: ``not_before`` is the next second (tokens issued in this one are caught),
+    the row lives as long as an access token issued now could (lifetime + clock skew), a
+    second cutoff of the same subject never moves it back, and subjects stay apart."""
+    from authserver.tokens.models import TokenCutoff
+
+    now = [1_800_000_000.4]
+    monkeypatch.setattr(service.time, "time", lambda: now[0])
+    with transaction(ctx.sessions) as db:
+        assert service._cut_off(db, revoked, "user", "u1") == 1_800_000_001
+        assert service._cut_off(db, revoked, "user", "u2") == 1_800_000_001
+    now[0] += 100
+    with transaction(ctx.sessions) as db:
+        assert service._cut_off(db, revoked, "user", "u1") == 1_800_000_101
+    now[0] -= 50  # a node whose clock is behind: the cutoff stays where it is
+    with transaction(ctx.sessions) as db:
+        assert service._cut_off(db, revoked, "user", "u1") == 1_800_000_101
+    with transaction(ctx.sessions) as db:
+        rows = {(r.subject_id, r.not_before, int(service._aware(r.expires_at).timestamp()))
+                for r in db.scalars(sa.select(TokenCutoff))}
+    lifetime = revoked.lifetime + service.CLOCK_SKEW
+    assert rows == {("u1", 1_800_000_101, 1_800_000_101 + lifetime), ("u2", 1_800_000_001, 1_800_000_001 + lifetime)}
+    with transaction(ctx.sessions) as db:
+        assert revoked.not_before(db, [("user", "u1")]) == 1_800_000_101
