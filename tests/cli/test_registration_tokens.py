@@ -40,3 +40,24 @@ def test_rejects(run):
     assert_error(run("registration-token", "create", "--expires-in", "0"), "--expires-in")
     assert_error(run("registration-token", "revoke", "999"), "no such registration token")
     assert_error(run("registration-token", "revoke", "abc"), "invalid int value")
+
+
+def test_a_bad_lifetime_or_description_is_refused_with_its_reason(ctx):
+    """What the CLI and the admin API print when minting an initial access token fails."""
+    import pytest
+
+    from authserver.clients import registration
+    from authserver.clients.errors import ClientError
+    from authserver.db import transaction
+
+    for kwargs, message in [
+        ({"expires_in": 0}, "expires-in must be a positive number of seconds"),
+        ({"description": "d" * 201}, "description must be at most 200 characters"),
+        ({"description": "two\nlines"}, "description must be one line without control characters"),
+    ]:
+        with transaction(ctx.sessions) as db, pytest.raises(ClientError) as refused:
+            registration.issue_initial_access_token(db, ctx.box, **kwargs)
+        assert str(refused.value) == message
+    with transaction(ctx.sessions) as db:
+        issued = registration.issue_initial_access_token(db, ctx.box, "d" * 200, expires_in=1)
+        assert issued.row.description == "d" * 200
