@@ -107,7 +107,9 @@ def test_register_confidential_client(client, initial_token, ctx):
         assert row.registration_access_token_hash == ctx.box.keyed_hash(body["registration_access_token"])
         assert not (row.skip_consent or row.require_mfa or row.introspect_any or row.audience)
         events = db.scalars(sa.select(AuditEvent).where(AuditEvent.event == "client_created")).all()
-        assert [e.client_id for e in events] == [cid]
+        assert [(e.client_id, e.ip, e.detail) for e in events] == [(cid, "testclient", {
+            "actor": "registration", "grant_types": ["authorization_code", "refresh_token"],
+            "auth_method": "client_secret_basic"})]
         text = str([e.detail for e in events])
         assert body["client_secret"] not in text and body["registration_access_token"] not in text
 
@@ -169,6 +171,9 @@ LONG_URI = "https://rp.example.com/" + "x" * 2000
      "at most 20 post-logout redirect URIs of at most 2000 characters"),
     ({**WEB_APP, "dpop_bound_access_tokens": "yes"},
      "dpop_bound_access_tokens must be true or false (RFC 9449, section 5.2)"),
+    ({**WEB_APP, "require_pushed_authorization_requests": 1},
+     "require_pushed_authorization_requests must be true or false"),
+    ({**WEB_APP, "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": 5}, "jwks_uri must be a string"),
 ])
 def test_invalid_metadata(client, initial_token, ctx, metadata, description):
     """Refused metadata: 400 invalid_client_metadata naming the problem (RFC 7591 §3.2.2); nothing stored."""

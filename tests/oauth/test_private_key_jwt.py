@@ -232,6 +232,27 @@ def test_a_key_of_another_type_or_a_forged_signature_fails(client, machine):
     assert cc(client, forger.assertion(cid, kid=None)).status_code == 401
 
 
+def test_a_kid_that_is_not_a_string_is_refused(client, machine):
+    """RFC 7515 §4.1.4: ``kid`` is a string; an assertion whose header says otherwise is
+    refused, although its signature is good."""
+    import base64
+
+    registered = Signer("ES256", kid="k1")
+    cid = machine(registered)
+    _head, body, _signature = registered.assertion(cid).split(".")
+
+    def signed(kid: Any) -> str:
+        head = base64.urlsafe_b64encode(json.dumps({"alg": "ES256", "typ": "JWT", "kid": kid}).encode())
+        signing_input = head.rstrip(b"=") + b"." + body.encode()
+        algorithm = pyjwt.algorithms.ECAlgorithm(pyjwt.algorithms.ECAlgorithm.SHA256)
+        signature = base64.urlsafe_b64encode(algorithm.sign(signing_input, registered.private)).rstrip(b"=")
+        return (signing_input + b"." + signature).decode()
+
+    r = cc(client, signed(7))
+    assert (r.status_code, r.json()["error_description"]) == (401, "The client assertion's signature is invalid.")
+    assert cc(client, signed("k1")).status_code == 200  # the same token with a string kid
+
+
 def test_method_is_exactly_the_registered_one(client, machine, make_client):
     signer = Signer()
     cid = machine(signer)
