@@ -466,6 +466,38 @@ def test_registration_refuses_a_bad_jwks_uri(client, ctx, uri, description):
     assert r.json() == {"error": "invalid_client_metadata", "error_description": description}
 
 
+def _small_rsa_jwk() -> dict[str, Any]:
+    import base64
+
+    numbers = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e)}
+
+
+@pytest.mark.parametrize("keys, description", [
+    (lambda: ["not a key"], "each key in jwks must be a JSON object"),
+    (lambda: [{"kty": "oct", "x": "AA"}], "jwks keys must be RSA, EC or OKP public keys"),
+    (lambda: [_small_rsa_jwk()], "RSA keys in jwks must have at least 2048 bits"),
+    (lambda: [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}], "jwks holds a key that cannot be read"),
+])
+def test_registration_refuses_a_weak_or_unreadable_key(client, ctx, keys, description):
+    """Registered keys are public RSA keys of 2048 bits or more, EC or OKP keys
+    (RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used"); anything else is
+    invalid_client_metadata naming the problem."""
+    from authserver.clients.registration import create_initial_access_token
+
+    with transaction(ctx.sessions) as db:
+        token = create_initial_access_token(db, ctx.box, "tests", expires_in=3600)
+    r = client.post("/register", json={"grant_types": ["client_credentials"], "scope": "",
+                                       "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": keys()}},
+                    headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"error": "invalid_client_metadata", "error_description": description}
+
+
 def test_discovery_names_the_method_and_its_algorithms(client):
     meta = client.get("/.well-known/openid-configuration").json()
     for endpoint in ("token", "revocation", "introspection"):
