@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from authserver.app import create_app
 from authserver.context import Context
 from authserver.db import transaction
+from authserver.security.throttle import connect_redis
 from authserver.tokens import service as tokens_service
 from authserver.tokens.cache import RedisTokenState
 from authserver.tokens.models import RevokedToken, TokenCutoff
@@ -132,7 +132,7 @@ def test_without_redis_the_checks_read_the_database(ctx, make_client, client, ba
     cid, secret = cc_client(make_client)
     revoked, kept = cc_token(client, cid, secret), cc_token(client, cid, secret)
     client.post("/revoke", data={"token": revoked}, auth=(cid, secret))
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens there
+    down = connect_redis("redis://127.0.0.1:1/0", timeout=0.2)  # nothing listens there; as the app connects
     cache = RedisTokenState(down, ctx.settings.redis_prefix, ctx.settings.access_token_ttl)
     with transaction(ctx.sessions) as db:
         assert cache.is_inactive(db, unverified(revoked)) is True
@@ -153,7 +153,7 @@ def test_requests_stay_off_the_event_loop_while_redis_does_not_answer(ctx, backe
     assert bridge.loop_allowed(ctx) is (backend == "postgres")
     if backend != "postgres":
         return
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens there
+    down = connect_redis("redis://127.0.0.1:1/0", timeout=0.2)  # nothing listens there; as the app connects
     cache = RedisTokenState(down, ctx.settings.redis_prefix, ctx.settings.access_token_ttl)
     monkeypatch.setattr(ctx, "revoked", cache)
     assert cache.answering() and bridge.loop_allowed(ctx)
