@@ -162,17 +162,20 @@ def ci_pyproject(text: str) -> str:
     return text
 
 
-def accepted() -> set[str]:
+def _doc() -> str:
     doc = ROOT / "docs" / "mutation.md"
-    return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", doc.read_text())) if doc.exists() else set()
+    return doc.read_text() if doc.exists() else ""
+
+
+def accepted() -> set[str]:
+    return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", _doc()))
 
 
 def equivalent() -> set[str]:
     """The accepted survivors whose reason says no behaviour can tell them apart from the
     code (rows of docs/mutation.md's table whose reason starts "Equivalent", "Unreachable"
     or "Redundant"): the usual mutation score leaves them out of the mutants tried."""
-    doc = ROOT / "docs" / "mutation.md"
-    rows = re.findall(r"^\| `([\w.ǁ]+__mutmut_\d+)` \|[^|]*\| (\w+)", doc.read_text(), re.M) if doc.exists() else []
+    rows = re.findall(r"^\| `([\w.ǁ]+__mutmut_\d+)` \|[^|]*\| (\w+)", _doc(), re.M)
     return {name for name, reason in rows if reason in ("Equivalent", "Unreachable", "Redundant")}
 
 
