@@ -25,13 +25,18 @@ for later in the same second (a login right after a password change, or right
 after ``users enable``) should not be caught by mistake: the issuer asks
 :meth:`TokenState.not_before` and waits for the next second before signing (at
 most one second, only in that case). That answer comes from the same cache as
-the checks, never a database query per issuance: with Redis it is exact (one
-``MGET``; writers set the key before they commit); without Redis it is exact
-for this process's own cutoffs and at most 1 s late for another process's. A
+the checks, never a database query per issuance, and on both backends it is
+exact for this process's own cutoffs and at most 1 s late for another
+process's: with Redis the issuer reuses a subject's cutoff as one ``MGET`` read
+it for :data:`ISSUER_REUSE` seconds (a round trip per token was a fifth of a
+``client_credentials`` token's CPU; docs/performance.md), and this process's
+own cutoffs are noted at once; without Redis it reads the polled cutoffs. A
 late answer can only make a token *born inactive* (its ``iat`` is before a
 cutoff the issuer did not see yet): revocation is never weakened, and the case
 needs a cutoff and an issuance for the same subject, in the same wall-clock
-second, on two processes, without Redis (docs/decisions.md).
+second, on two processes (docs/decisions.md). Checks (introspection, userinfo)
+never reuse an answer: with Redis each is one ``MGET``, so a revocation on one
+node is seen at once by every node.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ from authserver.maintenance.state import REVOCATIONS, ChangeWatcher
 from authserver.tokens.models import RevokedToken, TokenCutoff
 
 NEGATIVE_TTL = 10
+ISSUER_REUSE = 1.0
+"""Seconds :meth:`RedisTokenState.not_before` reuses a subject's cutoff read from Redis: at
+most this late for another process's cutoff, as the module docstring says."""
 #: seconds :meth:`TokenState.answering` says False after a Redis error
 QUIET_AFTER_FAILURE = 5.0
 """Seconds Redis keeps a "nothing recorded" answer (bounds a missed writer update)."""
@@ -208,6 +216,8 @@ class RedisTokenState(TokenState):
         self._prefix = f"{prefix}token-state:"
         self._throttled = _Throttled()
         self._failed_at = float("-inf")
+        #: the issuer's reused answers: subject -> (cutoff, time.monotonic() when read)
+        self._recent: dict[Subject, tuple[int, float]] = {}
 
     def _warn(self, event: str, exc: Exception) -> None:
         self._failed_at = time.monotonic()
@@ -236,29 +246,46 @@ class RedisTokenState(TokenState):
         return self._fill(db, jti, exp, subjects, values)
 
     def not_before(self, db: Session, subjects: list[Subject]) -> int:
-        """One ``MGET`` of the subjects' keys: exact, since writers set them before they
-        commit; a missing key is filled from the database as in :meth:`_lookup`."""
+        """The subjects' latest cutoff: reused when every subject was read less than
+        :data:`ISSUER_REUSE` seconds ago or noted by this process, else read again
+        (:meth:`_read_cutoffs`) and remembered."""
         if not subjects:
             return 0
+        now = time.monotonic()
+        recent = self._recent
+        known = [recent.get(s) for s in subjects]
+        if all(k is not None and now - k[1] < ISSUER_REUSE for k in known):
+            return max(k[0] for k in known if k is not None)
+        cutoffs = self._read_cutoffs(db, subjects)
+        if len(recent) >= LOCAL_MAX_ENTRIES:
+            self._recent = recent = {}
+        for subject, cutoff in cutoffs.items():
+            recent[subject] = (cutoff, now)
+        return max(cutoffs.values())
+
+    def _read_cutoffs(self, db: Session, subjects: list[Subject]) -> dict[Subject, int]:
+        """One ``MGET`` of the subjects' keys: exact, since writers set them before they
+        commit; a missing key is filled from the database as in :meth:`_lookup`."""
         try:
             values: list[Any] = self._redis.mget([self._subject_key(s) for s in subjects])
         except redis_lib.RedisError as exc:
             self._warn("token_cache_unavailable", exc)
             metrics.record.redis_fallback("token_state")
-            return max(db_cutoffs(db, subjects).values(), default=0)
-        if None in values:
-            missing = [s for s, v in zip(subjects, values, strict=True) if v is None]
+            recorded = db_cutoffs(db, subjects)
+            return {s: recorded.get(s, 0) for s in subjects}
+        cutoffs = {s: int(v) for s, v in zip(subjects, values, strict=True) if v is not None}
+        missing = [s for s in subjects if s not in cutoffs]
+        if missing:
             recorded = db_cutoffs(db, missing)
+            cutoffs.update({s: recorded.get(s, 0) for s in missing})
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 for subject in missing:
-                    pipe.set(self._subject_key(subject), str(recorded.get(subject, 0)), nx=True, ex=NEGATIVE_TTL)
+                    pipe.set(self._subject_key(subject), str(cutoffs[subject]), nx=True, ex=NEGATIVE_TTL)
                 pipe.execute()
             except redis_lib.RedisError as exc:
                 self._warn("token_cache_fill_failed", exc)
-            found = [int(v) for v in values if v is not None]
-            return max([*found, *recorded.values()], default=0)
-        return max(int(v) for v in values)
+        return cutoffs
 
     def _fill(self, db: Session, jti: str, exp: int, subjects: list[Subject],
               values: list[Any]) -> tuple[bool, dict[Subject, int]]:
@@ -289,6 +316,11 @@ class RedisTokenState(TokenState):
             self._warn("token_cache_write_failed", exc)
 
     def note_cutoff(self, db: Session, subject: Subject, not_before: int, expires_at: int) -> None:
+        """Set the subject's key, and this process's reused answer, before the commit: at
+        worst a cutoff that is rolled back makes this process's next token for the
+        subject wait for the next second."""
+        known = self._recent.get(subject)
+        self._recent[subject] = (max(not_before, known[0] if known else 0), time.monotonic())
         ttl = max(1, expires_at - int(time.time()))
         try:
             self._redis.set(self._subject_key(subject), str(not_before), ex=ttl)

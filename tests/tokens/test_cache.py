@@ -205,6 +205,71 @@ def test_a_cutoff_overwrites_and_lives_as_long_as_the_tokens_it_ends(ctx, state,
     assert r.get(f"{prefix}token-state:client:c9") == b"17" and 0 < r.ttl(f"{prefix}token-state:client:c9") <= 1
 
 
+# -- the issuer's reused answers -----------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    now = [5000.0]
+    monkeypatch.setattr(cache_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_the_issuer_reuses_a_cutoff_read_from_redis_for_at_most_a_second(ctx, state, r, prefix, clock):
+    key = f"{prefix}token-state:client:c1"
+    r.set(key, b"300")
+    with transaction(ctx.sessions) as db:
+        assert state.not_before(db, [("client", "c1")]) == 300
+        r.set(key, b"500")  # another process's cutoff
+        clock[0] += cache_module.ISSUER_REUSE - 0.001
+        assert state.not_before(db, [("client", "c1")]) == 300  # no round trip: at most this late
+        clock[0] += 0.001
+        assert state.not_before(db, [("client", "c1")]) == 500
+        r.set(key, b"700")
+        clock[0] += 0.5
+        assert state.not_before(db, [("client", "c1")]) == 500
+        # one subject not read yet: both are read again (one MGET) and remembered
+        r.set(f"{prefix}token-state:user:u1", b"600")
+        assert state.not_before(db, [("client", "c1"), ("user", "u1")]) == 700
+        r.set(key, b"900")
+        assert state.not_before(db, [("user", "u1"), ("client", "c1")]) == 700
+
+
+def test_the_issuer_sees_this_processs_own_cutoff_at_once(ctx, state, r, prefix, clock):
+    with transaction(ctx.sessions) as db:
+        assert state.not_before(db, [("user", "u1"), ("client", "c1")]) == 0
+        state.note_cutoff(db, ("user", "u1"), 800, int(time.time()) + 60)
+        assert state.not_before(db, [("user", "u1"), ("client", "c1")]) == 800
+        state.note_cutoff(db, ("user", "u1"), 750, int(time.time()) + 60)  # never lowers what it knows
+        assert state.not_before(db, [("user", "u1")]) == 800
+        state.note_cutoff(db, ("client", "c2"), 40, int(time.time()) + 60)  # noted: no read needed
+        r.delete(f"{prefix}token-state:client:c2")
+        assert state.not_before(db, [("client", "c2")]) == 40
+
+
+def test_the_issuers_memory_is_bounded(ctx, state, r, prefix, clock, monkeypatch):
+    monkeypatch.setattr(cache_module, "LOCAL_MAX_ENTRIES", 2)
+    for subject in ("a", "b", "c"):
+        r.set(f"{prefix}token-state:user:{subject}", b"10")
+    with transaction(ctx.sessions) as db:
+        for subject in ("a", "b", "c"):
+            assert state.not_before(db, [("user", subject)]) == 10
+    assert list(state._recent) == [("user", "c")]  # full: emptied before the third answer
+
+
+def test_the_checks_never_reuse_an_answer(ctx, state, r, prefix, clock):
+    r.set(f"{prefix}token-state:jti:j1", b"0")
+    r.set(f"{prefix}token-state:user:u1", b"0")
+    r.set(f"{prefix}token-state:client:c1", b"0")
+    with transaction(ctx.sessions) as db:
+        assert state.not_before(db, [("client", "c1"), ("user", "u1")]) == 0
+        assert state.is_inactive(db, claims(jti="j1", iat=1000)) is False
+        r.set(f"{prefix}token-state:client:c1", b"2000")  # another node's cutoff: seen at once
+        assert state.is_inactive(db, claims(jti="j1", iat=1000)) is True
+        r.set(f"{prefix}token-state:jti:j2", b"1")
+        assert state.is_inactive(db, claims(jti="j2", iat=3000)) is True
+
+
 # -- Redis away ---------------------------------------------------------------------------
 
 
