@@ -18,6 +18,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
+from authserver import metrics
 from authserver.context import Context
 from authserver.db import transaction
 from authserver.security.throttle import connect_redis
@@ -302,6 +303,29 @@ def test_without_redis_every_answer_comes_from_the_database(ctx, down, prefix):
     ]
 
 
+class Fallbacks(metrics.Recorder):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def redis_fallback(self, component: str) -> None:
+        self.seen.append(component)
+
+
+def test_the_issuers_read_without_redis_is_logged_counted_and_answered_from_the_database(
+        ctx, down, prefix, monkeypatch):
+    recorder = Fallbacks()
+    monkeypatch.setattr(metrics, "record", recorder)
+    state = RedisTokenState(down, prefix, LIFETIME)
+    record_cutoff(ctx, "user", "u1", 1300)
+    with capture_logs() as logs, transaction(ctx.sessions) as db:
+        assert state.not_before(db, [("client", "c1"), ("user", "u1")]) == 1300
+    assert [(e["event"], e["error"]) for e in logs] == [("token_cache_unavailable", "ConnectionError")]
+    assert recorder.seen == ["token_state"]
+    with capture_logs() as logs, transaction(ctx.sessions) as db:
+        state.note_cutoff(db, ("user", "u2"), 5, int(time.time()) + 60)
+    assert [(e["event"], e["error"]) for e in logs] == [("token_cache_write_failed", "ConnectionError")]
+
+
 def test_answering_comes_back_after_the_quiet_period(ctx, down, prefix, monkeypatch):
     state = RedisTokenState(down, prefix, LIFETIME)
     now = [1000.0]
@@ -322,8 +346,12 @@ def test_a_failed_fill_still_answers(ctx, r, prefix):
         def pipeline(self, *args: Any, **kwargs: Any) -> Any:
             raise redis.ConnectionError("write refused")
 
-    state = RedisTokenState(ReadOnly(connection_pool=r.connection_pool), prefix, LIFETIME)
+    issuer = RedisTokenState(ReadOnly(connection_pool=r.connection_pool), prefix, LIFETIME)
     record_cutoff(ctx, "user", "u1", 600)
+    with capture_logs() as logs, transaction(ctx.sessions) as db:
+        assert issuer.not_before(db, [("user", "u1")]) == 600
+    assert [(e["event"], e["error"]) for e in logs] == [("token_cache_fill_failed", "ConnectionError")]
+    state = RedisTokenState(ReadOnly(connection_pool=r.connection_pool), prefix, LIFETIME)
     with capture_logs() as logs, transaction(ctx.sessions) as db:
         assert state._lookup(db, "j1", int(time.time()) + 60, [("user", "u1")]) == (False, {("user", "u1"): 600})
         assert state.not_before(db, [("user", "u1")]) == 600
