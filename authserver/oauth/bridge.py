@@ -175,8 +175,8 @@ async def call(ctx: Context, fn: Callable[[], T], *, on_loop: bool = False) -> T
     """Run ``fn`` in a worker thread inside one committed database transaction.
 
     ``on_loop`` runs it right here on the event loop instead, for work whose usual cost
-    is CPU plus one Redis round trip (a JWT issued by ``client_credentials`` or
-    introspected, its client from the cache): the hand-off to a thread and back cost
+    is CPU plus at most one Redis round trip (a JWT issued by ``client_credentials``, or
+    one introspected; its client from the cache): the hand-off to a thread and back cost
     more than that work (docs/performance.md). Only on Postgres with a Redis that
     answers (:func:`loop_allowed`); a cache miss then holds the loop for one database
     read; nothing that can wait on a remote party (a client's ``jwks_uri``) or on a
