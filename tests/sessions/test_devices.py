@@ -334,7 +334,9 @@ def _sign_out_while(ctx: Any, device_id: str, holding: Any) -> None:
     waited = False
     where = ""
     try:
-        with own.connect() as watch:
+        # autocommit: pg_stat_activity is a snapshot taken at a transaction's first read,
+        # so in one transaction every poll would see what the first one saw
+        with own.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
             for _ in range(400):
                 waited = bool(watch.execute(blocked, {"pid": pid}).scalar())
                 if waited or not thread.is_alive():
