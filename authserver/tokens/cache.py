@@ -28,8 +28,8 @@ most one second, only in that case). That answer comes from the same cache as
 the checks, never a database query per issuance, and on both backends it is
 exact for this process's own cutoffs and at most 1 s late for another
 process's: with Redis the issuer reuses a subject's cutoff as one ``MGET`` read
-it for :data:`ISSUER_REUSE` seconds (a round trip per token was a fifth of a
-``client_credentials`` token's CPU; docs/performance.md), and this process's
+it for :data:`ISSUER_REUSE` seconds (a round trip per token was about a quarter
+of a ``client_credentials`` token's CPU; docs/performance.md), and this process's
 own cutoffs are noted at once; without Redis it reads the polled cutoffs. A
 late answer can only make a token *born inactive* (its ``iat`` is before a
 cutoff the issuer did not see yet): revocation is never weakened, and the case
