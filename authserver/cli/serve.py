@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from authserver.context import Context
 from authserver.db import alembic_config, migrate
 from authserver.settings import Settings
 
+APP = "authserver.app:app_from_env"
 MIGRATE_LOCK = 7_261_845_203
 """``pg_advisory_lock`` key: one ``authserver migrate`` at a time."""
 
@@ -29,8 +31,6 @@ def add_commands(sub: common.SubParsers) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if not 0 < args.port < 65536:
         raise common.CliError("--port must be 1..65535")
     if args.workers < 1:
@@ -45,6 +45,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ctx.keys.ensure_key()
         ctx.keys.check_permissions()
         _ = ctx.keys.active  # fails now, not in every worker, when no key is usable
+    # several workers: a socket each (cli/workers.py), the port held before anything is printed
+    holder = hold_port(args.host, args.port) if args.workers > 1 else None
+    try:
+        return run_server(args, settings, several=holder is not None)
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+def run_server(args: argparse.Namespace, settings: Settings, *, several: bool) -> int:
+    import uvicorn
+
+    from authserver.cli import workers
+
     prog = program_name()
     issuer = settings.issuer
     print(f"authserver: issuer {issuer}, listening on http://{args.host}:{args.port} "
@@ -59,12 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.metrics_port:
         start_metrics(settings, args.port)
     sys.stdout.flush()
-    uvicorn.run(
-        "authserver.app:app_from_env",
+    options = dict(
         factory=True,
         host=args.host,
         port=args.port,
-        workers=args.workers,
         proxy_headers=False,  # the app reads X-Forwarded-For itself, from TRUSTED_PROXIES only
         # a request head (line + headers) over 32 KiB gets 431 (security/http_limits.py)
         http="authserver.security.http_limits:LimitedHttpToolsProtocol",
@@ -73,6 +85,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,
     )
+    if not several:
+        uvicorn.run(APP, **options)
+        return 0
+    return workers.Supervisor(uvicorn.Config(APP, workers=args.workers, **options), args.workers).run()
+
+
+def hold_port(host: str, port: int) -> socket.socket:
+    from authserver.cli import workers
+
+    try:
+        return workers.hold_address(host, port)
+    except OSError as exc:
+        raise common.CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     return 0
 
 
