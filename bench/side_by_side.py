@@ -324,11 +324,16 @@ class Ours:
     def measured(self, label: str, requests_of: Any, fn: Any, sample_rss: bool = False) -> dict[str, Any]:
         time.sleep(1.2)  # Postgres flushes its statistics at most once a second
         before = self.counters()
-        sampler = RssSampler(self.worker_pids()) if sample_rss else None
+        workers = self.worker_pids()
+        worker_cpu = [cpu_seconds([pid]) for pid in workers]
+        sampler = RssSampler(workers) if sample_rss else None
         if sampler:
             sampler.start()
         result: dict[str, Any] = fn()
         peaks = sampler.stop() if sampler else None
+        worker_cpu = [cpu_seconds([pid]) - was for pid, was in zip(workers, worker_cpu, strict=True)]
+        if len(workers) > 1 and sum(worker_cpu) > 0:  # how evenly the connections were spread
+            result["worker_cpu_share"] = [round(100 * c / sum(worker_cpu)) for c in worker_cpu]
         time.sleep(1.2)
         after = self.counters()
         n = requests_of(result)
@@ -551,6 +556,11 @@ def report(args: argparse.Namespace, info: dict[str, str], runs: list[dict[str, 
               "", f"Refresh rotation (ours only, Postgres, {args.workers} workers): "
               + ", ".join(f"{fmt(x)} rps p99 {x_['p99_ms']:.1f} ms" for x, x_ in zip(rps, rf, strict=True)
                           if x is not None) + " (goal >= 1,000 rps, p99 < 50 ms).", ""]
+    shares = [r["ours"].get("client_credentials", {}).get("worker_cpu_share") for r in runs]
+    if any(shares):
+        lines += ["Share of our server CPU taken by each worker during client_credentials, per repeat "
+                  "(an even split means both workers had connections): "
+                  + ", ".join("/".join(f"{x}%" for x in share) for share in shares if share) + ".", ""]
     lines += per_request_table([(f"{args.workers} workers", runs[-1]["ours"])]
                                + ([("1 worker", scaling)] if scaling else []))
     peer_cpu = [(load, runs[-1]["peer"].get(load, {}).get("per_request", {}).get("cpu_server"))
@@ -604,7 +614,7 @@ def rss_lines(runs: list[dict[str, Any]], scaling: dict[str, Any] | None) -> lis
                      f"| {mib(res.get('rss_end_kib', {}).get('workers', []))} |")
     if restarted:
         lines += ["", f"Worker processes changed during the run ({', '.join(restarted)}): a worker was "
-                  "restarted (uvicorn replaces one that misses its health ping)."]
+                  "restarted (the supervisor replaces one that died)."]
     return [*lines, ""]
 
 

@@ -171,7 +171,9 @@ def test_sighup_replaces_the_workers_one_at_a_time(server):
     seen_serving = []
 
     def replaced() -> bool:
-        seen_serving.append(len(server.listeners()) >= 1 and server.answers())
+        # a request that reached a stopping worker before it stopped listening may be cut
+        # (docs/decisions.md): at most one retry, as a client would
+        seen_serving.append(len(server.listeners()) >= 1 and (server.answers() or server.answers()))
         now = set(server.listeners())
         return len(now) == 2 and not now & before
 
