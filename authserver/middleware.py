@@ -18,6 +18,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver import errors, metrics
+from authserver.security.input import first_headers
 from authserver.security.network import client_ip
 from authserver.settings import Settings
 
@@ -34,6 +35,8 @@ def _reseed_request_ids() -> None:
 
 
 os.register_at_fork(after_in_child=_reseed_request_ids)
+
+_READ_HEADERS = frozenset({b"x-request-id", b"origin", b"content-length", b"access-control-request-method"})
 
 # CORS only where a browser-based client needs it: the endpoints a single-page app calls
 # with fetch. The pages and /authorize are top-level navigations and get none
@@ -79,11 +82,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        incoming = headers.get("x-request-id", "")
+        found = first_headers(scope, _READ_HEADERS)
+        incoming = found.get(b"x-request-id", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         peer = scope.get("client")
-        ip = client_ip(peer[0] if peer else None, headers, self.trusted_proxies)
+        # X-Forwarded-For is read only from a trusted proxy (security/network.py)
+        ip = client_ip(peer[0] if peer else None, Headers(scope=scope), self.trusted_proxies)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["client_ip"] = ip
@@ -93,7 +97,7 @@ class RequestContextMiddleware:
         status_holder = [0]
         response_started = [False]
         path = scope["path"]
-        origin = headers.get("origin")
+        origin = found.get(b"origin")
         cors = origin if (origin in self.cors_origins and path in CORS_PATHS) else None
 
         received = [0]
@@ -122,12 +126,12 @@ class RequestContextMiddleware:
                 message["headers"] = raw
             await send(message)
 
-        length = headers.get("content-length")
+        length = found.get(b"content-length")
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
                 refusal = errors.PayloadTooLarge() if length.isdigit() else errors.BadRequest()
                 await errors.render(refusal, Request(scope))(scope, receive, send_wrapper)
-            elif cors and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            elif cors and scope["method"] == "OPTIONS" and b"access-control-request-method" in found:
                 await _preflight(send, cors, request_id)
                 status_holder[0] = 204
             else:

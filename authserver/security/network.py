@@ -28,6 +28,17 @@ def _parse_ip(value: str) -> IPAddress:
     return ip
 
 
+@functools.lru_cache(maxsize=4096)
+def _peer(host: str) -> tuple[IPAddress | None, str]:
+    """The peer address parsed and normalised, or (None, as given) when it is not one;
+    cached, as the same few peers (proxies, load balancers) send most requests."""
+    try:
+        ip = _parse_ip(host)
+    except ValueError:
+        return None, host
+    return ip, str(ip)
+
+
 @functools.lru_cache(maxsize=16)
 def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(parse_cidr(c)) for c in cidrs)
@@ -57,15 +68,12 @@ def client_ip(
     """
     if not scope_client_host:
         return UNKNOWN
-    try:
-        peer = _parse_ip(scope_client_host)
-    except ValueError:
-        return scope_client_host
-    if not trusted_proxies:
-        return str(peer)
+    peer, text = _peer(scope_client_host)
+    if peer is None or not trusted_proxies:
+        return text
     trusted = _networks(tuple(trusted_proxies))
     if not any(peer in net for net in trusted):
-        return str(peer)
+        return text
     current = peer
     for entry in reversed(_forwarded_for(headers)):
         try:

@@ -61,8 +61,10 @@ def test_header_lookup_is_case_insensitive_and_joins_repeated_fields() -> None:
     [(None, UNKNOWN), ("", UNKNOWN), ("testclient", "testclient"), ("::ffff:192.0.2.1", "192.0.2.1"),
      ("2001:DB8::1", "2001:db8::1")],
 )
-def test_peer_normalisation(peer: str | None, expected: str) -> None:
-    assert client_ip(peer, {}, PROXIES) == expected
+@pytest.mark.parametrize("proxies", [PROXIES, ()])
+def test_peer_normalisation(peer: str | None, expected: str, proxies: tuple[str, ...]) -> None:
+    assert client_ip(peer, {}, proxies) == expected
+    assert client_ip(peer, {}, proxies) == expected  # the second answer comes from the cache
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from authserver.logging import configure_logging
-from authserver.security.input import CAPS, MAX_JSON_DEPTH
+from authserver.security.input import CAPS, MAX_JSON_DEPTH, first_headers
 from tests.account_flows import outbox_codes
 from tests.flows import form_value
 
@@ -74,6 +74,24 @@ def test_nul_client_id_at_token_basic(client, log_buffer):
                         headers={"authorization": f"Basic {basic}"})
         _assert_invalid_request(r)
     _assert_clean_log(log_buffer)
+
+
+def test_first_headers_reads_the_first_value_of_each_name():
+    scope = {"headers": [(b"origin", b"https://a.example"), (b"content-type", b"text/plain"),
+                         (b"origin", b"https://b.example"), (b"x-other", b"1")]}
+    assert first_headers(scope, frozenset({b"origin", b"content-type", b"authorization"})) == {
+        b"origin": "https://a.example", b"content-type": "text/plain"}
+
+
+def test_the_first_of_two_authorization_headers_is_the_one_checked(client, make_client):
+    client_id, secret = make_client(grant_types=["client_credentials"], scope="read")
+    good = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    assert client.post("/token", data={"grant_type": "client_credentials"},
+                       headers={"authorization": f"Basic {good}"}).status_code == 200
+    hostile = base64.b64encode(b"ali\x00ce:secret").decode()
+    r = client.post("/token", data={"grant_type": "client_credentials"},
+                    headers=[("authorization", f"Basic {hostile}"), ("authorization", f"Basic {good}")])
+    _assert_invalid_request(r)
 
 
 def test_basic_credentials_not_utf8(client):
