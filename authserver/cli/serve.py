@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -16,6 +16,9 @@ from authserver.cli import common
 from authserver.context import Context
 from authserver.db import alembic_config, migrate
 from authserver.settings import Settings
+
+if TYPE_CHECKING:
+    from authserver.cli.workers import Held
 
 APP = "authserver.app:app_from_env"
 MIGRATE_LOCK = 7_261_845_203
@@ -91,14 +94,13 @@ def run_server(args: argparse.Namespace, settings: Settings, *, several: bool) -
     return workers.Supervisor(uvicorn.Config(APP, workers=args.workers, **options), args.workers).run()
 
 
-def hold_port(host: str, port: int) -> socket.socket:
+def hold_port(host: str, port: int) -> Held:
     from authserver.cli import workers
 
     try:
         return workers.hold_address(host, port)
     except OSError as exc:
         raise common.CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return 0
 
 
 def start_metrics(settings: Settings, port: int) -> None:

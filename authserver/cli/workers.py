@@ -9,11 +9,16 @@ throughput (docs/performance.md). Here each worker binds a socket of its own wit
 connection's addresses and ports.
 
 The catch of ``SO_REUSEPORT``: a process of the same user that sets it on the same address
-joins the group and silently takes a share of the connections. So the supervisor first
-binds the address *without* it, which fails if anything else holds the port (another
-``authserver serve`` included), and keeps that socket, bound but never listening (it
-receives no connection), for its whole life; only then does it allow reuse, for its own
-workers. A second server on the port is refused at start, as with one shared socket.
+joins the group and silently takes a share of the connections. Two guards keep another
+server out:
+
+- a lock per address, an abstract Unix socket named after it (Linux; gone with the
+  process): a second ``authserver serve`` on the same host and port is refused at once,
+  even while the first one's workers are still starting;
+- the address itself, bound first *without* ``SO_REUSEPORT`` (refused if anything
+  listens there) and held by the supervisor, bound and never listening (it receives no
+  connection), for its whole life; only then is reuse allowed, for its own workers. Another
+  program's listener on the port then makes the workers fail to start, never share it.
 
 What the supervisor does, as uvicorn's does:
 
@@ -22,9 +27,10 @@ What the supervisor does, as uvicorn's does:
 - ``SIGHUP``: a rolling restart, one worker at a time, each replacement serving before its
   predecessor stops;
 - a worker that dies after it started serving is replaced at once;
-- a worker that dies before it could serve (its app failed to load: the log says why) stops
-  the server with status 1 while no worker is serving; while others serve, it is retried
-  after 1 s, then 2, 4, … 30 s, so one bad start does not spin the CPU.
+- a worker that dies before it could serve (its app failed to load: the log says why)
+  stops the server with status 1 if no worker has served yet (a broken configuration
+  fails fast); once the server has served, it is retried after 1 s, then 2, 4, … 30 s,
+  so a bad moment (a database restarting) neither stops the node nor spins the CPU.
 
 Unlike uvicorn's, it does not ping workers to find a hung one, nor change their number
 on ``SIGTTIN``/``SIGTTOU``.
@@ -32,6 +38,7 @@ on ``SIGTTIN``/``SIGTTOU``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -61,10 +68,30 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def hold_address(host: str, port: int) -> socket.socket:
-    """Bind ``host:port`` exclusively, then allow ``SO_REUSEPORT`` for our workers.
+class Held:
+    """The address held for the server's life: the lock and the bound socket."""
 
-    Raises ``OSError`` (``EADDRINUSE``) when anything holds the port."""
+    def __init__(self, lock: socket.socket, sock: socket.socket) -> None:
+        self.lock = lock
+        self.sock = sock
+
+    def close(self) -> None:
+        self.sock.close()
+        self.lock.close()
+
+
+def hold_address(host: str, port: int) -> Held:
+    """Take the address's lock, bind ``host:port`` without ``SO_REUSEPORT``, then allow it
+    for our workers (see the module's docstring).
+
+    Raises ``OSError`` (``EADDRINUSE``) when another ``authserver serve`` or anything
+    listening holds the address."""
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0authserver-serve:{host}:{port}")
+    except OSError:
+        lock.close()
+        raise
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart is not blocked by TIME_WAIT
@@ -72,8 +99,9 @@ def hold_address(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     except OSError:
         sock.close()
+        lock.close()
         raise
-    return sock
+    return Held(lock, sock)
 
 
 def worker_socket(host: str, port: int) -> socket.socket:
@@ -103,7 +131,9 @@ def _run_worker(config: uvicorn.Config, ready: Event) -> None:
     """A worker process's body (in a spawned interpreter)."""
     config.configure_logging()
     sock = worker_socket(config.host, config.port)
-    _Server(config, ready).run(sockets=[sock])
+    # uvicorn re-raises a SIGINT (a terminal's Ctrl+C) once it has stopped: not an error here
+    with contextlib.suppress(KeyboardInterrupt):
+        _Server(config, ready).run(sockets=[sock])
 
 
 class _Worker:
@@ -117,6 +147,14 @@ class _Worker:
         if self.process.exitcode is None and self.process.pid is not None:
             os.kill(self.process.pid, signal.SIGTERM)
 
+    def kill(self, grace: float) -> None:
+        """Stop, and kill if still there after ``grace`` seconds (a worker stuck in startup)."""
+        self.stop()
+        self.process.join(grace)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+
 
 class Supervisor:
     def __init__(self, config: uvicorn.Config, workers: int) -> None:
@@ -126,22 +164,29 @@ class Supervisor:
         self.retry_at: dict[int, tuple[float, float]] = {}  # slot -> (when, last delay)
         self.signals: list[int] = []
         self.stopping = threading.Event()
+        self.served = False  # has any worker served yet
         self.status = 0
 
     def run(self) -> int:
         """Serve until stopped; returns the exit status. The caller holds the address
         (:func:`hold_address`) while this runs."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda sig, _frame: self.signals.append(sig))
-        self.workers = [_Worker(self.config) for _ in range(self.count)]
-        while not self.stopping.is_set():
-            time.sleep(TICK)
-            self._handle_signals()
-            self._tend()
-        for worker in self.workers:
-            worker.stop()
-        for worker in self.workers:
-            worker.process.join()
+        handlers = {sig: signal.signal(sig, lambda sig, _frame: self.signals.append(sig))
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            for _ in range(self.count):
+                self.workers.append(_Worker(self.config))
+            while not self.stopping.is_set():
+                time.sleep(TICK)
+                self._handle_signals()
+                self._tend()
+        finally:
+            # also when the loop itself failed (no process left to spawn): no worker outlives us
+            for worker in self.workers:
+                worker.stop()
+            for worker in self.workers:
+                worker.process.join()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         return self.status
 
     def _handle_signals(self) -> None:
@@ -159,9 +204,11 @@ class Supervisor:
             new = _Worker(self.config)
             deadline = time.monotonic() + READY_TIMEOUT
             while not new.ready.wait(TICK):
-                if not new.process.is_alive() or time.monotonic() > deadline or self._stop_requested():
-                    new.stop()
-                    new.process.join()
+                if self._stop_requested():
+                    new.kill(grace=5)
+                    return
+                if not new.process.is_alive() or time.monotonic() > deadline:
+                    new.kill(grace=5)
                     log.error("workers_restart_abandoned", reason="a new worker did not start; the running ones stay")
                     return
             old.stop()
@@ -173,8 +220,12 @@ class Supervisor:
 
     def _tend(self) -> None:
         """Replace dead workers (see the module's docstring)."""
+        if self.stopping.is_set() or self._stop_requested():
+            return  # the workers may have had the signal too (a terminal's Ctrl+C): not a death
         now = time.monotonic()
         for slot, worker in enumerate(self.workers):
+            if worker.ready.is_set():  # it served, even if it has died since the last look
+                self.served = True
             if worker.process.is_alive():
                 if worker.ready.is_set():
                     self.retry_at.pop(slot, None)
@@ -183,8 +234,9 @@ class Supervisor:
                 log.warning("worker_exited", pid=worker.process.pid, status=worker.process.exitcode)
                 self.workers[slot] = _Worker(self.config)
                 continue
-            if not any(w.ready.is_set() and w.process.is_alive() for w in self.workers):
-                log.error("worker_failed_to_start", status=worker.process.exitcode, action="stopping: no worker serves")
+            if not self.served:
+                log.error("worker_failed_to_start", status=worker.process.exitcode,
+                          action="stopping: no worker has served yet")
                 self.status = 1
                 self.stopping.set()
                 return

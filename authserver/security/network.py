@@ -68,7 +68,8 @@ def client_ip(
     """
     if not scope_client_host:
         return UNKNOWN
-    peer, text = _peer(scope_client_host)
+    # the cache is for real peers only (an address is at most 45 characters)
+    peer, text = _peer(scope_client_host) if len(scope_client_host) <= 45 else _peer.__wrapped__(scope_client_host)
     if peer is None or not trusted_proxies:
         return text
     trusted = _networks(tuple(trusted_proxies))
