@@ -9,7 +9,8 @@ now and then — through five phases:
 
 Required: no 5xx while the dependencies are up (Redis down included: it is a
 cache and a counter store); only 503 ``temporarily_unavailable`` (or answers
-that need no database) while Postgres is cut; a successful token request within
+that need no database) for requests in flight while Postgres is cut (sent or
+answered during the cut: the phase is taken when a request is sent, too); a successful token request within
 5 s of Postgres coming back; afterwards no revocation lost (every token revoked
 with a 200 is inactive) and no grant lost (every refresh token last issued still
 works; a chain whose rotation got a 503 while Postgres was cut is abandoned, since
@@ -47,11 +48,14 @@ class Record:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note(self, kind: str, response: httpx.Response | None, error: str | None = None) -> None:
-        phase = self.phase
+        # counted in the phase it was sent in; under the cut's rules if it was in flight
+        # during any part of the cut (sent just before it, or answered just after it)
+        answered = self.phase
+        phase: str = response.request.extensions.get("phase", answered) if response is not None else answered
         outcome = error or str(response.status_code if response is not None else "?")
         with self.lock:
             self.answers[(phase, kind, outcome)] += 1
-            if response is None or phase == "postgres_cut":
+            if response is None or "postgres_cut" in (phase, answered):
                 if response is not None and response.status_code >= 500 and not _unavailable(response):
                     self.bad.append(f"{phase} {kind} {response.status_code} {response.text[:200]}")
                 return
@@ -85,8 +89,11 @@ def test_redis_and_postgres_faults_under_load(cluster: Cluster) -> None:
     stop = threading.Event()
     auth = (client_id, secret)
 
+    def sent_in_phase(request: httpx.Request) -> None:
+        request.extensions["phase"] = record.phase
+
     def client() -> httpx.Client:
-        return httpx.Client(base_url=node.url, timeout=5)
+        return httpx.Client(base_url=node.url, timeout=5, event_hooks={"request": [sent_in_phase]})
 
     def logins() -> None:
         with client() as http:
