@@ -161,7 +161,8 @@ class Supervisor:
         self.config = config
         self.count = workers
         self.workers: list[_Worker] = []
-        self.retry_at: dict[int, tuple[float, float]] = {}  # slot -> (when, last delay)
+        self.backoff: dict[int, float] = {}  # slot -> the last retry delay, until it serves again
+        self.due: dict[int, float] = {}  # slot -> when its failed worker is started again
         self.signals: list[int] = []
         self.stopping = threading.Event()
         self.served = False  # has any worker served yet
@@ -228,7 +229,7 @@ class Supervisor:
                 self.served = True
             if worker.process.is_alive():
                 if worker.ready.is_set():
-                    self.retry_at.pop(slot, None)
+                    self.backoff.pop(slot, None)
                 continue
             if worker.ready.is_set():
                 log.warning("worker_exited", pid=worker.process.pid, status=worker.process.exitcode)
@@ -240,11 +241,12 @@ class Supervisor:
                 self.status = 1
                 self.stopping.set()
                 return
-            when, delay = self.retry_at.get(slot, (0.0, 0.0))
-            if when == 0.0:
-                delay = min(max(delay * 2, RETRY_FIRST), RETRY_MAX)
-                self.retry_at[slot] = (now + delay, delay)
+            due = self.due.get(slot)
+            if due is None:
+                delay = min(self.backoff.get(slot, RETRY_FIRST / 2) * 2, RETRY_MAX)
+                self.backoff[slot] = delay
+                self.due[slot] = now + delay
                 log.error("worker_failed_to_start", status=worker.process.exitcode, retry_in_seconds=delay)
-            elif now >= when:
-                self.retry_at[slot] = (0.0, delay)
+            elif now >= due:
+                del self.due[slot]
                 self.workers[slot] = _Worker(self.config)

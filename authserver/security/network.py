@@ -28,15 +28,18 @@ def _parse_ip(value: str) -> IPAddress:
     return ip
 
 
-@functools.lru_cache(maxsize=4096)
 def _peer(host: str) -> tuple[IPAddress | None, str]:
-    """The peer address parsed and normalised, or (None, as given) when it is not one;
-    cached, as the same few peers (proxies, load balancers) send most requests."""
+    """The peer address parsed and normalised, or (None, as given) when it is not one."""
     try:
         ip = _parse_ip(host)
     except ValueError:
         return None, host
     return ip, str(ip)
+
+
+# the same few peers (proxies, load balancers) send most requests; only real addresses
+# (at most 45 characters) are cached, so odd peer strings cannot fill it
+_cached_peer = functools.lru_cache(maxsize=4096)(_peer)
 
 
 @functools.lru_cache(maxsize=16)
@@ -68,8 +71,7 @@ def client_ip(
     """
     if not scope_client_host:
         return UNKNOWN
-    # the cache is for real peers only (an address is at most 45 characters)
-    peer, text = _peer(scope_client_host) if len(scope_client_host) <= 45 else _peer.__wrapped__(scope_client_host)
+    peer, text = (_cached_peer if len(scope_client_host) <= 45 else _peer)(scope_client_host)
     if peer is None or not trusted_proxies:
         return text
     trusted = _networks(tuple(trusted_proxies))
