@@ -139,6 +139,7 @@ def _run_worker(config: uvicorn.Config, ready: Event) -> None:
 class _Worker:
     def __init__(self, config: uvicorn.Config) -> None:
         self.ready = _spawn.Event()
+        self.announced = False  # its "worker_serving" line is logged
         self.process: BaseProcess = _spawn.Process(target=_run_worker, args=(config, self.ready),
                                                    name="authserver-worker")
         self.process.start()
@@ -227,6 +228,9 @@ class Supervisor:
         for slot, worker in enumerate(self.workers):
             if worker.ready.is_set():  # it served, even if it has died since the last look
                 self.served = True
+                if not worker.announced:
+                    worker.announced = True
+                    log.info("worker_serving", pid=worker.process.pid)
             if worker.process.is_alive():
                 if worker.ready.is_set():
                     self.backoff.pop(slot, None)

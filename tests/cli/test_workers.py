@@ -106,7 +106,10 @@ def start(tmp_path: Path, port: int | None = None, name: str = "server") -> Serv
 def server(tmp_path: Path) -> Iterator[Server]:
     s = start(tmp_path)
     try:
-        wait_for(lambda: s.process.poll() is not None or len(s.listeners()) == 2)
+        # serving as the supervisor sees it (a worker listens a moment before it says it
+        # serves; killed in between, it counts as one that failed to start)
+        wait_for(lambda: s.process.poll() is not None or (
+            len(s.listeners()) == 2 and s.log.read_text().count('"event": "worker_serving"') == 2))
         assert s.process.poll() is None, s.log.read_text()[-3000:]
         yield s
     finally:
