@@ -190,24 +190,28 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         command.downgrade(alembic_config(str(engine.url), conn), revision)
 
 
+#: the ``session.info`` key of the callbacks :func:`on_commit` holds
+ON_COMMIT = "on_commit"
+
+
 def on_commit(session: Session, callback: Any) -> None:
     """Run ``callback()`` once ``session``'s transaction has committed (never on rollback).
 
     For in-process caches: noting a change before the commit could be undone
     by a concurrent reload from the database that does not see it yet.
     """
-    session.info.setdefault("on_commit", []).append(callback)
+    session.info.setdefault(ON_COMMIT, []).append(callback)
 
 
 @event.listens_for(Session, "after_commit")
 def _run_on_commit(session: Session) -> None:
-    for callback in session.info.pop("on_commit", []):
+    for callback in session.info.pop(ON_COMMIT, []):
         callback()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_on_commit(session: Session) -> None:
-    session.info.pop("on_commit", None)
+    session.info.pop(ON_COMMIT, None)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.db import KEEP_LOADED
+from authserver.db import KEEP_LOADED, ON_COMMIT
 from authserver.errors import BadRequest
 from authserver.security.input import FORM_STATE, InputRejected, load_json
 
@@ -153,9 +153,13 @@ def _run_in_session(ctx: Context, fn: Callable[[], T]) -> T:
     session.info[KEEP_LOADED] = []  # one request: rows it loads stay in the identity map (db.py)
     token = current_db.set(session)
     try:
-        with session.begin():
-            return fn()
-    finally:
+        result = fn()
+        # work that touched no table (a JWT issued or introspected from the caches) left
+        # no transaction: committing would only run SQLAlchemy's bookkeeping
+        if session.in_transaction() or ON_COMMIT in session.info:
+            session.commit()
+        return result
+    finally:  # close() rolls back whatever did not commit
         current_db.reset(token)
         session.close()
 

@@ -31,10 +31,15 @@ from authserver.security.crypto import new_token
 from authserver.tokens.cache import Subject, TokenState
 
 if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
+
     from authserver.keys.service import KeyStore
     from authserver.settings import Settings
 
 CLOCK_SKEW = 30
+#: access tokens remembered as signed by us (:meth:`TokenIssuer.verify_access_token`);
+#: the memory is emptied when full (about 3 MB at a typical 700-byte token)
+VERIFIED_MAX = 4096
 #: a logout token is signed afresh for each delivery attempt, so it can be short-lived
 LOGOUT_TOKEN_TTL = 120
 # jti: unique, not secret (RFC 7519 §4.1.7). A random per-process prefix and a
@@ -108,6 +113,8 @@ class TokenIssuer:
         self.issuer = settings.issuer
         #: (kid, typ) -> (base64url protected header + ".", the key's cryptography object)
         self._headers: dict[tuple[str, Any], tuple[bytes, rsa.RSAPrivateKey]] = {}
+        #: (the published key set, {access token: its checked claims}), replaced as one
+        self._verified: tuple[KeySet | None, dict[str, dict[str, Any]]] = (None, {})
 
     def _sign(self, header: dict[str, Any], claims: dict[str, Any], alg: str = RS256) -> str:
         """JWS compact serialization (RFC 7515 §7.1) with the active key of ``alg``.
@@ -247,8 +254,11 @@ class TokenIssuer:
         return new_token(32)
 
     def verify_access_token(self, token: str) -> dict[str, Any] | None:
-        """Claims of a valid, unexpired, unrevoked access token we issued; else None."""
-        data = self._decode(token, expect_typ="at+jwt")
+        """Claims of a valid, unexpired, unrevoked access token we issued; else None.
+
+        Expiry and revocation are checked on every call; what the signature proved
+        (:meth:`_signed_access_token`) is remembered."""
+        data = self._signed_access_token(token)
         if data is None:
             return None
         if not isinstance(data.get("exp"), int) or data["exp"] + CLOCK_SKEW < time.time():
@@ -257,20 +267,46 @@ class TokenIssuer:
             return None
         return data
 
+    def _signed_access_token(self, token: str) -> dict[str, Any] | None:
+        """The claims of an access token with our signature, ``typ`` ``at+jwt`` and our
+        issuer (RFC 9068 §4), remembered by the token's text under the published key set
+        that verified it. A resource server introspects the same token on every call it
+        serves; this check's answer cannot change while the key set stays the same, and
+        any change of the set (a rotation, a retired or removed key) starts an empty
+        memory. Tokens that fail are never remembered."""
+        if not isinstance(token, str):
+            return None
+        verify_set = self.keys.verify_set
+        under, verified = self._verified
+        if under is not verify_set:
+            verified = {}
+            self._verified = (verify_set, verified)
+        claims = verified.get(token)
+        if claims is None:
+            claims = self._decode(token, expect_typ="at+jwt", verify_set=verify_set)
+            if claims is None:
+                return None
+            if len(verified) >= VERIFIED_MAX:
+                verified = {}
+                self._verified = (verify_set, verified)
+            verified[token] = claims
+        return dict(claims)  # a copy: a caller never changes what is remembered
+
     def verify_id_token_hint(self, token: str) -> dict[str, Any] | None:
         """Claims of an ID token we issued; an expired one is accepted as a hint
         (OIDC Core §3.1.2.1, RP-Initiated Logout §2)."""
         return self._decode(token, expect_typ=None, algs=SIGNING_ALGS)
 
-    def _decode(self, token: str, expect_typ: str | None,
-                algs: tuple[str, ...] = (RS256,)) -> dict[str, Any] | None:
+    def _decode(self, token: str, expect_typ: str | None, algs: tuple[str, ...] = (RS256,),
+                verify_set: KeySet | None = None) -> dict[str, Any] | None:
         if not isinstance(token, str) or len(token) > 8192 or token.count(".") != 2:
             return None
+        keys = self.keys.verify_set if verify_set is None else verify_set
         try:
             if algs == (RS256,):
-                decoded = jwt.decode(token, self.keys.verify_set, algorithms=["RS256"])
+                decoded = jwt.decode(token, keys, algorithms=["RS256"])
             else:
-                decoded = jwt.decode(token, self.keys.verify_set, algorithms=list(algs), registry=_ID_TOKEN_REGISTRY)
+                decoded = jwt.decode(token, keys, algorithms=list(algs), registry=_ID_TOKEN_REGISTRY)
         except (JoseError, ValueError, TypeError, KeyError):
             return None
         typ = decoded.header.get("typ")
