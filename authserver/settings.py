@@ -112,6 +112,7 @@ class Settings:
     backchannel_logout_timeout: int = 5
     backchannel_logout_max_attempts: int = 5
     backchannel_logout_retry_delay: int = 30
+    outbound_allow_private: bool = False
     require_pkce: bool = True
     dpop_proof_max_age: int = 60
     dpop_clock_skew: int = 10
@@ -164,6 +165,13 @@ class Settings:
     @property
     def is_https(self) -> bool:
         return self.issuer.startswith("https://")
+
+    @property
+    def private_destinations_allowed(self) -> bool:
+        """Whether a client's ``jwks_uri`` and ``backchannel_logout_uri`` may point at a
+        private, loopback or link-local address (``security/outbound.py``): when set, or
+        while the issuer is plain http (a development server, its clients on the same machine)."""
+        return self.outbound_allow_private or not self.is_https
 
     @property
     def is_sqlite(self) -> bool:

@@ -88,6 +88,13 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "presented",
         "check_presented",
     ],
+    # requests to client-chosen addresses (jwks_uri, backchannel_logout_uri): no private
+    # destination unless allowed, and the request pinned to the checked address
+    "authserver/security/outbound.py": [
+        "is_public",
+        "resolve",
+        "Destination.request",
+    ],
     # WebAuthn: the relying party, the challenge, the owner, the user handle, user
     # verification and the signature counter
     "authserver/passkeys/service.py": [
@@ -120,6 +127,7 @@ CI_TESTS = [
     "tests/dpop/test_dpop.py",
     "tests/passkeys/test_service.py",
     "tests/passkeys/test_pages.py",
+    "tests/security/test_outbound.py",
 ]
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",

@@ -38,6 +38,7 @@ from authserver.clients.models import Client
 from authserver.consents.models import Consent
 from authserver.db import on_commit, transaction, utcnow
 from authserver.device_flow.models import DeviceAuthorization
+from authserver.security import outbound
 from authserver.security.crypto import new_token
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 
@@ -178,12 +179,17 @@ def claim_due(db: Session, *, lease: int, now: dt.datetime | None = None, limit:
     return claimed
 
 
-def post(uri: str, logout_token: str, timeout: float) -> str | None:
-    """POST the token as a form (§2.5); None on a 2xx, else what went wrong (no body kept)."""
+def post(uri: str, logout_token: str, timeout: float, *, allow_private: bool) -> str | None:
+    """POST the token as a form (§2.5); None on a 2xx, else what went wrong (no body kept).
+    Only to a public address unless ``allow_private`` (:mod:`authserver.security.outbound`)."""
+    try:
+        destination = outbound.resolve(uri, allow_private=allow_private)
+    except outbound.ForbiddenDestination as refused:
+        return f"not sent: {refused}"
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as http:
-            response = http.post(uri, data={"logout_token": logout_token},
-                                 headers={"Cache-Control": "no-store"})
+            response = http.send(destination.request(http, "POST", data={"logout_token": logout_token},
+                                                     headers={"Cache-Control": "no-store"}))
     except httpx.HTTPError as exc:
         return type(exc).__name__
     if 200 <= response.status_code < 300:
@@ -220,7 +226,7 @@ def deliver_due(ctx: Context) -> dict[str, int]:
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     for item in claimed:
         token = ctx.oauth.token_issuer.logout_token(item.client_id, sub=item.sub, sid=item.sid, jti=item.jti)
-        error = post(item.uri, token, s.backchannel_logout_timeout)
+        error = post(item.uri, token, s.backchannel_logout_timeout, allow_private=s.private_destinations_allowed)
         with transaction(ctx.sessions) as db:
             status = record_result(db, item, error, max_attempts=s.backchannel_logout_max_attempts,
                                    retry_delay=s.backchannel_logout_retry_delay)

@@ -23,8 +23,9 @@ Keys found by ``jwks_uri`` are cached per process for :attr:`ClientKeys.ttl`
 seconds; an assertion naming an unknown ``kid`` refetches once (at most every
 :attr:`ClientKeys.min_refetch` seconds per URI, so random ``kid``s cannot make
 the server fetch in a loop). Fetches: GET only, no redirects followed, a
-timeout, a response size cap, ``https`` only (``http`` only on loopback and only
-while the issuer itself is ``http``, i.e. development).
+timeout, a response size cap, ``https`` only (``http`` only while the issuer itself is
+``http``, i.e. development), and only to public addresses unless
+``OUTBOUND_ALLOW_PRIVATE`` (:mod:`authserver.security.outbound`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import datetime as dt
 import json
 import threading
 import time
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -49,6 +51,7 @@ from authserver.clients.models import Client
 from authserver.keys.algorithms import jws_registry
 from authserver.oauth import vocabulary
 from authserver.oauth.bridge import current_db
+from authserver.security import outbound
 
 if TYPE_CHECKING:
     from authserver.settings import Settings
@@ -67,9 +70,11 @@ class ClientKeys:
     """The public keys a ``private_key_jwt`` client registered: inline, or fetched from
     its ``jwks_uri`` and cached per process."""
 
-    def __init__(self, *, allow_http: bool, ttl: int = 300, timeout: float = 5.0,
+    def __init__(self, *, allow_http: bool, allow_private: bool, ttl: int = 300, timeout: float = 5.0,
                  max_bytes: int = 64 * 1024, min_refetch: float = 10.0) -> None:
         self.allow_http = allow_http
+        #: fetch from private, loopback and link-local addresses too (security/outbound.py)
+        self.allow_private = allow_private
         self.ttl = ttl
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -110,7 +115,11 @@ class ClientKeys:
         if urlsplit(uri).scheme != "https" and not self.allow_http:
             raise InvalidClientError(description="The client's jwks_uri must be https.")
         try:
-            body = self._get(uri)
+            destination = outbound.resolve(uri, allow_private=self.allow_private)
+        except outbound.ForbiddenDestination as refused:
+            raise InvalidClientError(description=f"The client's jwks_uri is not fetched: {refused}.") from None
+        try:
+            body = self._get(destination)
             keys: list[dict[str, Any]] = clients.validate_jwks(json.loads(body))["keys"]
         except (httpx.HTTPError, ValueError, ClientError, RecursionError):
             raise InvalidClientError(description="The client's jwks_uri did not return a usable JWK Set.") from None
@@ -118,9 +127,10 @@ class ClientKeys:
             self._cache[uri] = (keys, self.clock())
         return keys
 
-    def _get(self, uri: str) -> bytes:
+    def _get(self, destination: outbound.Destination) -> bytes:
         with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as http, \
-                http.stream("GET", uri, headers={"Accept": "application/json"}) as response:
+                closing(http.send(destination.request(http, "GET", headers={"Accept": "application/json"}),
+                                  stream=True)) as response:
             if response.status_code != 200:
                 raise ValueError(f"status {response.status_code}")
             declared = response.headers.get("content-length")

@@ -54,7 +54,8 @@ class Server(rfc6749.AuthorizationServer):
         self.token_issuer = TokenIssuer(ctx.settings, ctx.keys, self.revoked)
         self.dpop = DPoP(ctx.settings, ctx.redis)
         # http jwks_uri only while the server itself runs on http (loopback development)
-        self.client_keys = ClientKeys(allow_http=not ctx.settings.is_https)
+        self.client_keys = ClientKeys(allow_http=not ctx.settings.is_https,
+                                      allow_private=ctx.settings.private_destinations_allowed)
         self.register_client_auth_method(vocabulary.PRIVATE_KEY_JWT, PrivateKeyJWT(ctx.settings, self.client_keys))
         id_token = grants.IDTokenExtension()
         self.register_grant(grants.AuthorizationCodeGrant,

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 CLOCK_SKEW = 30
 #: access tokens remembered as signed by us (:meth:`TokenIssuer.verify_access_token`);
-#: the memory is emptied when full (about 3 MB at a typical 700-byte token)
+#: the memory is emptied when full (about 7.5 MB with 800-character tokens, measured)
 VERIFIED_MAX = 4096
 #: a logout token is signed afresh for each delivery attempt, so it can be short-lived
 LOGOUT_TOKEN_TTL = 120

@@ -293,6 +293,7 @@ class JwksServer:
         self.fetches = 0
         self.delay = 0.0
         self.accept: str | None = None
+        self.host: str | None = None
         self.declare = True  # send Content-Length
         outer = self
 
@@ -300,6 +301,7 @@ class JwksServer:
             def do_GET(self) -> None:
                 outer.fetches += 1
                 outer.accept = self.headers.get("Accept")
+                outer.host = self.headers.get("Host")
                 time.sleep(outer.delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -380,12 +382,13 @@ def test_http_jwks_uri_is_not_fetched_by_an_https_server(ctx, jwks_server):
 
     signer = Signer()
     jwks_server.publish(signer)
-    keys = ClientKeys(allow_http=False)
+    keys = ClientKeys(allow_http=False, allow_private=True)
     with pytest.raises(InvalidClientError) as caught:
         keys.keys(Client(jwks_uri=jwks_server.url), kid=None)
     assert caught.value.description == "The client's jwks_uri must be https."
     assert jwks_server.fetches == 0
-    assert ClientKeys(allow_http=True).keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
+    allowed = ClientKeys(allow_http=True, allow_private=True)
+    assert allowed.keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
 
 
 @pytest.mark.parametrize("declared", [True, False])
@@ -399,10 +402,10 @@ def test_a_jwks_uri_answer_of_exactly_the_cap_is_taken_and_one_byte_more_is_not(
     jwks_server.publish(signer)
     size = len(jwks_server.body)
     jwks_server.declare = declared
-    at_cap = ClientKeys(allow_http=True, max_bytes=size)
+    at_cap = ClientKeys(allow_http=True, allow_private=True, max_bytes=size)
     assert at_cap.keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
     assert jwks_server.accept == "application/json"
-    below = ClientKeys(allow_http=True, max_bytes=size - 1)
+    below = ClientKeys(allow_http=True, allow_private=True, max_bytes=size - 1)
     with pytest.raises(InvalidClientError) as caught:
         below.keys(Client(jwks_uri=jwks_server.url), kid=None)
     assert caught.value.description == "The client's jwks_uri did not return a usable JWK Set."
