@@ -23,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+NOT_A_URL = "the URI must be an http(s) URL with a host and no credentials"
+
 
 class ForbiddenDestination(ValueError):
     """The URI's host is not an address this server sends requests to; the message is
@@ -61,10 +63,13 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
     Every address the host resolves to is checked (the HTTP client could try any of
     them). With ``allow_private`` nothing is refused, so the host is left to the HTTP
     client to resolve as usual."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        raise ForbiddenDestination("the URI must be an http(s) URL with a host and no credentials")
-    host = parts.hostname
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port  # a port out of range raises here
+    except ValueError:
+        raise ForbiddenDestination(NOT_A_URL) from None
+    if not host or parts.scheme not in ("http", "https") or "@" in parts.netloc:
+        raise ForbiddenDestination(NOT_A_URL)
     if allow_private:
         return Destination(uri, host, uri)
     try:
@@ -76,5 +81,5 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
             "the URI's host is a private, loopback or link-local address; "
             "set OUTBOUND_ALLOW_PRIVATE to send requests there")
     literal = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    netloc = f"{literal}:{port}" if port else literal
     return Destination(uri, host, urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))

@@ -64,7 +64,8 @@ def test_private_destinations_are_refused(uri):
 
 
 @pytest.mark.parametrize("uri", ["ftp://8.8.8.8/jwks", "https:///jwks", "file:///etc/passwd",
-                                 "https://user:secret@8.8.8.8/jwks"])
+                                 "https://user:secret@8.8.8.8/jwks", "https://8.8.8.8:99999/jwks",
+                                 "https://[::1/jwks"])
 @pytest.mark.parametrize("allow_private", [True, False])
 def test_only_http_urls_with_a_host_and_no_credentials(uri, allow_private):
     with pytest.raises(outbound.ForbiddenDestination) as refused:
@@ -112,6 +113,15 @@ def test_a_private_jwks_uri_is_never_fetched(jwks_server):
     allowed = ClientKeys(allow_http=True, allow_private=True)
     assert allowed.keys(Client(jwks_uri=jwks_server.url), kid=None)[0]["kid"] == signer.kid
     assert jwks_server.fetches == 1
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_a_jwks_uri_with_a_port_out_of_range_is_invalid_client_not_an_error(allow_private):
+    """Registration checks the host, not the port: the fetch must refuse it cleanly."""
+    keys = ClientKeys(allow_http=False, allow_private=allow_private)
+    with pytest.raises(InvalidClientError) as caught:
+        keys.keys(Client(jwks_uri="https://jwks.example.com:99999/keys"), kid=None)
+    assert "with a host and no credentials" in str(caught.value.description)
 
 
 def test_the_request_goes_to_the_checked_address_and_names_the_host(jwks_server):
