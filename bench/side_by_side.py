@@ -60,6 +60,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 DB_NAME = "authserver_sbs"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_OURS = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
+REFRESH_WARMUP_TOKENS = 6_000  # per run: a 2 s warm-up at up to 3,000 rps
 LOADS = ["discovery", "jwks", "client_credentials", "introspection", "codeflow", "refresh"]
 TARGETS = {"discovery": 1.0, "jwks": 1.0, "client_credentials": 1.1, "introspection": 0.6, "codeflow": 1.0}
 
@@ -171,12 +172,15 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 def wrk(args: argparse.Namespace, out: Path, label: str, url: str, *, method: str = "GET", body: str = "",
-        auth: str = "", body_file: str = "") -> dict[str, Any]:
+        auth: str = "", body_file: str = "", warmup_file: str = "") -> dict[str, Any]:
+    """One measured wrk run after a warm-up; single-use bodies (``body_file``) warm up
+    on bodies of their own (``warmup_file``), never on the measured ones."""
     env = {**os.environ, "BENCH_LABEL": label, "BENCH_METHOD": method, "BENCH_BODY": body,
            "BENCH_AUTH": auth, "BENCH_BODY_FILE": body_file}
     base = ["wrk", "-t1", f"-c{args.connections}", "--timeout", "5s", "-s", LUA, url]
-    if args.warmup and not body_file:  # single-use bodies are not spent on a warm-up
-        subprocess.run([*base[:2], f"-d{args.warmup}s", *base[2:]], env=env, capture_output=True, check=False)
+    if args.warmup and (warmup_file or not body_file):
+        subprocess.run([*base[:2], f"-d{args.warmup}s", *base[2:]], env={**env, "BENCH_BODY_FILE": warmup_file},
+                       capture_output=True, check=False)
     done = subprocess.run([*base[:2], f"-d{args.duration}s", *base[2:]], env=env, capture_output=True,
                           text=True, check=False)
     (out / f"{label}.wrk").write_text(done.stdout + done.stderr)
@@ -226,6 +230,7 @@ class Ours:
             "AUTHSERVER_ARGON2_TIME_COST": "1",
         }
         self.refresh_files: list[str] = []
+        self.refresh_warmup_files: list[str] = []
         self.state: dict[str, Any] = {}
         self.run_no = 0
 
@@ -253,15 +258,20 @@ class Ours:
         runs = self.args.repeat + (1 if self.args.scaling else 0)
         per_run = self.args.refresh_per_run
         tokens = self.work / "refresh.txt"
+        per_warmup = REFRESH_WARMUP_TOKENS
         subprocess.run([PY, "bench/seed.py", "refresh", "--state", str(state_path), "--count",
-                        str(per_run * runs), "--out", str(tokens)], env=self.env, cwd=ROOT, check=True,
-                       capture_output=True)
-        lines = tokens.read_text().split()
+                        str((per_run + per_warmup) * runs), "--out", str(tokens)], env=self.env, cwd=ROOT,
+                       check=True, capture_output=True)
+        lines = iter(tokens.read_text().split())
         for i in range(runs):
-            path = self.work / f"refresh-{i}.txt"
-            path.write_text("".join(f"grant_type=refresh_token&refresh_token={t}\n"
-                                    for t in lines[i * per_run:(i + 1) * per_run]))
-            self.refresh_files.append(str(path))
+            for kind, count, files in (("warmup", per_warmup, self.refresh_warmup_files),
+                                       ("run", per_run, self.refresh_files)):
+                path = self.work / f"refresh-{kind}-{i}.txt"
+                path.write_text("".join(f"grant_type=refresh_token&refresh_token={next(lines)}\n"
+                                        for _ in range(count)))
+                files.append(str(path))
+        with psycopg.connect(PG_ADMIN.rsplit("/", 1)[0] + f"/{DB_NAME}", autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")  # as a database in service would be, not fresh from a bulk insert
 
     def teardown(self) -> None:
         stop(self.proc)
@@ -352,30 +362,38 @@ class Ours:
             f"{st['refresh']['client_id']}:{st['refresh']['client_secret']}".encode()).decode()
         wrk_n = lambda r: r.get("requests", 0)  # noqa: E731
         res: dict[str, dict[str, Any]] = {}
-        res["discovery"] = self.measured("discovery", wrk_n, lambda: wrk(
-            self.args, out, f"{tag}-discovery", f"{b}/.well-known/openid-configuration"))
-        # after a first load: a spawned worker may still be importing right after start
-        pids = self.worker_pids()
-        res["rss_idle_kib"] = {"workers": [rss_kib(p) for p in pids], "pids": pids}  # type: ignore[dict-item]
-        res["jwks"] = self.measured("jwks", wrk_n, lambda: wrk(self.args, out, f"{tag}-jwks", f"{b}/jwks.json"))
-        res["client_credentials"] = self.measured("client_credentials", wrk_n, lambda: wrk(
-            self.args, out, f"{tag}-client_credentials", f"{b}/token", method="POST",
-            body="grant_type=client_credentials&scope=api%3Aread", auth=cc), sample_rss=True)
-        token = httpx.post(f"{b}/token", data={"grant_type": "client_credentials", "scope": "api:read"},
-                           auth=(st["cc"]["client_id"], st["cc"]["client_secret"])).json()["access_token"]
-        res["introspection"] = self.measured("introspection", wrk_n, lambda: wrk(
-            self.args, out, f"{tag}-introspection", f"{b}/introspect", method="POST",
-            body=f"token={token}&token_type_hint=access_token", auth=cc))
-        check = httpx.post(f"{b}/introspect", data={"token": token}, auth=(st["cc"]["client_id"],
-                                                                           st["cc"]["client_secret"]))
-        res["introspection"]["still_active"] = bool(check.json().get("active"))
-        res["refresh"] = self.measured("refresh", wrk_n, lambda: wrk(
-            self.args, out, f"{tag}-refresh", f"{b}/token", method="POST", auth=rt,
-            body_file=self.refresh_files[self.run_no]))
-        res["codeflow"] = self.measured("codeflow", lambda r: r.get("iterations", 0) - r.get("errors", 0),
-                                        lambda: codeflow(self.args, out, f"{tag}-codeflow", b, [
-                                            "--state", str(self.work / "state.json"),
-                                            "--scope", "openid offline_access"]))
+        want = self.args.only.__contains__
+        if want("discovery"):
+            res["discovery"] = self.measured("discovery", wrk_n, lambda: wrk(
+                self.args, out, f"{tag}-discovery", f"{b}/.well-known/openid-configuration"))
+            # after a first load: a spawned worker may still be importing right after start
+            pids = self.worker_pids()
+            res["rss_idle_kib"] = {"workers": [rss_kib(p) for p in pids], "pids": pids}  # type: ignore[dict-item]
+        if want("jwks"):
+            res["jwks"] = self.measured("jwks", wrk_n, lambda: wrk(
+                self.args, out, f"{tag}-jwks", f"{b}/jwks.json"))
+        if want("client_credentials"):
+            res["client_credentials"] = self.measured("client_credentials", wrk_n, lambda: wrk(
+                self.args, out, f"{tag}-client_credentials", f"{b}/token", method="POST",
+                body="grant_type=client_credentials&scope=api%3Aread", auth=cc), sample_rss=True)
+        if want("introspection"):
+            token = httpx.post(f"{b}/token", data={"grant_type": "client_credentials", "scope": "api:read"},
+                               auth=(st["cc"]["client_id"], st["cc"]["client_secret"])).json()["access_token"]
+            res["introspection"] = self.measured("introspection", wrk_n, lambda: wrk(
+                self.args, out, f"{tag}-introspection", f"{b}/introspect", method="POST",
+                body=f"token={token}&token_type_hint=access_token", auth=cc))
+            check = httpx.post(f"{b}/introspect", data={"token": token}, auth=(st["cc"]["client_id"],
+                                                                               st["cc"]["client_secret"]))
+            res["introspection"]["still_active"] = bool(check.json().get("active"))
+        if want("refresh"):
+            res["refresh"] = self.measured("refresh", wrk_n, lambda: wrk(
+                self.args, out, f"{tag}-refresh", f"{b}/token", method="POST", auth=rt,
+                body_file=self.refresh_files[self.run_no], warmup_file=self.refresh_warmup_files[self.run_no]))
+        if want("codeflow"):
+            res["codeflow"] = self.measured("codeflow", lambda r: r.get("iterations", 0) - r.get("errors", 0),
+                                            lambda: codeflow(self.args, out, f"{tag}-codeflow", b, [
+                                                "--state", str(self.work / "state.json"),
+                                                "--scope", "openid offline_access"]))
         pids = self.worker_pids()  # a pid that changed: uvicorn restarted a worker
         res["rss_end_kib"] = {"workers": [rss_kib(p) for p in pids], "pids": pids}  # type: ignore[dict-item]
         self.run_no += 1
@@ -445,28 +463,34 @@ class Peer:
         basic = "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         wrk_n = lambda r: r.get("requests", 0)  # noqa: E731
         res: dict[str, dict[str, Any]] = {}
-        res["discovery"] = self.measured(wrk_n, lambda: wrk(
-            args, out, f"{tag}-discovery", f"{b}/.well-known/openid-configuration"))
-        res["rss_idle_kib"] = {"workers": [rss_kib(self.proc.pid)]}  # type: ignore[dict-item]
-        res["jwks"] = self.measured(wrk_n, lambda: wrk(args, out, f"{tag}-jwks", f"{b}/jwks"))
-        res["client_credentials"] = self.measured(wrk_n, lambda: wrk(
-            args, out, f"{tag}-client_credentials", f"{b}/token", method="POST",
-            body="grant_type=client_credentials&scope=api%3Aread", auth=basic), sample_rss=True)
-        # a fresh opaque token (the peer's in-memory store is an LRU the run above churned)
-        token = httpx.post(f"{b}/token", data={"grant_type": "client_credentials", "scope": "api:read",
-                                               "resource": "urn:bench:opaque"},
-                           auth=(self.client_id, self.client_secret)).json()["access_token"]
-        res["introspection"] = self.measured(wrk_n, lambda: wrk(
-            args, out, f"{tag}-introspection", f"{b}/token/introspection", method="POST",
-            body=f"token={token}&token_type_hint=access_token", auth=basic))
-        check = httpx.post(f"{b}/token/introspection", data={"token": token},
-                           auth=(self.client_id, self.client_secret))
-        res["introspection"]["still_active"] = bool(check.json().get("active"))
-        res["codeflow"] = self.measured(lambda r: r.get("iterations", 0) - r.get("errors", 0), lambda: codeflow(
-            args, out, f"{tag}-codeflow", b, [
-                "--authorize-path", "/auth", "--scope", "openid offline_access api:read",
-                "--client-id", self.client_id, "--client-secret", self.client_secret,
-                "--redirect-uri", self.redirect_uri, "--username", "alice", "--password", "x"]))
+        want = args.only.__contains__
+        if want("discovery"):
+            res["discovery"] = self.measured(wrk_n, lambda: wrk(
+                args, out, f"{tag}-discovery", f"{b}/.well-known/openid-configuration"))
+            res["rss_idle_kib"] = {"workers": [rss_kib(self.proc.pid)]}  # type: ignore[dict-item]
+        if want("jwks"):
+            res["jwks"] = self.measured(wrk_n, lambda: wrk(args, out, f"{tag}-jwks", f"{b}/jwks"))
+        if want("client_credentials"):
+            res["client_credentials"] = self.measured(wrk_n, lambda: wrk(
+                args, out, f"{tag}-client_credentials", f"{b}/token", method="POST",
+                body="grant_type=client_credentials&scope=api%3Aread", auth=basic), sample_rss=True)
+        if want("introspection"):
+            # a fresh opaque token (the peer's in-memory store is an LRU the run above churned)
+            token = httpx.post(f"{b}/token", data={"grant_type": "client_credentials", "scope": "api:read",
+                                                   "resource": "urn:bench:opaque"},
+                               auth=(self.client_id, self.client_secret)).json()["access_token"]
+            res["introspection"] = self.measured(wrk_n, lambda: wrk(
+                args, out, f"{tag}-introspection", f"{b}/token/introspection", method="POST",
+                body=f"token={token}&token_type_hint=access_token", auth=basic))
+            check = httpx.post(f"{b}/token/introspection", data={"token": token},
+                               auth=(self.client_id, self.client_secret))
+            res["introspection"]["still_active"] = bool(check.json().get("active"))
+        if want("codeflow"):
+            res["codeflow"] = self.measured(lambda r: r.get("iterations", 0) - r.get("errors", 0), lambda: codeflow(
+                args, out, f"{tag}-codeflow", b, [
+                    "--authorize-path", "/auth", "--scope", "openid offline_access api:read",
+                    "--client-id", self.client_id, "--client-secret", self.client_secret,
+                    "--redirect-uri", self.redirect_uri, "--username", "alice", "--password", "x"]))
         res["rss_end_kib"] = {"workers": [rss_kib(self.proc.pid)]}  # type: ignore[dict-item]
         self.run_no = getattr(self, "run_no", 0) + 1
         return res
@@ -630,10 +654,15 @@ def main() -> None:
     p.add_argument("--codeflow-iterations", type=int, default=200)
     p.add_argument("--refresh-per-run", type=int, default=40_000,
                    help="single-use refresh tokens minted per run (enough for duration x rate)")
+    p.add_argument("--only", type=lambda v: v.split(","), default=LOADS, metavar="LOAD[,LOAD]",
+                   help=f"run only these loads (of {','.join(LOADS)}); the report then goes to "
+                        "bench/results/latest-peer-only.md, the full one stays")
     p.add_argument("--port", type=int, default=8775)
     p.add_argument("--peer-port", type=int, default=9100)
     p.add_argument("--redis-port", type=int, default=6390)
     args = p.parse_args()
+    if set(args.only) - set(LOADS):
+        raise SystemExit(f"--only: unknown load(s) {sorted(set(args.only) - set(LOADS))}; known: {LOADS}")
     for tool in ("wrk", "node", "redis-server", "redis-cli", "psql"):
         if not shutil.which(tool):
             raise SystemExit(f"missing tool: {tool}")
@@ -650,8 +679,10 @@ def main() -> None:
         log("seeding ours (database, private Redis, refresh tokens)")
         ours.setup()
         for i in range(args.repeat):
-            run: dict[str, Any] = {}
+            run: dict[str, Any] = {"peer": {}, "ours": {}}
             order: list[Any] = [peer, ours] if i % 2 == 0 else [ours, peer]
+            if args.only == ["refresh"]:  # the peer has no refresh load
+                order = [ours]
             for server in order:
                 log(f"repeat {i + 1}/{args.repeat}: {server.name}")
                 if server is ours:
@@ -678,7 +709,8 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps({"machine": info, "runs": runs, "scaling_1_worker": scaling},
                                                  indent=1))
     text = report(args, info, runs, scaling)
-    (ROOT / "bench" / "results" / "latest-peer.md").write_text(text)
+    partial = set(args.only) != set(LOADS)
+    (ROOT / "bench" / "results" / f"latest-peer{'-only' if partial else ''}.md").write_text(text)
     (out / "report.md").write_text(text)
     print(text)
 

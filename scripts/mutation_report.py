@@ -57,7 +57,8 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "revoke_user_families",
         "revoke_code_issue",
         "claim_code",
-        "claim_refresh_token",
+        "claim_live_refresh_token",
+        "release_refresh_token",
     ],
     "authserver/security/passwords.py": [
         "PasswordHasher.verify",

@@ -116,12 +116,19 @@ def find_by_login(db: Session, login: str, *, with_roles: bool = True) -> User |
     return db.scalar(select(User).where(column == login).options(*([] if with_roles else [lazyload(User.roles)])))
 
 
+USER_WITHOUT_ROLES = select(User).where(User.id == sa.bindparam("id")).options(lazyload(User.roles))
+
+
 def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> User | None:
     """The user by id. ``with_roles=False`` (token hot paths) defers the roles
     query until ``role_names`` is read inside the same session."""
     if not user_id:
         return None
-    user = db.get(User, user_id, options=None if with_roles else [lazyload(User.roles)])
+    if not with_roles:
+        # the hot paths' statement is built once: its options made SQLAlchemy compute a
+        # new cache key on every call (docs/performance.md)
+        return db.scalars(USER_WITHOUT_ROLES, {"id": user_id}).one_or_none()
+    user = db.get(User, user_id)
     if with_roles and user is not None and "roles" in sa.inspect(user).unloaded:
         # loaded earlier in this session without them: load them now, while it is open
         # (a page may read them after the transaction, e.g. in its template)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc8628 import DeviceCodeGrant as AuthlibDeviceCodeGrant
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from authserver import metrics
 from authserver.accounts import service as accounts
@@ -229,7 +229,7 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
-    _claimed: RefreshToken | None = None
+    _claimed: Row[Any] | None = None
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenAdapter | None:
         """Look the token up and claim it in one ``UPDATE … RETURNING``; only when that
@@ -249,12 +249,12 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
                 # The claim is released (validate_token_request), so a thief without the key burns nothing.
                 raise InvalidGrantError("The refresh token is bound to a DPoP key: send a DPoP proof signed with it.")
             return RefreshTokenAdapter(row)
-        row = tokens.find_refresh_token(db, token_hash)
-        if row is None or row.client_id != client_id:
+        found = tokens.find_refresh_token(db, token_hash)
+        if found is None or found.client_id != client_id:
             return None
-        if row.rotated_at is not None:
+        if found.rotated_at is not None:
             # presented again after rotation, or a concurrent request claimed it first
-            self._reuse_detected(row)
+            self._reuse_detected(found)
         return None
 
     def _reuse_detected(self, row: RefreshToken) -> None:

@@ -7,13 +7,14 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User
 from authserver.clients.models import Client
 from authserver.roles.permissions import Access, client_access
 from authserver.security.crypto import SecretBox
-from authserver.tokens.models import AuthorizationCode, RefreshToken
+from authserver.tokens.models import AuthorizationCode
 
 
 class OAuthClient(ClientMixin):
@@ -119,13 +120,14 @@ class AuthorizationCodeAdapter:
 
 
 class RefreshTokenAdapter:
-    """A ``RefreshToken`` row as Authlib's ``TokenMixin``."""
+    """A claimed ``refresh_tokens`` row (a Core row: its columns by name, see
+    ``tokens.service.claim_live_refresh_token``) as Authlib's ``TokenMixin``."""
 
-    def __init__(self, row: RefreshToken) -> None:
+    def __init__(self, row: Row[Any]) -> None:
         self.row = row
 
     def check_client(self, client: OAuthClient) -> bool:
-        return self.row.client_id == client.client_id
+        return bool(self.row.client_id == client.client_id)
 
     def get_scope(self) -> str:
-        return self.row.scope
+        return str(self.row.scope)

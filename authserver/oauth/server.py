@@ -135,7 +135,8 @@ class Server(rfc6749.AuthorizationServer):
             family_expires = old.family_expires_at if old else now + dt.timedelta(
                 seconds=settings.refresh_token_max_ttl)
             principal: Principal | None = request.user
-            db.add(RefreshToken(
+            tokens.store_refresh_token(
+                db,
                 token_hash=self.ctx.box.keyed_hash(token["refresh_token"]),
                 family_id=family_id,
                 client_id=request.client.client_id,
@@ -156,7 +157,7 @@ class Server(rfc6749.AuthorizationServer):
                 # RFC 9449 §5: a public client's refresh token is bound to its DPoP key;
                 # a confidential client's is already bound to its credentials
                 dpop_jkt=request.dpop.jkt if request.dpop is not None and request.client.is_public else None,
-            ))
+            )
         code = request.authorization_code
         if code is not None:
             code.row.family_id = family_id

@@ -28,6 +28,24 @@ from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedTok
 
 log = structlog.get_logger("authserver.tokens")
 
+REFRESH_TOKENS: sa.Table = RefreshToken.__table__  # type: ignore[assignment]
+# The refresh grant's two statements, built once with their values as parameters: the
+# statement's cache key is then computed from a constant (docs/performance.md).
+CLAIM_REFRESH_TOKEN = (
+    update(REFRESH_TOKENS)
+    .where(
+        REFRESH_TOKENS.c.token_hash == sa.bindparam("hash"),
+        REFRESH_TOKENS.c.client_id == sa.bindparam("client"),
+        REFRESH_TOKENS.c.rotated_at.is_(None),
+        REFRESH_TOKENS.c.revoked_at.is_(None),
+        REFRESH_TOKENS.c.expires_at > sa.bindparam("now"),
+        REFRESH_TOKENS.c.family_expires_at > sa.bindparam("now"),
+    )
+    .values(rotated_at=sa.bindparam("now"))
+    .returning(*REFRESH_TOKENS.c)
+)
+INSERT_REFRESH_TOKEN = sa.insert(REFRESH_TOKENS)
+
 CLOCK_SKEW = 60
 """A cutoff is kept this long after the last token it can affect has expired."""
 
@@ -175,34 +193,31 @@ def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode
     ).one_or_none()
 
 
-def claim_live_refresh_token(db: Session, token_hash: str, client_id: str) -> RefreshToken | None:
+def claim_live_refresh_token(db: Session, token_hash: str, client_id: str) -> sa.Row[Any] | None:
     """Look up and claim a refresh token in one statement (``UPDATE … RETURNING``): the
     live, unexpired token of ``client_id`` with this hash is marked rotated and returned;
     None when there is no such token (unknown, another client's, expired, revoked, or
     already rotated: :func:`find_refresh_token` tells which). Of two concurrent claims
-    one gets the row; the other waits for its commit and then finds nothing to claim."""
-    now = utcnow()
-    return db.scalars(
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash == token_hash,
-            RefreshToken.client_id == client_id,
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-            RefreshToken.expires_at > now,
-            RefreshToken.family_expires_at > now,
-        )
-        .values(rotated_at=now)
-        .returning(RefreshToken)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    one gets the row; the other waits for its commit and then finds nothing to claim.
+
+    A Core statement returning a plain row (its columns by name, typed as in the model):
+    the claimed token is read, never changed through the ORM, and the refresh grant is a
+    hot path where the ORM's identity map and unit of work cost more than the statement
+    (docs/performance.md)."""
+    return db.execute(CLAIM_REFRESH_TOKEN, {"hash": token_hash, "client": client_id, "now": utcnow()}).one_or_none()
+
+
+def store_refresh_token(db: Session, **values: Any) -> None:
+    """Insert a new refresh token row now, as one Core ``INSERT`` (the columns of
+    :class:`RefreshToken`; ``created_at`` and ``amr`` take the model's defaults)."""
+    db.execute(INSERT_REFRESH_TOKEN, values)
 
 
 def find_refresh_token(db: Session, token_hash: str) -> RefreshToken | None:
     return db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
 
 
-def release_refresh_token(db: Session, row: RefreshToken) -> None:
+def release_refresh_token(db: Session, row: sa.Row[Any]) -> None:
     """Undo :func:`claim_live_refresh_token` in the same transaction, when the request
     it was claimed for fails afterwards (a wider scope, a disabled user): the token stays
     usable, as if it had not been presented."""
@@ -213,18 +228,3 @@ def release_refresh_token(db: Session, row: RefreshToken) -> None:
         .values(rotated_at=None)
         .execution_options(synchronize_session=False)
     )
-
-
-def claim_refresh_token(db: Session, token_id: int) -> bool:
-    """Atomically mark a live refresh token rotated; False when another request won."""
-    result = db.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.id == token_id,
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-        )
-        .values(rotated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

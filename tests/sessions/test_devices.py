@@ -383,7 +383,7 @@ def test_what_is_in_flight_does_not_outlive_the_sign_out(backend, app, ctx, make
     if in_flight == "rotation":
         from authserver.tokens import service as token_service
 
-        assert token_service.claim_refresh_token(holding, old.id)
+        assert token_service.claim_live_refresh_token(holding, old.token_hash, old.client_id) is not None
         holding.add(_new_token(old, "rotated", old.family_id))
     else:  # what the authorization-code grant does before it issues (grants.AuthorizationCodeGrant)
         assert devices.is_live(holding, old.device_id)

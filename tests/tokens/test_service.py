@@ -103,18 +103,49 @@ def test_claim_code_once_for_its_client_before_it_expires(ctx, make_user, make_c
         assert db.scalar(sa.select(AuthorizationCode.used_at).where(AuthorizationCode.code_hash == expired)) is None
 
 
-def test_claim_refresh_token_once_and_never_a_revoked_one(ctx, make_user, make_client, revoked):
+def _live_token(db, user_id, client_id, **changes) -> str:
+    """One unrotated refresh token (``changes`` override its columns); returns its hash."""
+    now = utcnow()
+    values = dict(token_hash=secrets.token_hex(32), family_id=secrets.token_hex(8), client_id=client_id,
+                  user_id=user_id, scope="openid", amr=["pwd"], expires_at=now + dt.timedelta(days=1),
+                  family_expires_at=now + dt.timedelta(days=9))
+    db.add(RefreshToken(**{**values, **changes}))
+    db.flush()
+    return values["token_hash"] if "token_hash" not in changes else changes["token_hash"]
+
+
+def test_claim_live_refresh_token_once_and_only_a_live_one_of_its_client(ctx, make_user, make_client, revoked):
+    """Each condition of the claim (``tokens.service.CLAIM_REFRESH_TOKEN``): its client, not
+    rotated, not revoked, not expired, its family not expired; a claim marks it rotated
+    and returns its columns by name, datetimes aware (UTC)."""
+    user = make_user()
+    cid, _ = make_client()
+    other, _ = make_client()
+    past = utcnow() - dt.timedelta(seconds=1)
+    with transaction(ctx.sessions) as db:
+        live = _live_token(db, user.id, cid)
+        assert service.claim_live_refresh_token(db, live, other) is None  # another client's
+        row = service.claim_live_refresh_token(db, live, cid)
+        assert row is not None and row.token_hash == live and row.user_id == user.id and row.amr == ["pwd"]
+        assert row.rotated_at is not None and row.rotated_at.tzinfo is not None
+        assert row.family_expires_at.tzinfo is not None
+        assert service.claim_live_refresh_token(db, live, cid) is None  # once only
+        assert db.scalar(sa.select(RefreshToken.rotated_at).where(RefreshToken.token_hash == live)) is not None
+        for dead in (dict(revoked_at=past), dict(rotated_at=past), dict(expires_at=past),
+                     dict(family_expires_at=past)):
+            token_hash = _live_token(db, user.id, cid, **dead)
+            assert service.claim_live_refresh_token(db, token_hash, cid) is None, dead
+        assert service.claim_live_refresh_token(db, secrets.token_hex(32), cid) is None  # unknown
+
+
+def test_a_claim_is_released_as_if_never_presented(ctx, make_user, make_client):
     user = make_user()
     cid, _ = make_client()
     with transaction(ctx.sessions) as db:
-        family = _family(db, user.id, cid, members=1)
-        (token_id,) = db.scalars(sa.select(RefreshToken.id).where(RefreshToken.family_id == family))
-        assert service.claim_refresh_token(db, token_id) is True
-        assert service.claim_refresh_token(db, token_id) is False
-        dead = _family(db, user.id, cid, members=1)
-        service.revoke_family(db, revoked, dead)
-        (dead_id,) = db.scalars(sa.select(RefreshToken.id).where(RefreshToken.family_id == dead))
-        assert service.claim_refresh_token(db, dead_id) is False
+        live = _live_token(db, user.id, cid)
+        row = service.claim_live_refresh_token(db, live, cid)
+        service.release_refresh_token(db, row)
+        assert service.claim_live_refresh_token(db, live, cid) is not None
 
 
 def test_revoke_code_issue_revokes_the_family_and_the_access_token(ctx, make_user, make_client, revoked):
