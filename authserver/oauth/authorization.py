@@ -370,8 +370,8 @@ def run(ctx: Context, request: FrozenRequest, session: BrowserSession | None, ri
     user = s.user
     assert session is not None and user is not None  # check_login passed
     principal = Principal(
-        user, session.auth_time, list(session.amr or []), session.acr, session.sid,
-        claims=s.claims, device_id=session.device_id,
+        user.id, session.auth_time, list(session.amr or []), session.acr, session.sid,
+        claims=s.claims, device_id=session.device_id, user=user,
     )
     status, _body, headers = ctx.oauth.create_authorization_response(request, grant_user=principal, grant=grant)
     _forget(session, rid)

@@ -172,7 +172,7 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
         db.add(AuthorizationCode(
             code_hash=self.server.ctx.box.keyed_hash(code),
             client_id=request.client.client_id,
-            user_id=principal.user.id,
+            user_id=principal.user_id,
             redirect_uri=request.payload.redirect_uri or "",
             scope=request.scope,
             nonce=payload.get("nonce"),
@@ -219,8 +219,8 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
         if (row.device_id is not None and self.server.ctx.settings.max_devices_per_user
                 and not devices.is_live(db, row.device_id)):
             return None  # the browser was signed out by the device limit meanwhile
-        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims,
-                         device_id=row.device_id)
+        return Principal(user.id, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims,
+                         device_id=row.device_id, user=user)
 
 
 class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
@@ -265,27 +265,20 @@ class RefreshTokenGrant(IssueMixin, grants.RefreshTokenGrant):
                      ip=self.request.ip, family_revoked=revoked)
 
     def validate_token_request(self) -> None:
-        """Authlib's checks (client, token, scope) and a live user; a token claimed for a
-        request that fails them is released (the transaction commits error answers)."""
+        """Authlib's checks (client, token, scope); a token claimed for a request that
+        fails them is released (the transaction commits error answers). The user is
+        live: the claim takes only a token whose user exists and is not disabled."""
         self._claimed = None
         try:
             super().validate_token_request()
-            token: RefreshTokenAdapter = self.request.refresh_token
-            user = accounts.get_user(current_db.get(), token.row.user_id, with_roles=False)
-            if user is None or user.disabled:
-                raise InvalidGrantError()
         except Exception:
             if self._claimed is not None:
                 tokens.release_refresh_token(current_db.get(), self._claimed)
             raise
-        self._user = user
 
     def authenticate_user(self, refresh_token: RefreshTokenAdapter) -> Principal | None:
         row = refresh_token.row
-        user = getattr(self, "_user", None) or accounts.get_user(current_db.get(), row.user_id)
-        if user is None:
-            return None
-        return Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid, device_id=row.device_id)
+        return Principal(row.user_id, row.auth_time, list(row.amr or []), row.acr, row.sid, device_id=row.device_id)
 
     def revoke_old_credential(self, refresh_token: Any) -> None:
         """Nothing to do: the old token was marked rotated in ``validate_token_request``."""
@@ -305,7 +298,7 @@ class ApplicationDeviceMixin:
         if token.get("refresh_token"):
             client = self.request.client
             principal.device_id = devices.sign_in_application(
-                current_db.get(), self.server.ctx, principal.user.id,
+                current_db.get(), self.server.ctx, principal.user_id,
                 client.row.client_name or client.client_id, ip=self.request.ip).id
         super().save_token(token)  # type: ignore[misc]
 
@@ -330,7 +323,7 @@ class PasswordGrant(ApplicationDeviceMixin, IssueMixin, grants.ResourceOwnerPass
             )
         audit.record(db, "login_succeeded", user_id=result.user.id, client_id=self.request.client.client_id,
                      ip=self.request.ip, channel="password_grant")
-        return Principal(result.user, int(ctx.clock()), ["pwd"], vocabulary.ACR_PWD)
+        return Principal(result.user.id, int(ctx.clock()), ["pwd"], vocabulary.ACR_PWD, user=result.user)
 
     def validate_token_request(self) -> None:
         # the client must be known before the scope check that needs it
@@ -396,7 +389,7 @@ class DeviceCodeGrant(ApplicationDeviceMixin, IssueMixin, AuthlibDeviceCodeGrant
         user = accounts.get_user(db, row.user_id, with_roles=False)
         if user is None or user.disabled:
             raise InvalidGrantError("The device code is not valid.")
-        self.request.user = Principal(user, row.auth_time, list(row.amr or []), row.acr, row.sid)
+        self.request.user = Principal(user.id, row.auth_time, list(row.amr or []), row.acr, row.sid, user=user)
         self.request.credential = DeviceCredential(row)
         self.request.scope = row.scope
 

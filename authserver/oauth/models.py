@@ -82,9 +82,13 @@ class Principal:
 
     ``auth_time``/``amr``/``acr``/``sid`` feed the ``auth_time``, ``amr``,
     ``acr`` and ``sid`` claims (OIDC Core §2, RFC 9068 §2.2.1).
+
+    ``user`` is the user's row where the grant loaded it. The refresh grant does not:
+    its claim already checked that the user exists and is not disabled, and what it
+    issues needs only ``user_id`` (a refresh carries no ``claims`` request).
     """
 
-    user: User
+    user_id: str
     auth_time: int | None = None
     amr: list[str] = field(default_factory=list)
     acr: str | None = None
@@ -93,9 +97,10 @@ class Principal:
     claims: dict[str, Any] | None = None
     #: the device the grant is for (``sessions.devices``): refresh families are bound to it
     device_id: str | None = None
+    user: User | None = None
 
     def get_user_id(self) -> str:
-        return self.user.id
+        return self.user_id
 
 
 class AuthorizationCodeAdapter:

@@ -140,7 +140,7 @@ class Server(rfc6749.AuthorizationServer):
                 token_hash=self.ctx.box.keyed_hash(token["refresh_token"]),
                 family_id=family_id,
                 client_id=request.client.client_id,
-                user_id=principal.user.id if principal else None,
+                user_id=principal.user_id if principal else None,
                 # RFC 6749 §6: the new refresh token keeps the scope of the old one,
                 # even when this access token was narrowed
                 scope=old.scope if old else token["scope"],
@@ -177,7 +177,7 @@ class Server(rfc6749.AuthorizationServer):
         if vocabulary.ROLES in scope.split():
             # one query for the user; the client's is kept with the cached client
             db = current_db.get()
-            access = user_access(db, user.user.id) if user is not None else client.access(db)
+            access = user_access(db, user.user_id) if user is not None else client.access(db)
         proof = request.dpop  # RFC 9449 §5: a checked proof binds the access token (cnf.jkt, §6.1)
         access_token, claims = self.token_issuer.access_token(client, user, scope, access=access,
                                                               jkt=proof.jkt if proof is not None else None)

@@ -164,7 +164,7 @@ class TokenIssuer:
         ttl = ttl or self.settings.access_token_ttl
         subjects: list[Subject] = [("client", client.client_id)]
         if principal is not None:
-            subjects.append(("user", principal.user.id))
+            subjects.append(("user", principal.user_id))
         not_before = self.revoked.not_before(current_db.get(), subjects)
         if not_before > now:
             # A cutoff made earlier in this second covers the whole second (iat is whole
@@ -178,7 +178,7 @@ class TokenIssuer:
         aud = client.audience
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": principal.user.id if principal else client.client_id,
+            "sub": principal.user_id if principal else client.client_id,
             "aud": aud[0] if len(aud) == 1 else aud,
             "exp": now + ttl,
             "iat": now,
@@ -211,7 +211,7 @@ class TokenIssuer:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": principal.user.id,
+            "sub": principal.user_id,
             "aud": client.client_id,
             "azp": client.client_id,
             "exp": now + self.settings.id_token_ttl,
@@ -228,7 +228,8 @@ class TokenIssuer:
             claims["amr"] = principal.amr
         if principal.acr:
             claims["acr"] = principal.acr
-        claims.update(requested_claims(principal.user, scope, principal.claims, "id_token"))
+        if principal.claims:  # OIDC Core §5.5; only a code exchange carries a claims request
+            claims.update(requested_claims(principal.user, scope, principal.claims, "id_token"))
         return self._sign({"typ": "JWT"}, claims, client.row.id_token_signed_response_alg or RS256)
 
     def logout_token(self, client_id: str, *, sub: str | None, sid: str | None, jti: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from authserver.accounts.models import User
 from authserver.db import utcnow
 from authserver.maintenance import state
 from authserver.tokens.cache import TokenState
@@ -29,6 +30,7 @@ from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedTok
 log = structlog.get_logger("authserver.tokens")
 
 REFRESH_TOKENS: sa.Table = RefreshToken.__table__  # type: ignore[assignment]
+USERS: sa.Table = User.__table__  # type: ignore[assignment]
 # The refresh grant's two statements, built once with their values as parameters: the
 # statement's cache key is then computed from a constant (docs/performance.md).
 CLAIM_REFRESH_TOKEN = (
@@ -40,6 +42,8 @@ CLAIM_REFRESH_TOKEN = (
         REFRESH_TOKENS.c.revoked_at.is_(None),
         REFRESH_TOKENS.c.expires_at > sa.bindparam("now"),
         REFRESH_TOKENS.c.family_expires_at > sa.bindparam("now"),
+        # the user exists and is not disabled (disabling revokes the families as well)
+        sa.exists().where(USERS.c.id == REFRESH_TOKENS.c.user_id, USERS.c.disabled.is_(False)),
     )
     .values(rotated_at=sa.bindparam("now"))
     .returning(*REFRESH_TOKENS.c)
@@ -195,9 +199,10 @@ def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode
 
 def claim_live_refresh_token(db: Session, token_hash: str, client_id: str) -> sa.Row[Any] | None:
     """Look up and claim a refresh token in one statement (``UPDATE … RETURNING``): the
-    live, unexpired token of ``client_id`` with this hash is marked rotated and returned;
-    None when there is no such token (unknown, another client's, expired, revoked, or
-    already rotated: :func:`find_refresh_token` tells which). Of two concurrent claims
+    live, unexpired token of ``client_id`` with this hash, whose user exists and is not
+    disabled, is marked rotated and returned; None when there is no such token (unknown,
+    another client's, expired, revoked, already rotated, or its user disabled:
+    :func:`find_refresh_token` tells a reuse from the rest). Of two concurrent claims
     one gets the row; the other waits for its commit and then finds nothing to claim.
 
     A Core statement returning a plain row (its columns by name, typed as in the model):

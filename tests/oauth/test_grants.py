@@ -424,27 +424,27 @@ def test_client_cache_serves_within_ttl_and_expires(client, ctx, make_client, mo
 
 def test_a_connection_lost_after_the_refresh_claim_answers_503_and_keeps_the_token(backend, client, make_user,
                                                                                   make_client, monkeypatch):
-    """The database goes away between the claim and the user's read: the claim is undone
-    with the transaction, the answer is 503 (retry), never a 500 (the undo's own statement
-    fails too: ``errors.database_unavailable`` follows it to its cause)."""
+    """The database goes away between the claim and the new token's insert: the claim is
+    undone with the transaction, the answer is 503 (retry), never a 500 (the undo's own
+    statement fails too: ``errors.database_unavailable`` follows it to its cause)."""
     if backend != "postgres":
         pytest.skip("Postgres cuts the connection itself (pg_terminate_backend)")
     import sqlalchemy as sa
 
-    from authserver.accounts import service as accounts
+    from authserver.tokens import service as token_service
 
     make_user()
     cid, secret = make_client()
     body = tokens(client, cid, secret)
-    real = accounts.get_user
+    real = token_service.store_refresh_token
 
-    def cut(db, user_id, **kw):
+    def cut(db, **values):
         db.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        return real(db, user_id, **kw)
+        return real(db, **values)
 
-    monkeypatch.setattr(accounts, "get_user", cut)
+    monkeypatch.setattr(token_service, "store_refresh_token", cut)
     response = refresh(client, cid, secret, body["refresh_token"])
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "temporarily_unavailable" and response.headers["retry-after"] == "1"
-    monkeypatch.setattr(accounts, "get_user", real)
+    monkeypatch.setattr(token_service, "store_refresh_token", real)
     assert refresh(client, cid, secret, body["refresh_token"]).status_code == 200

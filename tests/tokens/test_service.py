@@ -9,6 +9,7 @@ import secrets
 import pytest
 import sqlalchemy as sa
 
+from authserver.accounts.models import User
 from authserver.db import transaction, utcnow
 from authserver.tokens import service
 from authserver.tokens.models import AuthorizationCode, RefreshToken, RevokedToken
@@ -116,9 +117,10 @@ def _live_token(db, user_id, client_id, **changes) -> str:
 
 def test_claim_live_refresh_token_once_and_only_a_live_one_of_its_client(ctx, make_user, make_client, revoked):
     """Each condition of the claim (``tokens.service.CLAIM_REFRESH_TOKEN``): its client, not
-    rotated, not revoked, not expired, its family not expired; a claim marks it rotated
+    rotated, not revoked, not expired, its family not expired, its user not disabled; a claim marks it rotated
     and returns its columns by name, datetimes aware (UTC)."""
     user = make_user()
+    blocked = make_user(username="blocked", email="blocked@example.com")
     cid, _ = make_client()
     other, _ = make_client()
     past = utcnow() - dt.timedelta(seconds=1)
@@ -136,6 +138,11 @@ def test_claim_live_refresh_token_once_and_only_a_live_one_of_its_client(ctx, ma
             token_hash = _live_token(db, user.id, cid, **dead)
             assert service.claim_live_refresh_token(db, token_hash, cid) is None, dead
         assert service.claim_live_refresh_token(db, secrets.token_hex(32), cid) is None  # unknown
+        token_hash = _live_token(db, blocked.id, cid)
+        db.execute(sa.update(User).where(User.id == blocked.id).values(disabled=True))
+        assert service.claim_live_refresh_token(db, token_hash, cid) is None  # its user disabled
+        db.execute(sa.update(User).where(User.id == blocked.id).values(disabled=False))
+        assert service.claim_live_refresh_token(db, token_hash, cid) is not None
 
 
 def test_a_claim_is_released_as_if_never_presented(ctx, make_user, make_client):
