@@ -226,3 +226,28 @@ def test_every_error_description_written_in_the_code_can_be_sent():
                             and not charset.fullmatch(const.value):
                         bad.append(f"{path.relative_to(root)}:{const.lineno}: {const.value!r}")
     assert bad == []
+
+
+def test_a_statement_refused_after_a_lost_connection_is_database_unavailable():
+    """``database_unavailable``: SQLAlchemy's ``PendingRollbackError`` (a statement made on a
+    session whose connection was lost: undoing a claim while handling that loss, say)
+    counts as the database being away when the loss is its cause, and as a bug (a 500)
+    when a bad statement or value is."""
+    from sqlalchemy import exc as sa_exc
+
+    lost = sa_exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    def refused_while_handling(cause: BaseException) -> sa_exc.PendingRollbackError:
+        try:
+            try:
+                raise cause
+            except BaseException:
+                raise sa_exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+        except sa_exc.PendingRollbackError as refused:
+            return refused
+
+    assert errors.database_unavailable(lost)
+    assert errors.database_unavailable(refused_while_handling(lost))
+    assert not errors.database_unavailable(refused_while_handling(ValueError("bad value")))
+    assert not errors.database_unavailable(sa_exc.PendingRollbackError("no cause"))
+    assert not errors.database_unavailable(sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")))

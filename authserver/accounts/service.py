@@ -125,12 +125,12 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
     if not user_id:
         return None
     if not with_roles:
-        # as Session.get: a row this session holds already is returned without a query;
-        # else the hot paths' statement, built once (with its options, Session.get made
-        # SQLAlchemy compute a new cache key on every call: docs/performance.md)
-        held = db.identity_map.get(db.identity_key(User, user_id))
-        if held is not None:
-            return held  # type: ignore[no-any-return]
+        # a row this session holds already: Session.get, which answers from the identity
+        # map (reloading an expired row); else the hot paths' statement, built once (with
+        # options, Session.get made SQLAlchemy compute a cache key on every load:
+        # docs/performance.md)
+        if db.identity_map.get(db.identity_key(User, user_id)) is not None:
+            return db.get(User, user_id, options=[lazyload(User.roles)])
         return db.scalars(USER_WITHOUT_ROLES, {"id": user_id}).one_or_none()
     user = db.get(User, user_id)
     if with_roles and user is not None and "roles" in sa.inspect(user).unloaded:

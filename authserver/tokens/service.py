@@ -224,8 +224,9 @@ def find_refresh_token(db: Session, token_hash: str) -> RefreshToken | None:
 
 def release_refresh_token(db: Session, row: sa.Row[Any]) -> None:
     """Undo :func:`claim_live_refresh_token` in the same transaction, when the request
-    it was claimed for fails afterwards (a wider scope, a disabled user): the token stays
-    usable, as if it had not been presented."""
+    it was claimed for fails afterwards (a wider scope, a DPoP proof missing): the token
+    stays usable, as if it had not been presented. Only this claim is undone: not a
+    later one (another ``rotated_at``), nor a token revoked meanwhile."""
     db.execute(
         update(RefreshToken)
         .where(RefreshToken.id == row.id, RefreshToken.rotated_at == row.rotated_at,

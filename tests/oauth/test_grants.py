@@ -448,3 +448,39 @@ def test_a_connection_lost_after_the_refresh_claim_answers_503_and_keeps_the_tok
     assert response.json()["error"] == "temporarily_unavailable" and response.headers["retry-after"] == "1"
     monkeypatch.setattr(token_service, "store_refresh_token", real)
     assert refresh(client, cid, secret, body["refresh_token"]).status_code == 200
+
+
+def test_a_connection_lost_before_a_claim_is_released_answers_503_and_keeps_the_token(
+        backend, ctx, client, make_user, make_client, monkeypatch):
+    """The database connection is cut from outside right after the claim of a request that
+    then fails (a wider scope): the release's own statement finds the connection gone.
+    503 (retry), never a 500, and the token is still usable."""
+    if backend != "postgres":
+        pytest.skip("Postgres cuts the connection itself (pg_terminate_backend)")
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from authserver.tokens import service as token_service
+
+    make_user()
+    cid, secret = make_client()
+    body = tokens(client, cid, secret)
+    real = token_service.claim_live_refresh_token
+    outside = sa.create_engine(ctx.settings.database_url, poolclass=NullPool)
+
+    def cut(db, token_hash, client_id):
+        row = real(db, token_hash, client_id)
+        pid = db.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with outside.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return row
+
+    monkeypatch.setattr(token_service, "claim_live_refresh_token", cut)
+    try:
+        response = refresh(client, cid, secret, body["refresh_token"], scope="openid admin")
+    finally:
+        outside.dispose()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable" and response.headers["retry-after"] == "1"
+    monkeypatch.setattr(token_service, "claim_live_refresh_token", real)
+    assert refresh(client, cid, secret, body["refresh_token"]).status_code == 200

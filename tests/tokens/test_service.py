@@ -145,7 +145,9 @@ def test_claim_live_refresh_token_once_and_only_a_live_one_of_its_client(ctx, ma
         assert service.claim_live_refresh_token(db, token_hash, cid) is not None
 
 
-def test_a_claim_is_released_as_if_never_presented(ctx, make_user, make_client):
+def test_a_claim_is_released_as_if_never_presented(ctx, make_user, make_client, revoked):
+    """The release undoes its own claim only: not a token revoked meanwhile, nor one
+    claimed again since (another ``rotated_at``)."""
     user = make_user()
     cid, _ = make_client()
     with transaction(ctx.sessions) as db:
@@ -153,6 +155,22 @@ def test_a_claim_is_released_as_if_never_presented(ctx, make_user, make_client):
         row = service.claim_live_refresh_token(db, live, cid)
         service.release_refresh_token(db, row)
         assert service.claim_live_refresh_token(db, live, cid) is not None
+
+        revoked_since = _live_token(db, user.id, cid)
+        row = service.claim_live_refresh_token(db, revoked_since, cid)
+        db.execute(sa.update(RefreshToken).where(RefreshToken.token_hash == revoked_since)
+                   .values(revoked_at=utcnow()))
+        service.release_refresh_token(db, row)
+        assert db.scalar(sa.select(RefreshToken.rotated_at).where(RefreshToken.token_hash == revoked_since))
+
+        claimed_since = _live_token(db, user.id, cid)
+        row = service.claim_live_refresh_token(db, claimed_since, cid)
+        later = row.rotated_at + dt.timedelta(seconds=5)
+        db.execute(sa.update(RefreshToken).where(RefreshToken.token_hash == claimed_since)
+                   .values(rotated_at=later))
+        service.release_refresh_token(db, row)
+        assert db.scalar(sa.select(RefreshToken.rotated_at).where(
+            RefreshToken.token_hash == claimed_since)) == later
 
 
 def test_revoke_code_issue_revokes_the_family_and_the_access_token(ctx, make_user, make_client, revoked):
