@@ -228,9 +228,8 @@ def release_refresh_token(db: Session, row: sa.Row[Any]) -> None:
     stays usable, as if it had not been presented. Only this claim is undone: not a
     later one (another ``rotated_at``), nor a token revoked meanwhile."""
     db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.rotated_at == row.rotated_at,
-               RefreshToken.revoked_at.is_(None))
+        update(REFRESH_TOKENS)
+        .where(REFRESH_TOKENS.c.id == row.id, REFRESH_TOKENS.c.rotated_at == row.rotated_at,
+               REFRESH_TOKENS.c.revoked_at.is_(None))
         .values(rotated_at=None)
-        .execution_options(synchronize_session=False)
     )

@@ -152,9 +152,14 @@ def test_a_claim_is_released_as_if_never_presented(ctx, make_user, make_client, 
     cid, _ = make_client()
     with transaction(ctx.sessions) as db:
         live = _live_token(db, user.id, cid)
+        beside = _live_token(db, user.id, cid)
         row = service.claim_live_refresh_token(db, live, cid)
+        assert service.claim_live_refresh_token(db, beside, cid) is not None
+        db.execute(sa.update(RefreshToken).where(RefreshToken.token_hash == beside)
+                   .values(rotated_at=row.rotated_at))  # rotated in the same second
         service.release_refresh_token(db, row)
         assert service.claim_live_refresh_token(db, live, cid) is not None
+        assert service.claim_live_refresh_token(db, beside, cid) is None  # only the one released
 
         revoked_since = _live_token(db, user.id, cid)
         row = service.claim_live_refresh_token(db, revoked_since, cid)
