@@ -133,7 +133,7 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
             return db.get(User, user_id, options=[lazyload(User.roles)])
         return db.scalars(USER_WITHOUT_ROLES, {"id": user_id}).one_or_none()
     user = db.get(User, user_id)
-    if with_roles and user is not None and "roles" in sa.inspect(user).unloaded:
+    if user is not None and "roles" in sa.inspect(user).unloaded:
         # loaded earlier in this session without them: load them now, while it is open
         # (a page may read them after the transaction, e.g. in its template)
         _ = user.roles

@@ -422,39 +422,14 @@ def test_client_cache_serves_within_ttl_and_expires(client, ctx, make_client, mo
     assert r.status_code == 200
 
 
-def test_a_connection_lost_after_the_refresh_claim_answers_503_and_keeps_the_token(backend, client, make_user,
-                                                                                  make_client, monkeypatch):
-    """The database goes away between the claim and the new token's insert: the claim is
-    undone with the transaction, the answer is 503 (retry), never a 500 (the undo's own
-    statement fails too: ``errors.database_unavailable`` follows it to its cause)."""
-    if backend != "postgres":
-        pytest.skip("Postgres cuts the connection itself (pg_terminate_backend)")
-    import sqlalchemy as sa
-
-    from authserver.tokens import service as token_service
-
-    make_user()
-    cid, secret = make_client()
-    body = tokens(client, cid, secret)
-    real = token_service.store_refresh_token
-
-    def cut(db, **values):
-        db.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        return real(db, **values)
-
-    monkeypatch.setattr(token_service, "store_refresh_token", cut)
-    response = refresh(client, cid, secret, body["refresh_token"])
-    assert response.status_code == 503, response.text
-    assert response.json()["error"] == "temporarily_unavailable" and response.headers["retry-after"] == "1"
-    monkeypatch.setattr(token_service, "store_refresh_token", real)
-    assert refresh(client, cid, secret, body["refresh_token"]).status_code == 200
-
-
-def test_a_connection_lost_before_a_claim_is_released_answers_503_and_keeps_the_token(
-        backend, ctx, client, make_user, make_client, monkeypatch):
-    """The database connection is cut from outside right after the claim of a request that
-    then fails (a wider scope): the release's own statement finds the connection gone.
-    503 (retry), never a 500, and the token is still usable."""
+@pytest.mark.parametrize("cut_at", ["before_the_insert", "before_the_release"])
+def test_a_connection_lost_after_the_refresh_claim_answers_503_and_keeps_the_token(
+        backend, ctx, client, make_user, make_client, monkeypatch, cut_at):
+    """The database connection is cut from outside after the refresh token's claim:
+    before the new token's insert (the claim is undone with the transaction), or before
+    the release of a claim whose request then fails (a wider scope: the release's own
+    statement finds the connection gone). Either way 503 (retry), never a 500
+    (``errors.database_unavailable``), and the token is still usable."""
     if backend != "postgres":
         pytest.skip("Postgres cuts the connection itself (pg_terminate_backend)")
     import sqlalchemy as sa
@@ -465,22 +440,32 @@ def test_a_connection_lost_before_a_claim_is_released_answers_503_and_keeps_the_
     make_user()
     cid, secret = make_client()
     body = tokens(client, cid, secret)
-    real = token_service.claim_live_refresh_token
+    name, extra = {"before_the_insert": ("store_refresh_token", {}),
+                   "before_the_release": ("claim_live_refresh_token", {"scope": "openid admin"})}[cut_at]
+    real = getattr(token_service, name)
     outside = sa.create_engine(ctx.settings.database_url, poolclass=NullPool)
 
-    def cut(db, token_hash, client_id):
-        row = real(db, token_hash, client_id)
+    def cut_connection(db):
         pid = db.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
         with outside.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    def store_on_a_cut_connection(db, **values):
+        cut_connection(db)
+        return real(db, **values)
+
+    def claim_then_cut(db, token_hash, client_id):
+        row = real(db, token_hash, client_id)
+        cut_connection(db)
         return row
 
-    monkeypatch.setattr(token_service, "claim_live_refresh_token", cut)
+    monkeypatch.setattr(token_service, name,
+                        store_on_a_cut_connection if cut_at == "before_the_insert" else claim_then_cut)
     try:
-        response = refresh(client, cid, secret, body["refresh_token"], scope="openid admin")
+        response = refresh(client, cid, secret, body["refresh_token"], **extra)
     finally:
         outside.dispose()
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "temporarily_unavailable" and response.headers["retry-after"] == "1"
-    monkeypatch.setattr(token_service, "claim_live_refresh_token", real)
+    monkeypatch.setattr(token_service, name, real)
     assert refresh(client, cid, secret, body["refresh_token"]).status_code == 200
