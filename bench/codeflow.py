@@ -17,7 +17,10 @@ The same client drives another server for a side-by-side figure
 ``username`` or ``login`` field gets the name); a consent form gets ``decision=allow``
 when it has a ``decision`` button, else it is submitted as it is. ``requests`` in the
 output is the number of requests from the authorization request to the redirect to
-the callback (the token request not counted).
+the callback (the token request not counted). ``--server-pids`` (a server on this
+machine, driven by nothing else) adds the server's CPU per request, in ms per flow:
+its processes' ticks read from ``/proc`` before and after each request (a request's
+work after its response, such as a mail, counts in the next one).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -68,8 +72,19 @@ def step_of(path: str) -> str:
     return "other"
 
 
+def cpu_ticks(pids: list[int]) -> int:
+    """User + system CPU of these processes, in clock ticks (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], prompt_consent: bool,
-             counts: list[int] | None = None) -> float:
+             counts: list[int] | None = None, cpu: dict[str, list[int]] | None = None,
+             pids: list[int] | None = None) -> float:
     client = state["code"]
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
@@ -89,10 +104,12 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
         sent = 0
         for _ in range(12):
             sent += 1
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_ticks(pids) if pids else 0
             resp = http.send(req)
             name = step_of(req.url.path)
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+            if cpu is not None and pids:
+                cpu.setdefault(f"{req.method} {req.url.path}", []).append(cpu_ticks(pids) - c0)
             if resp.status_code in (301, 302, 303, 307, 308):
                 location = urljoin(str(req.url), resp.headers["location"])
                 if location.startswith(state["redirect_uri"]):
@@ -123,11 +140,13 @@ def one_flow(base: str, state: dict[str, Any], steps: dict[str, list[float]], pr
             req = http.build_request("POST", urljoin(str(req.url), form["action"] or str(req.url)), data=data)
         if code is None:
             raise RuntimeError("no code after 12 steps")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_ticks(pids) if pids else 0
         resp = http.post("/token", data={"grant_type": "authorization_code", "code": code,
                                          "redirect_uri": state["redirect_uri"], "code_verifier": verifier},
                          auth=(client["client_id"], client["client_secret"]))
         timings["token"] = time.perf_counter() - t0
+        if cpu is not None and pids:
+            cpu.setdefault("POST /token", []).append(cpu_ticks(pids) - c0)
         body = resp.json()
         if resp.status_code != 200 or "access_token" not in body or "id_token" not in body:
             raise RuntimeError(f"token: HTTP {resp.status_code} {resp.text[:200]}")
@@ -152,7 +171,11 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--no-prompt-consent", action="store_true")
     p.add_argument("--out", required=True)
+    p.add_argument("--server-pids", default="",
+                   help="comma-separated pids of the server's processes: adds the server's CPU per request "
+                        "(ms, mean over the flows; its ticks read before and after each request from /proc)")
     a = p.parse_args()
+    pids = [int(x) for x in a.server_pids.split(",") if x]
     state: dict[str, Any] = json.load(open(a.state)) if a.state else {"code": {}}
     state.update({"authorize_path": a.authorize_path, "scope": a.scope})
     for key, value in (("client_id", a.client_id), ("client_secret", a.client_secret)):
@@ -182,18 +205,23 @@ def main() -> None:
     steps: dict[str, list[float]] = {}
     totals: list[float] = []
     counts: list[int] = []
+    cpu: dict[str, list[int]] = {}
     errors = 0
     started = time.perf_counter()
     for _ in range(a.iterations):
         try:
-            totals.append(one_flow(a.base, state, steps, not a.no_prompt_consent, counts))
+            totals.append(one_flow(a.base, state, steps, not a.no_prompt_consent, counts, cpu, pids))
         except Exception as exc:
             errors += 1
             print(f"flow failed: {exc}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     if not totals:
         return write({"skipped": "every flow failed", "errors": errors})
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    server_cpu = {k: round(sum(v) * tick_ms / len(totals), 2) for k, v in cpu.items()}
     write({
+        **({"server_cpu_ms": server_cpu, "server_cpu_ms_per_flow": round(sum(server_cpu.values()), 2)}
+           if pids else {}),
         "iterations": a.iterations, "errors": errors, "flows_per_s": len(totals) / elapsed,
         "requests": max(counts) if counts else None,
         "p50_ms": statistics.median(totals), "p95_ms": pct(totals, 95), "max_ms": max(totals),

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import hashlib
 import json
 import os
 import pstats
@@ -36,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = os.environ.get("PROFILE_HOT_TAG", "prof")  # two runs at once need two tags
@@ -44,7 +46,7 @@ REDIS = "redis://127.0.0.1:6379/14"
 PREFIX = f"authserver-{TAG}:"
 
 
-def setup_env(work: Path, sqlite: bool) -> None:
+def setup_env(work: Path, sqlite: bool, cheap_argon2: bool) -> None:
     for name in [n for n in os.environ if n.startswith("AUTHSERVER_")]:
         del os.environ[name]
     keys = work / "keys"
@@ -57,6 +59,8 @@ def setup_env(work: Path, sqlite: bool) -> None:
         "AUTHSERVER_KEY_ACTIVATION_DELAY": "0",
         "AUTHSERVER_SECRET_KEY": secrets.token_urlsafe(48),
     })
+    if cheap_argon2:  # the code flow measures the protocol, not Argon2 (as bench/codeflow.py's server)
+        os.environ.update({"AUTHSERVER_ARGON2_MEMORY_COST": "8", "AUTHSERVER_ARGON2_TIME_COST": "1"})
     if sqlite:
         os.environ["AUTHSERVER_DATABASE_URL"] = f"sqlite:///{work / 'prof.db'}"
     else:
@@ -142,12 +146,59 @@ def scenarios(state: dict[str, Any], refresh_tokens: list[str], access_token: st
     }
 
 
+class CodeFlow:
+    """One whole authorization code flow per call, with a new cookie jar (a new browser):
+    ``bench/codeflow.py``'s client on httpx's ASGI transport, so the app's work after a
+    response (a new-device mail) is inside the measured call."""
+
+    def __init__(self, app: Any, state: dict[str, Any]) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self) -> None:
+        import codeflow  # bench/codeflow.py
+        import httpx
+
+        st, client = self.state, self.state["code"]
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+        params = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": st["redirect_uri"],
+                  "scope": "openid offline_access", "state": "s", "nonce": "n", "prompt": "consent",
+                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url=os.environ["AUTHSERVER_ISSUER"]) as http:
+            resp = await http.get("/authorize", params=params)
+            for _ in range(8):
+                if resp.status_code == 303 or resp.status_code == 302:
+                    location = resp.headers["location"]
+                    if location.startswith(st["redirect_uri"]):
+                        break
+                    resp = await http.get(location)
+                    continue
+                forms = codeflow.Forms()
+                forms.feed(resp.text)
+                form = next(f for f in forms.forms if f["method"] == "post")
+                data = dict(form["fields"])
+                if "password" in data:
+                    data.update(username=st["username"], password=st["user_password"])
+                else:
+                    data["decision"] = "allow"
+                resp = await http.post(form["action"] or str(resp.url), data=data)
+            code = parse_qs(urlsplit(resp.headers["location"]).query)["code"][0]
+            resp = await http.post("/token", auth=(client["client_id"], client["client_secret"]), data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": st["redirect_uri"],
+                "code_verifier": verifier})
+            if resp.status_code != 200:
+                raise SystemExit(f"codeflow token: {resp.status_code} {resp.text[:300]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", action="append",
-                        help="discovery, jwks, cc, introspect, refresh, password (default: all but password)")
+                        help="discovery, jwks, cc, introspect, refresh, password, codeflow (one whole flow "
+                             "per request, Argon2 at m=8,t=1 as in bench/codeflow.py; default: all but password "
+                             "and codeflow)")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--metrics", action="store_true", help="with Prometheus metrics on (multiprocess mode)")
@@ -178,9 +229,13 @@ def main() -> None:
         args.rounds = 1
     wanted = args.scenario or ["discovery", "jwks", "cc", "introspect", "refresh"]
     requests = args.requests if "password" not in wanted else min(args.requests, 60)
+    if "codeflow" in wanted:
+        if "password" in wanted:
+            raise SystemExit("codeflow runs with cheap Argon2, password measures the real one: one at a time")
+        requests = min(requests, 200)
 
     work = Path(tempfile.mkdtemp(prefix="authserver-prof."))
-    setup_env(work, args.sqlite)
+    setup_env(work, args.sqlite, "codeflow" in wanted)
     if args.metrics:  # as `authserver serve` sets it up, before prometheus_client is imported
         (work / "metrics").mkdir()
         os.environ.update({"AUTHSERVER_METRICS_PORT": "9999", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")})
@@ -226,22 +281,31 @@ def main() -> None:
             await asyncio.sleep(1.2)
             await driver.request("GET", "/jwks.json", {}, b"")
             table = scenarios(state, refresh_tokens, access_token)
-            for name in wanted:
+
+            def unit_of(name: str) -> Any:
+                if name == "codeflow":
+                    return CodeFlow(app, state)
                 make = table[name]
+
+                async def one() -> None:
+                    status, body = await driver.request(*make())
+                    if status != 200:
+                        raise SystemExit(f"{name}: {status} {body[:300]!r}")
+                return one
+
+            for name in wanted:
+                unit = unit_of(name)
                 for _ in range(min(50, requests)):  # warm-up
                     if name == "refresh":
                         break
-                    status, body = await driver.request(*make())
-                    assert status == 200, (name, status, body[:300])
+                    await unit()
                 best_cpu = best_wall = best_kernel = float("inf")
                 for _ in range(args.rounds):
                     if args.callgrind:
                         toggle("on")
                     cpu0, wall0, sys0 = time.process_time(), time.perf_counter(), os.times().system
                     for _ in range(requests):
-                        status, body = await driver.request(*make())
-                        if status != 200:
-                            raise SystemExit(f"{name}: {status} {body[:300]!r}")
+                        await unit()
                     if args.callgrind:
                         toggle("off")
                     cpu = (time.process_time() - cpu0) / requests
@@ -260,13 +324,13 @@ def main() -> None:
 
                 bridge.call = inline  # type: ignore[assignment]
                 for name in wanted:
-                    make = table[name]
+                    unit = unit_of(name)
                     # PROFILE_TIMER=cpu: process CPU time, so waits on Postgres and Redis count nothing
                     cpu_timer = os.environ.get("PROFILE_TIMER") == "cpu"
                     profile = cProfile.Profile(time.process_time) if cpu_timer else cProfile.Profile()
                     profile.enable()
                     for _ in range(min(requests, 1000)):
-                        await driver.request(*make())
+                        await unit()
                     profile.disable()
                     print(f"\n== cProfile {name} ({min(requests, 1000)} requests, inline), by own time")
                     order = os.environ.get("PROFILE_SORT", "tottime")  # or cumulative

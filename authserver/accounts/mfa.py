@@ -9,11 +9,13 @@ concurrent requests cannot both spend the same TOTP step or backup code
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from authserver.accounts.models import BackupCode, TotpFactor
 from authserver.db import utcnow
+from authserver.passkeys.models import Passkey
 from authserver.security import totp
 from authserver.security.crypto import SecretBox
 
@@ -27,6 +29,33 @@ def _aad(user_id: str) -> bytes:
 def confirmed_factor(db: Session, user_id: str) -> TotpFactor | None:
     factor = db.get(TotpFactor, user_id)
     return factor if factor is not None and factor.confirmed_at is not None else None
+
+
+_USER_ID: BindParameter[str] = bindparam("user_id")
+#: built once (a statement built per call costs more than its round trip: docs/performance.md)
+HAS_MFA = select(or_(
+    exists().where(TotpFactor.user_id == _USER_ID, TotpFactor.confirmed_at.is_not(None)),
+    exists().where(Passkey.user_id == _USER_ID)))
+#: ``Session.info`` key of :func:`has_mfa`'s answers, per user, for this session's request
+_HAS_MFA = "has_mfa"
+
+
+def has_mfa(db: Session, user_id: str) -> bool:
+    """The user has a second factor: a confirmed TOTP factor or a passkey.
+
+    Asked once per request (the session is one request's, ``oauth/bridge.py``): the
+    login and consent POSTs ask it on the page and again in the authorization pipeline.
+    Whatever adds or removes a factor calls :func:`forget_mfa`, so a request that
+    changed them reads them anew."""
+    known: dict[str, bool] = db.info.setdefault(_HAS_MFA, {})
+    if user_id not in known:
+        known[user_id] = bool(db.scalar(HAS_MFA, {"user_id": user_id}))
+    return known[user_id]
+
+
+def forget_mfa(db: Session, user_id: str) -> None:
+    """A factor of the user's was added, confirmed or removed in this session."""
+    db.info.get(_HAS_MFA, {}).pop(user_id, None)
 
 
 def start_enrolment(db: Session, box: SecretBox, user_id: str) -> str:
@@ -68,6 +97,7 @@ def confirm_enrolment(db: Session, box: SecretBox, user_id: str, code: str) -> l
         return None
     factor.confirmed_at = utcnow()
     factor.last_used_step = step
+    forget_mfa(db, user_id)
     return new_backup_codes(db, box, user_id)
 
 
@@ -126,3 +156,4 @@ def verify(db: Session, box: SecretBox, user_id: str, code: str) -> str | None:
 def disable(db: Session, user_id: str) -> None:
     db.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
     db.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id))
+    forget_mfa(db, user_id)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
+from authserver.accounts import mfa as factors
 from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
 from authserver.accounts.models import TotpFactor, User, UserRole
 from authserver.audit import service as audit
@@ -190,7 +191,6 @@ def reset_mfa(db: Session, user: User, *, actor: str) -> bool:
     """Remove the user's second factors: TOTP, backup codes and passkeys (a lost phone or
     security key, after a support check); they log in with the password alone until they
     enrol again. False when there was nothing to remove."""
-    from authserver.accounts import mfa
     from authserver.passkeys import service as passkeys
 
     keys = passkeys.for_user(db, user.id)
@@ -198,7 +198,7 @@ def reset_mfa(db: Session, user: User, *, actor: str) -> bool:
         return False
     for key in keys:
         passkeys.remove(db, key, actor=actor)
-    mfa.disable(db, user.id)
+    factors.disable(db, user.id)
     audit.record(db, "mfa_disabled", user_id=user.id, actor=actor, reason="reset_by_admin")
     return True
 
@@ -315,16 +315,6 @@ def unlock_user(db: Session, lockout: Lockout, user: User, *, actor: str) -> Non
     audit.record(db, "account_unlocked", user_id=user.id, actor=actor)
 
 
-def has_mfa(db: Session, user_id: str) -> bool:
-    """The user has a second factor: a confirmed TOTP factor or a passkey (one round trip:
-    the login and consent steps ask this on every request of a flow)."""
-    from authserver.passkeys.models import Passkey
-
-    totp = sa.exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
-    passkey = sa.exists().where(Passkey.user_id == user_id)
-    return bool(db.scalar(select(or_(totp, passkey))))
-
-
 def remember_locale(user: User, locale: str) -> None:
     """Keep the language the user last used (their mails' language and the ``locale``
     claim, OIDC Core §5.1); written only when it changed."""
@@ -375,7 +365,7 @@ def authenticate(db: Session, ctx: Context, login: str, password: str, ip: str, 
             audit.record(db, "account_locked", user_id=user.id if user else None, ip=ip,
                          login=mask_login(login), seconds=lock)
         return AuthResult(None, lock)
-    mfa = has_mfa(db, user.id)
+    mfa = factors.has_mfa(db, user.id)
     if not mfa:
         # with a second factor pending, a right password must not wipe the failures
         # that wrong TOTP codes added (or password + 4 guesses could repeat forever)

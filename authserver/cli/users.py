@@ -10,6 +10,7 @@ import argparse
 import getpass
 import sys
 
+from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.cli import common
@@ -117,7 +118,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     with common.open_context() as ctx, transaction(ctx.sessions) as db:
         user = accounts.require_user(db, args.username)
-        mfa = accounts.has_mfa(db, user.id)
+        mfa = factors.has_mfa(db, user.id)
         body = {**user_json(user), "mfa": mfa}
         lines = [
             ("sub", user.id), ("username", user.username), ("email", user.email),

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.base import OAuth2Error
 
+from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.clients import pushed
@@ -229,7 +230,7 @@ def mfa_required(db: Session, user_id: str, client: Client | None, acr_values: s
     is registered ``require_mfa``, or ``acr_values`` asks for it (OIDC Core §3.1.2.1)."""
     requested = acr_values.split()
     return bool((client is not None and client.require_mfa) or ACR_MFA in requested
-                or ACR_PHR in requested or accounts.has_mfa(db, user_id))
+                or ACR_PHR in requested or factors.has_mfa(db, user_id))
 
 
 def passkey_required(acr_values: str) -> bool:

@@ -57,6 +57,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from authserver.accounts import mfa as factors
 from authserver.accounts.models import User
 from authserver.audit import service as audit
 from authserver.i18n import N_, Text
@@ -178,6 +179,7 @@ def remove(db: Session, row: Passkey, *, ip: str | None = None, actor: str | Non
                  **({"actor": actor} if actor else {}))
     db.delete(row)
     db.flush()
+    factors.forget_mfa(db, row.user_id)
 
 
 # -- registration (§7.1) ---------------------------------------------------------------
@@ -235,6 +237,7 @@ def finish_registration(db: Session, rp: RelyingParty, user: User, challenge: Ch
                   backup_eligible=verified.credential_device_type.value == "multi_device")
     db.add(row)
     db.flush()
+    factors.forget_mfa(db, user.id)
     audit.record(db, "passkey_added", user_id=user.id, ip=ip, passkey=row.id,
                  user_verified=verified.user_verified, synced=row.backup_eligible)
     return row

@@ -256,7 +256,8 @@ class Page:
             if not self.rid:
                 self.come_back_here()
             return Redirect(with_rid("/login/mfa" if step == "mfa" else "/login", self.rid))
-        self._user = accounts.get_user(self.db, self.session.user_id)
+        # the row missing_step just read (no query); its roles load if a handler reads them
+        self._user = accounts.get_user(self.db, self.session.user_id, with_roles=False)
         return None
 
     def _anonymous_cookie(self) -> str | None:

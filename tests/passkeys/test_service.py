@@ -11,6 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
@@ -89,7 +90,7 @@ def test_register_then_sign_in_without_password(ctx, make_user):
     assert row.name == "My phone" and row.sign_count == 0 and row.transports == ["internal"]
     assert row.user_id == user.id and row.credential_id == b64(device.credentials[0].id)
     with transaction(ctx.sessions) as db:
-        assert accounts.has_mfa(db, user.id)
+        assert factors.has_mfa(db, user.id)
         options, _ = passkeys.authentication_options(db, RP, "login")
     public = json.loads(options)
     assert public["userVerification"] == "required" and public["allowCredentials"] == []
@@ -300,7 +301,7 @@ def test_rename_remove_and_admin_reset(ctx, make_user):
         passkeys.remove(db, passkeys.get(db, user.id, str(row.id)), ip="192.0.2.8")
         assert [k.id for k in passkeys.for_user(db, user.id)] == [second.id]
         assert accounts.reset_mfa(db, accounts.get_user(db, user.id), actor="admin")
-        assert passkeys.for_user(db, user.id) == [] and not accounts.has_mfa(db, user.id)
+        assert passkeys.for_user(db, user.id) == [] and not factors.has_mfa(db, user.id)
     [renamed] = _events(ctx, "passkey_renamed")
     assert (renamed.user_id, renamed.ip, renamed.detail) == (user.id, "192.0.2.7", {"passkey": row.id})
     removed = {e.detail["passkey"]: e for e in _events(ctx, "passkey_removed")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.accounts import letters
+from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.admin.api.common import PAGE, SEARCH, STRING_ID, page, read, stamp, write
@@ -61,7 +62,7 @@ def user_json(call: Call, user: User) -> dict[str, Any]:
     return {
         "id": user.id, "username": user.username, "email": user.email, "email_verified": user.email_verified,
         "name": user.name, "disabled": user.disabled, "roles": user.role_names,
-        "mfa": accounts.has_mfa(call.db, user.id), "created_at": stamp(user.created_at),
+        "mfa": factors.has_mfa(call.db, user.id), "created_at": stamp(user.created_at),
         "updated_at": stamp(user.updated_at), "password_changed_at": stamp(user.password_changed_at),
     }
 
