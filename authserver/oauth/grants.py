@@ -213,13 +213,15 @@ class AuthorizationCodeGrant(IssueMixin, grants.AuthorizationCodeGrant):
             # RFC 9449 §10: the code was bound to a key with dpop_jkt; the exchange must prove it
             raise InvalidGrantError("The code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it.")
         db = current_db.get()
-        user = accounts.get_user(db, row.user_id, with_roles=False)
-        if user is None or user.disabled:
+        # the claim checked that the user exists and is not disabled; the row is read only
+        # for a claims request's ID-token claims (OIDC Core §5.5)
+        user = accounts.get_user(db, row.user_id, with_roles=False) if row.claims else None
+        if row.claims and user is None:
             return None
         if (row.device_id is not None and self.server.ctx.settings.max_devices_per_user
                 and not devices.is_live(db, row.device_id)):
             return None  # the browser was signed out by the device limit meanwhile
-        return Principal(user.id, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims,
+        return Principal(row.user_id, row.auth_time, list(row.amr or []), row.acr, row.sid, row.nonce, row.claims,
                          device_id=row.device_id, user=user)
 
 

@@ -145,22 +145,20 @@ def active(db: Session, user_id: str) -> list[ActiveDevice]:
     return found
 
 
-def sign_in(db: Session, ctx: Context, session: BrowserSession, *, user_agent: str | None,
+def sign_in(db: Session, ctx: Context, user_id: str, device_id: str | None, *, user_agent: str | None,
             ip: str | None = None) -> Device:
-    """The device of a browser session whose sign-in just completed (password, and the
-    second factor when the account has one).
+    """The device of a browser sign-in that just completed (password, and the second
+    factor when the account has one); ``device_id`` is the browser's device when the
+    same user signed in on it before (``sessions.service.kept_device``).
 
     Signing in again in the same browser keeps its device; otherwise a new device is
     made, ending the least recently used ones beyond ``MAX_DEVICES_PER_USER``.
     """
-    assert session.user_id is not None
-    current = db.get(Device, session.device_id) if session.device_id else None
-    if current is not None and current.user_id == session.user_id and current.ended_at is None:
+    current = db.get(Device, device_id) if device_id else None
+    if current is not None and current.user_id == user_id and current.ended_at is None:
         current.last_used_at = utcnow()
         return current
-    device = _new_device(db, ctx, session.user_id, str(device_name(user_agent)), ip)
-    session.device_id = device.id
-    return device
+    return _new_device(db, ctx, user_id, str(device_name(user_agent)), ip)
 
 
 def sign_in_application(db: Session, ctx: Context, user_id: str, name: str,

@@ -124,18 +124,23 @@ def _create(db: Session, box: SecretBox, settings: Settings, *, ip: str | None, 
     return row, value
 
 
+def kept_device(old: BrowserSession | None, user_id: str) -> str | None:
+    """The device a new sign-in of ``user_id`` in this browser stays on: the old
+    session's, when it was the same user's."""
+    return old.device_id if old is not None and old.user_id == user_id else None
+
+
 def log_in(db: Session, box: SecretBox, settings: Settings, old: BrowserSession | None, *, user_id: str,
            amr: list[str], acr: str | None, auth_time: int, ip: str | None,
-           user_agent: str | None) -> tuple[BrowserSession, str]:
+           user_agent: str | None, device_id: str | None) -> tuple[BrowserSession, str]:
     """Replace ``old`` with a fresh authenticated session (new id, sid and CSRF secret),
     keeping its pending interactions (an anonymous session's data moves into the new
-    row) and, for the same user, its device (the device limit counts it when the
-    sign-in completes: ``sessions.devices.sign_in``). ``auth_time`` is when the user
-    authenticated (OIDC Core §2), read by the caller from ``Context.clock``."""
+    row), on ``device_id``: the device of the completed sign-in
+    (``sessions.devices.sign_in``, made first so that the session's one INSERT names
+    it), or :func:`kept_device` while a second factor is pending. ``auth_time`` is when
+    the user authenticated (OIDC Core §2), read by the caller from ``Context.clock``."""
     data = dict(old.data or {}) if old is not None else {}
     data.pop("mfa", None)
-    # the same user signing in again in this browser stays on the same device
-    device_id = old.device_id if old is not None and old.user_id == user_id else None
     if old is not None and not is_anonymous(old):
         db.delete(old)
         db.flush()

@@ -179,9 +179,11 @@ def revoke_code_issue(db: Session, cache: TokenState, code: AuthorizationCode) -
 
 
 def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode | None:
-    """Atomically mark an unexpired, unused code as used and return it, in one statement
-    (``UPDATE … RETURNING``); None when it was not claimable. Of two concurrent claims
-    one gets the row; the other waits for its commit and then finds nothing to claim."""
+    """Atomically mark an unexpired, unused code of ``client_id`` whose user exists and is
+    not disabled as used and return it, in one statement (``UPDATE … RETURNING``); None
+    when it was not claimable (a disabled user's code stays unused: the exchange fails
+    as for an unknown code). Of two concurrent claims one gets the row; the other waits
+    for its commit and then finds nothing to claim."""
     now = utcnow()
     return db.scalars(
         update(AuthorizationCode)
@@ -190,6 +192,7 @@ def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode
             AuthorizationCode.client_id == client_id,
             AuthorizationCode.used_at.is_(None),
             AuthorizationCode.expires_at > now,
+            sa.exists().where(USERS.c.id == AuthorizationCode.user_id, USERS.c.disabled.is_(False)),
         )
         .values(used_at=now)
         .returning(AuthorizationCode)

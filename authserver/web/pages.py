@@ -199,12 +199,14 @@ class Page:
         of the user's, counted by the device limit (which may sign out another one:
         ``sessions.devices.sign_in``). A password awaiting its second factor is not.
         """
+        known = sessions.kept_device(self.loaded, user_id)
+        device = devices.sign_in(self.db, self.ctx, user_id, known, user_agent=self.user_agent,
+                                 ip=self.ip) if complete else None
         self.loaded, self._cookie = sessions.log_in(
             self.db, self.ctx.box, self.ctx.settings, self.loaded, user_id=user_id, amr=amr, acr=acr,
-            auth_time=int(self.ctx.clock()), ip=self.ip, user_agent=self.user_agent)
-        if complete:
-            known = self.loaded.device_id
-            device = devices.sign_in(self.db, self.ctx, self.loaded, user_agent=self.user_agent, ip=self.ip)
+            auth_time=int(self.ctx.clock()), ip=self.ip, user_agent=self.user_agent,
+            device_id=device.id if device is not None else known)
+        if device is not None:
             user = accounts.get_user(self.db, user_id, with_roles=False)
             if user is not None:
                 if device.id != known and devices.had_other_devices(self.db, user_id, device.id):

@@ -143,7 +143,8 @@ def test_sessions_and_mfa(ctx, client, admin, admin_id, make_user):
     user = make_user("carol")
     with transaction(ctx.sessions) as db:
         rows = [sessions.log_in(db, ctx.box, ctx.settings, None, user_id=user.id, amr=["pwd"], acr=None,
-                                auth_time=int(ctx.clock()), ip="203.0.113.9", user_agent="Firefox")[0]
+                                auth_time=int(ctx.clock()), ip="203.0.113.9", user_agent="Firefox",
+                                device_id=None)[0]
                 for _ in range(3)]
         sids = [row.sid for row in rows]
         secret = mfa.start_enrolment(db, ctx.box, user.id)
