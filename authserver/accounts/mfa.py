@@ -54,7 +54,9 @@ def has_mfa(db: Session, user_id: str) -> bool:
 
 
 def forget_mfa(db: Session, user_id: str) -> None:
-    """A factor of the user's was added, confirmed or removed in this session."""
+    """A factor of the user's was added, confirmed or removed in this session: the next
+    :func:`has_mfa` asks the database again (its statement names ORM columns, so the
+    session flushes the change first)."""
     db.info.get(_HAS_MFA, {}).pop(user_id, None)
 
 

@@ -154,7 +154,9 @@ def sign_in(db: Session, ctx: Context, user_id: str, device_id: str | None, *, u
     Signing in again in the same browser keeps its device; otherwise a new device is
     made, ending the least recently used ones beyond ``MAX_DEVICES_PER_USER``.
     """
-    current = db.get(Device, device_id) if device_id else None
+    # locked (FOR NO KEY UPDATE): a sign-in elsewhere that is ending this device by the
+    # limit commits first, and the row is then read as ended
+    current = db.get(Device, device_id, with_for_update={"key_share": True}) if device_id else None
     if current is not None and current.user_id == user_id and current.ended_at is None:
         current.last_used_at = utcnow()
         return current

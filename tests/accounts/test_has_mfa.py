@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from authserver.accounts import mfa as factors
 from authserver.accounts import service as accounts
 from authserver.accounts.models import TotpFactor
-from authserver.db import transaction
+from authserver.db import transaction, utcnow
 from authserver.passkeys import service as passkeys
-from tests.account_flows import totp_code
+from tests.account_flows import enrol, totp_code
 from tests.passkeys.authenticator import Authenticator
 
 RP = passkeys.RelyingParty(id="auth.example.com", origin="https://auth.example.com", name="auth.example.com")
@@ -79,3 +79,23 @@ def test_another_users_answer_is_kept_apart(ctx: Any, make_user: Any) -> None:
         secret = factors.start_enrolment(db, ctx.box, bob.id)
         assert factors.confirm_enrolment(db, ctx.box, bob.id, totp_code(secret)) is not None
         assert factors.has_mfa(db, bob.id) and not factors.has_mfa(db, alice.id)
+
+
+def test_a_change_not_yet_flushed_is_seen(ctx: Any, make_user: Any) -> None:
+    """Asking again after ``forget_mfa`` flushes the change first (autoflush)."""
+    user = make_user()
+    with transaction(ctx.sessions) as db:
+        factors.start_enrolment(db, ctx.box, user.id)
+        assert not factors.has_mfa(db, user.id)
+        db.get(TotpFactor, user.id).confirmed_at = utcnow()  # in memory only
+        factors.forget_mfa(db, user.id)
+        assert factors.has_mfa(db, user.id)
+
+
+def test_an_admin_reset_after_asking_is_seen(ctx: Any, make_user: Any) -> None:
+    user = make_user()
+    enrol(ctx, user.id)
+    with transaction(ctx.sessions) as db:
+        assert factors.has_mfa(db, user.id)
+        assert accounts.reset_mfa(db, accounts.get_user(db, user.id), actor="admin")
+        assert not factors.has_mfa(db, user.id)

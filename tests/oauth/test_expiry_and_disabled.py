@@ -13,6 +13,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from authserver.accounts import service as accounts
 from authserver.accounts.models import User
 from authserver.db import transaction, utcnow
 from authserver.tokens.models import AuthorizationCode, RefreshToken
@@ -118,3 +119,21 @@ def test_refresh_token_is_expired_at_its_expiry_instant(client, ctx, make_user, 
     assert introspect(client, cid, secret, body["refresh_token"]) == {"active": False}
     response = refresh(client, cid, secret, body["refresh_token"])
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_a_code_is_not_redeemable_after_the_account_is_disabled_and_enabled_again(
+        client, ctx, make_user, make_client):
+    """Disabling ends what the account holds, codes not yet exchanged included: enabled
+    again within the code's minute, the account's earlier code stays refused."""
+    user = make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    with transaction(ctx.sessions) as db:
+        row = accounts.get_user(db, user.id)
+        assert accounts.disable_user(db, ctx.revoked, row, actor="test") is not None
+    with transaction(ctx.sessions) as db:
+        assert accounts.enable_user(db, accounts.get_user(db, user.id), actor="test")
+    response = exchange(client, cid, secret, code, verifier)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    with transaction(ctx.sessions) as db:
+        assert db.scalar(sa.select(sa.func.count()).select_from(AuthorizationCode)) == 0

@@ -310,24 +310,35 @@ def test_access_tokens_of_codes_without_a_refresh_token_are_revoked_too(app, ctx
 
 def _sign_out_while(ctx: Any, device_id: str, holding: Any) -> None:
     """Sign the device out from another thread while ``holding`` (an open transaction on
-    Postgres) has not committed; wait until the sign-out is blocked by it, then commit.
+    Postgres) has not committed; wait until the sign-out is blocked by it, then commit."""
 
-    The sign-out and the watcher get connections of their own (not the app's pool of
+    def sign_out(db: Any) -> None:
+        row = db.get(Device, device_id)
+        assert row is not None
+        devices.end(db, ctx, row, reason=devices.DEVICE_LIMIT)
+
+    _blocked_by(ctx, holding, sign_out)
+
+
+def _blocked_by(ctx: Any, holding: Any, work: Any) -> None:
+    """Run ``work(db)`` in a transaction of another thread while ``holding`` (an open
+    transaction on Postgres) has not committed; wait until ``work`` is blocked by it,
+    then commit ``holding``, and fail unless ``work`` waited and then succeeded.
+
+    ``work`` and the watcher get connections of their own (not the app's pool of
     ``DB_POOL_SIZE``), so what they wait for is the lock, never a free pool slot."""
     pid = holding.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
     errors: list[BaseException] = []
     own = create_engine(ctx.engine.url.render_as_string(hide_password=False), pool_size=2)
 
-    def sign_out() -> None:
+    def run() -> None:
         try:
             with transaction(session_factory(own)) as db:
-                row = db.get(Device, device_id)
-                assert row is not None
-                devices.end(db, ctx, row, reason=devices.DEVICE_LIMIT)
+                work(db)
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
-    thread = threading.Thread(target=sign_out)
+    thread = threading.Thread(target=run)
     thread.start()
     blocked = sa.text("SELECT count(*) FROM pg_stat_activity "
                       "WHERE wait_event_type = 'Lock' AND :pid = ANY(pg_blocking_pids(pid))")
@@ -350,7 +361,7 @@ def _sign_out_while(ctx: Any, device_id: str, holding: Any) -> None:
         thread.join(30)
         own.dispose()
     assert not errors, errors
-    assert waited, f"the sign-out did not wait for the other transaction; it was at:\n{where}"
+    assert waited, f"the work did not wait for the other transaction; it was at:\n{where}"
 
 
 def _new_token(old: RefreshToken, token_hash: str, family_id: str) -> RefreshToken:
@@ -430,3 +441,25 @@ def test_active_devices_are_those_with_something_live_least_recently_used_first(
                  for a in devices.active(db, user.id)]
     # "expired web" has only an expired session; "ended" was signed out
     assert found == [("two tokens", 8), ("web", 5), ("app", 3)]
+
+
+def test_a_sign_in_on_a_device_being_signed_out_meanwhile_gets_a_new_device(backend, ctx, make_user):
+    """The browser's device is being ended by the limit (another sign-in, not committed)
+    when this browser signs in again: the sign-in waits for that and then makes a new
+    device, never keeping an ended one (``devices.sign_in`` reads the row locked)."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time: the two cannot interleave")
+    user = make_user()
+    with transaction(ctx.sessions) as db:
+        db.add(Device(id="dev-old", user_id=user.id, name="Firefox on Linux"))
+    holding = ctx.sessions()
+    holding.begin()
+    devices.end(holding, ctx, holding.get(Device, "dev-old"), reason=devices.DEVICE_LIMIT)
+    holding.flush()
+    kept: list[str] = []
+    _blocked_by(ctx, holding, lambda db: kept.append(
+        devices.sign_in(db, ctx, user.id, "dev-old", user_agent=FIREFOX_LINUX).id))
+    assert kept and kept[0] != "dev-old"
+    with transaction(ctx.sessions) as db:
+        assert db.get(Device, "dev-old").ended_at is not None
+        assert db.get(Device, kept[0]).ended_at is None
