@@ -629,8 +629,10 @@ def rss_lines(runs: list[dict[str, Any]], scaling: dict[str, Any] | None) -> lis
              "| server | after start and the discovery load | peak during client_credentials | after all loads |",
              "|---|---|---|---|"]
     last = runs[-1]
+    # the pids at start are read with the discovery load: without it (--only) nothing to compare
     restarted = [who for who, res in (("ours", last["ours"]), ("1 worker", scaling or {}))
-                 if res and res.get("rss_idle_kib", {}).get("pids") != res.get("rss_end_kib", {}).get("pids")]
+                 if res and "rss_idle_kib" in res
+                 and res["rss_idle_kib"].get("pids") != res.get("rss_end_kib", {}).get("pids")]
     for who, res in [("ours, per worker", last["ours"]), ("peer (one process)", last["peer"])] + (
             [("ours, 1 worker", scaling)] if scaling else []):
         lines.append(f"| {who} | {mib(res.get('rss_idle_kib', {}).get('workers', []))} "
