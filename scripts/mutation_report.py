@@ -60,6 +60,11 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "claim_live_refresh_token",
         "release_refresh_token",
     ],
+    # whether a sign-in needs a second factor (asked once per request)
+    "authserver/accounts/mfa.py": [
+        "has_mfa",
+        "forget_mfa",
+    ],
     "authserver/security/passwords.py": [
         "PasswordHasher.verify",
         "PasswordHasher.needs_rehash",
@@ -115,6 +120,7 @@ CI_TESTS = [
     "tests/oauth/test_guards.py",
     "tests/oauth/test_review_findings.py",
     "tests/accounts/test_authenticate.py",
+    "tests/accounts/test_has_mfa.py",
     "tests/endpoints/test_authorize.py",
     "tests/tokens/test_service.py",
     "tests/tokens/test_revocation.py",

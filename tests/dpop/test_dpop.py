@@ -158,7 +158,9 @@ def test_code_bound_with_dpop_jkt(live: Live, http: httpx.Client) -> None:
         return token_request(http, {"grant_type": "authorization_code", "code": code, "client_id": client_id,
                                     "redirect_uri": flows.REDIRECT_URI, "code_verifier": verifier}, proof=proof)
 
+    sentence = "The code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it."
     refused(exchange(None), "invalid_grant", "dpop_jkt")
+    assert exchange(None).json()["error_description"] == sentence
     refused(exchange(DPoPKey().proof("POST", f"{live.url}/token")), "invalid_grant", "dpop_jkt")
     ok = exchange(key.proof("POST", f"{live.url}/token"))
     assert ok.status_code == 200, ok.text

@@ -5,12 +5,14 @@ its check is removed."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from authserver.audit.models import AuditEvent
 from authserver.clients.service import get_client
-from authserver.db import transaction
+from authserver.db import transaction, utcnow
 from authserver.roles import service as roles
+from authserver.sessions.models import Device
 from authserver.settings import RateLimit
 from authserver.tokens.models import AuthorizationCode, RefreshToken
 from tests.conftest import PASSWORD
@@ -315,6 +317,26 @@ def test_code_exchange_under_a_device_limit_issues_tokens_to_a_live_device(ctx, 
         family_device = db.scalar(select(RefreshToken.device_id).where(RefreshToken.client_id == cid))
     # the refresh family stays on the browser's device, so signing that device out ends it
     assert code_device is not None and family_device == code_device
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_devices_per_user": 2}])
+def test_under_a_device_limit_a_code_without_a_device_is_exchanged_and_an_ended_devices_is_not(
+        ctx, client, make_user, make_client):
+    """A code that names no device (issued before devices were recorded) is not checked
+    against one; a code whose device was signed out meanwhile is refused."""
+    make_user()
+    cid, secret = make_client()
+    code, verifier, _ = get_code(client, cid)
+    with transaction(ctx.sessions) as db:
+        db.execute(sa.update(AuthorizationCode).values(device_id=None))
+    assert exchange(client, cid, secret, code, verifier).status_code == 200
+    code, verifier, _ = get_code(client, cid)
+    with transaction(ctx.sessions) as db:
+        device_id = db.scalar(select(AuthorizationCode.device_id).where(AuthorizationCode.used_at.is_(None)))
+        assert device_id is not None
+        db.execute(sa.update(Device).where(Device.id == device_id).values(ended_at=utcnow()))
+    response = exchange(client, cid, secret, code, verifier)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
 def test_a_user_token_with_the_roles_scope_carries_the_users_roles_not_the_clients(ctx, client, make_user,

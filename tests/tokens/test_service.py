@@ -104,6 +104,19 @@ def test_claim_code_once_for_its_client_before_it_expires(ctx, make_user, make_c
         assert db.scalar(sa.select(AuthorizationCode.used_at).where(AuthorizationCode.code_hash == expired)) is None
 
 
+def test_claim_code_only_of_a_user_not_disabled(ctx, make_user, make_client):
+    """The claim checks the code's own user (another user's state does not count): a
+    disabled user's code is not claimed, and stays unused."""
+    alice, bob = make_user("alice"), make_user("bob")
+    cid, _ = make_client()
+    with transaction(ctx.sessions) as db:
+        db.execute(sa.update(User).where(User.id == alice.id).values(disabled=True))
+        disabled, enabled = _code(db, alice.id, cid), _code(db, bob.id, cid)
+        assert service.claim_code(db, disabled, cid) is None
+        assert db.scalar(sa.select(AuthorizationCode.used_at).where(AuthorizationCode.code_hash == disabled)) is None
+        assert service.claim_code(db, enabled, cid) is not None
+
+
 def _live_token(db, user_id, client_id, **changes) -> str:
     """One unrotated refresh token (``changes`` override its columns); returns its hash."""
     now = utcnow()
