@@ -246,7 +246,8 @@ def test_a_credential_is_registered_once(ctx, make_user):
         options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, user.id))
     response = device.create(json.loads(options))
     with transaction(ctx.sessions) as db:
-        passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge, response, "a")
+        passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge, response, "a",
+                                     ip="192.0.2.5")
     _refused(ctx, lambda db: passkeys.finish_registration(db, RP, accounts.get_user(db, user.id), challenge,
                                                           response, "b"), "duplicate")
     failed = _events(ctx, "passkey_failed")
@@ -254,7 +255,7 @@ def test_a_credential_is_registered_once(ctx, make_user):
         (user.id, "register", "duplicate")]
     added = _events(ctx, "passkey_added")
     with transaction(ctx.sessions) as db:
-        assert [e.detail["passkey"] for e in added] == [db.scalar(select(Passkey.id))]
+        assert [(e.detail["passkey"], e.ip) for e in added] == [(db.scalar(select(Passkey.id)), "192.0.2.5")]
 
 
 def test_at_most_max_passkeys_per_user(ctx, make_user, monkeypatch):
