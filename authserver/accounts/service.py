@@ -34,7 +34,6 @@ from authserver.security.throttle import Lockout
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.tokens.cache import TokenState
-from authserver.tokens.models import AuthorizationCode
 from authserver.tokens.service import invalidate_subject, revoke_user_code_tokens
 
 if TYPE_CHECKING:
@@ -255,14 +254,12 @@ def _end_access(db: Session, revoked: TokenState, user_id: str) -> EndedAccess:
     any more); every access token already issued to the user becomes inactive
     (a cutoff, ``tokens.service.invalidate_subject``) and every refresh-token
     family is revoked; the ``jti``s of access tokens issued from a code without
-    a refresh token are recorded too (RFC 7009 §2.1); codes not yet exchanged are
-    deleted (an account enabled again within their minute cannot redeem them).
+    a refresh token are recorded too (RFC 7009 §2.1), and codes not yet exchanged
+    are deleted (``tokens.service.revoke_user_code_tokens``).
     """
     backchannel.user_signed_out(db, user_id)  # before the rows it reads are revoked or deleted
     refresh_tokens = invalidate_subject(db, revoked, user_id)
     revoke_user_code_tokens(db, revoked, user_id)
-    db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id,
-                                               AuthorizationCode.used_at.is_(None)))
     sessions = db.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))
     return EndedAccess(
         sessions=sessions.rowcount or 0,  # type: ignore[attr-defined]

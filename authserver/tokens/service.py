@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -154,8 +154,12 @@ def revoke_user_families(db: Session, cache: TokenState, user_id: str,
 
 def revoke_user_code_tokens(db: Session, cache: TokenState, user_id: str) -> int:
     """Revoke the live access tokens a user got from codes that issued no refresh
-    token (those of a family go with :func:`revoke_family`); returns how many."""
+    token (those of a family go with :func:`revoke_family`), and delete the user's codes
+    not yet exchanged (an account enabled again within their minute cannot redeem
+    them); returns how many access tokens were revoked."""
     now = utcnow()
+    db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id,
+                                               AuthorizationCode.used_at.is_(None)))
     rows = db.execute(
         select(AuthorizationCode.access_token_jti, AuthorizationCode.access_token_expires_at).where(
             AuthorizationCode.user_id == user_id,
