@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import smtplib
 import stat
+
+import pytest
 
 from authserver.accounts import mail
 from authserver.settings import Secret, Settings
@@ -35,7 +39,8 @@ class FakeSMTP:
         self.calls.append(("login", user, password))
 
     def send_message(self, message):
-        self.calls.append(("send", message["To"], message.get_content()))
+        parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+        self.calls.append(("send", parsed["To"], parsed.get_content()))
 
 
 def test_outbox_file_is_private(tmp_path):
@@ -66,3 +71,30 @@ def test_deliver_logs_failure(monkeypatch, tmp_path):
     monkeypatch.setattr(smtplib, "SMTP", refuse)
     settings = Settings(data_dir=tmp_path, smtp_url=Secret("smtp://mail.example.com"))
     assert mail.deliver(settings, "bob@example.com", "Subject", "code 12345678") is False
+
+
+def test_a_multilingual_letter_reads_back_as_written(tmp_path):
+    """Text first, then HTML (RFC 2046 §5.1.4); a non-ASCII subject and bodies survive."""
+    settings = Settings(data_dir=tmp_path)
+    mail.send(settings, "juergen@example.de", "Neue Anmeldung – größer", "Grüße, code 12345678\n",
+              html="<p>Grüße</p>\n")
+    [path] = (tmp_path / "outbox").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] == "Neue Anmeldung – größer"
+    assert message["To"] == "juergen@example.de" and message["From"] == settings.mail_from
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message.get_body(("plain",)).get_content() == "Grüße, code 12345678\n"
+    assert message.get_body(("html",)).get_content() == "<p>Grüße</p>\n"
+
+
+@pytest.mark.parametrize("field", ["to", "subject"])
+def test_a_header_with_a_line_break_is_refused(tmp_path, field):
+    """Header injection: a line break in a header value would start a header of its own."""
+    settings = Settings(data_dir=tmp_path)
+    values = {"to": "bob@example.com", "subject": "Subject"}
+    values[field] += "\r\nBcc: eve@example.com"
+    with pytest.raises(ValueError):
+        mail.send(settings, values["to"], values["subject"], "body\n")
+    assert mail.deliver(settings, values["to"], values["subject"], "body\n") is False
+    assert not (tmp_path / "outbox").exists()
