@@ -63,6 +63,7 @@ SECURITY_CHECKS: dict[str, list[str]] = {
     # whether a sign-in needs a second factor (asked once per request)
     "authserver/accounts/mfa.py": [
         "has_mfa",
+        "remember_mfa",
         "forget_mfa",
     ],
     "authserver/security/passwords.py": [

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, Label
 
-from authserver.accounts.models import BackupCode, TotpFactor
+from authserver.accounts.models import BackupCode, TotpFactor, User
 from authserver.db import utcnow
 from authserver.passkeys.models import Passkey
 from authserver.security import totp
@@ -36,6 +36,11 @@ _USER_ID: BindParameter[str] = bindparam("user_id")
 HAS_MFA = select(or_(
     exists().where(TotpFactor.user_id == _USER_ID, TotpFactor.confirmed_at.is_not(None)),
     exists().where(Passkey.user_id == _USER_ID)))
+#: the same question as a column of a query of users (correlated with its ``User``), so
+#: loading the user answers it too: :func:`remember_mfa` keeps the answer
+USER_HAS_MFA: Label[bool] = or_(
+    exists().where(TotpFactor.user_id == User.id, TotpFactor.confirmed_at.is_not(None)),
+    exists().where(Passkey.user_id == User.id)).label("has_mfa")
 #: ``Session.info`` key of :func:`has_mfa`'s answers, per user, for this session's request
 _HAS_MFA = "has_mfa"
 
@@ -51,6 +56,13 @@ def has_mfa(db: Session, user_id: str) -> bool:
     if user_id not in known:
         known[user_id] = bool(db.scalar(HAS_MFA, {"user_id": user_id}))
     return known[user_id]
+
+
+def remember_mfa(db: Session, user_id: str, answer: bool) -> None:
+    """Keep ``answer``, read with the user's row by :data:`USER_HAS_MFA`, as this request's
+    :func:`has_mfa` of ``user_id`` (one statement less on every page that loads the user
+    and then asks: the login POST, the consent page and its POST)."""
+    db.info.setdefault(_HAS_MFA, {})[user_id] = bool(answer)
 
 
 def forget_mfa(db: Session, user_id: str) -> None:

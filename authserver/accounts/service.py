@@ -113,11 +113,32 @@ def find_by_login(db: Session, login: str, *, with_roles: bool = True) -> User |
     if not login or len(login) > 320:
         return None
     # stored normalised (lowercase), so the unique indexes serve this lookup
+    if not with_roles:
+        return _user_and_mfa(db, USER_BY_EMAIL if "@" in login else USER_BY_USERNAME, login)
     column = User.email if "@" in login else User.username
-    return db.scalar(select(User).where(column == login).options(*([] if with_roles else [lazyload(User.roles)])))
+    return db.scalar(select(User).where(column == login))
 
 
-USER_WITHOUT_ROLES = select(User).where(User.id == sa.bindparam("id")).options(lazyload(User.roles))
+def _user_without_roles(where: sa.ColumnElement[bool]) -> sa.Select[User, bool]:
+    """The user without roles, and :data:`factors.USER_HAS_MFA` in the same statement."""
+    return select(User, factors.USER_HAS_MFA).where(where).options(lazyload(User.roles))
+
+
+#: built once (a statement built per call costs more than its round trip: docs/performance.md)
+USER_WITHOUT_ROLES = _user_without_roles(User.id == sa.bindparam("key"))
+USER_BY_EMAIL = _user_without_roles(User.email == sa.bindparam("key"))
+USER_BY_USERNAME = _user_without_roles(User.username == sa.bindparam("key"))
+
+
+def _user_and_mfa(db: Session, statement: sa.Select[User, bool], key: str) -> User | None:
+    """The user ``statement`` finds by ``key``; whether it has a second factor is kept for
+    this request's :func:`factors.has_mfa`."""
+    row = db.execute(statement, {"key": key}).one_or_none()
+    if row is None:
+        return None
+    user, has_mfa = row
+    factors.remember_mfa(db, user.id, has_mfa)
+    return user
 
 
 def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> User | None:
@@ -132,7 +153,7 @@ def get_user(db: Session, user_id: str | None, *, with_roles: bool = True) -> Us
         # docs/performance.md)
         if db.identity_map.get(db.identity_key(User, user_id)) is not None:
             return db.get(User, user_id, options=[lazyload(User.roles)])
-        return db.scalars(USER_WITHOUT_ROLES, {"id": user_id}).one_or_none()
+        return _user_and_mfa(db, USER_WITHOUT_ROLES, user_id)
     user = db.get(User, user_id)
     if user is not None and "roles" in sa.inspect(user).unloaded:
         # loaded earlier in this session without them: load them now, while it is open

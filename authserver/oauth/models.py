@@ -14,7 +14,6 @@ from authserver.accounts.models import User
 from authserver.clients.models import Client
 from authserver.roles.permissions import Access, client_access
 from authserver.security.crypto import SecretBox
-from authserver.tokens.models import AuthorizationCode
 
 
 class OAuthClient(ClientMixin):
@@ -104,24 +103,26 @@ class Principal:
 
 
 class AuthorizationCodeAdapter:
-    """An ``AuthorizationCode`` row as Authlib's ``AuthorizationCodeMixin``."""
+    """A claimed ``authorization_codes`` row (a Core row: its columns by name, see
+    ``tokens.service.claim_code``) as Authlib's ``AuthorizationCodeMixin``."""
 
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: Row[Any]) -> None:
         self.row = row
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
 
     def get_redirect_uri(self) -> str:
-        return self.row.redirect_uri
+        return str(self.row.redirect_uri)
 
     def get_scope(self) -> str:
-        return self.row.scope
+        return str(self.row.scope)
 
     def get_nonce(self) -> str | None:
-        return self.row.nonce
+        nonce: str | None = self.row.nonce
+        return nonce
 
     def get_auth_time(self) -> int:
-        return self.row.auth_time
+        return int(self.row.auth_time)
 
 
 class RefreshTokenAdapter:

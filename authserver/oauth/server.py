@@ -160,9 +160,8 @@ class Server(rfc6749.AuthorizationServer):
             )
         code = request.authorization_code
         if code is not None:
-            code.row.family_id = family_id
-            code.row.access_token_jti = issued["jti"]
-            code.row.access_token_expires_at = access_exp
+            tokens.record_code_issue(db, code.row.id, family_id=family_id, jti=issued["jti"],
+                                     access_expires=access_exp)
 
     # -- token issuance ----------------------------------------------------
 

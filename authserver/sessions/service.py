@@ -20,9 +20,11 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, inspect, select
+from sqlalchemy.orm import Session, lazyload
 
+from authserver.accounts import mfa as factors
+from authserver.accounts.models import User
 from authserver.backchannel import service as backchannel
 from authserver.db import utcnow
 from authserver.security.crypto import DecryptionError, SecretBox
@@ -48,18 +50,35 @@ def cookie_name(settings: Settings) -> str:
     return f"__Host-{COOKIE}" if settings.is_https else COOKIE
 
 
+#: a stored session with its user (without roles) and whether the user has a second
+#: factor, in one statement: every page of a signed-in user asks all three
+SESSION_AND_USER = (select(BrowserSession, User, factors.USER_HAS_MFA)
+                    .outerjoin(User, User.id == BrowserSession.user_id)
+                    .where(BrowserSession.id == bindparam("id"))
+                    .options(lazyload(User.roles)))
+
+
 def load(db: Session, box: SecretBox, cookie_value: str | None) -> BrowserSession | None:
     """The session the cookie names: a stored row, or an anonymous session opened from
-    the cookie itself; ``None`` when absent, expired, forged or unknown."""
+    the cookie itself; ``None`` when absent, expired, forged or unknown.
+
+    A stored session's user row comes in the same statement (the request's session holds
+    it: ``accounts.get_user`` then answers without a query), and so does
+    :func:`accounts.mfa.has_mfa`'s answer for this request."""
     if not cookie_value:
         return None
     if cookie_value.startswith(_SEALED):
         return _open(box, cookie_value)
     if len(cookie_value) > 100:
         return None
-    row = db.get(BrowserSession, box.keyed_hash(cookie_value))
-    if row is None or row.expires_at <= utcnow():
+    found = db.execute(SESSION_AND_USER, {"id": box.keyed_hash(cookie_value)}).one_or_none()
+    if found is None:
         return None
+    row, user, has_mfa = found
+    if row.expires_at <= utcnow():
+        return None
+    if user is not None:
+        factors.remember_mfa(db, user.id, has_mfa)
     return row
 
 

@@ -49,6 +49,26 @@ CLAIM_REFRESH_TOKEN = (
     .returning(*REFRESH_TOKENS.c)
 )
 INSERT_REFRESH_TOKEN = sa.insert(REFRESH_TOKENS)
+# The code grant's two statements, built once the same way.
+CODES: sa.Table = AuthorizationCode.__table__  # type: ignore[assignment]
+CLAIM_CODE = (
+    update(CODES)
+    .where(
+        CODES.c.code_hash == sa.bindparam("hash"),
+        CODES.c.client_id == sa.bindparam("client"),
+        CODES.c.used_at.is_(None),
+        CODES.c.expires_at > sa.bindparam("now"),
+        sa.exists().where(USERS.c.id == CODES.c.user_id, USERS.c.disabled.is_(False)),
+    )
+    .values(used_at=sa.bindparam("now"))
+    .returning(*CODES.c)
+)
+RECORD_CODE_ISSUE = (
+    update(CODES)
+    .where(CODES.c.id == sa.bindparam("code_id"))
+    .values(family_id=sa.bindparam("family"), access_token_jti=sa.bindparam("jti"),
+            access_token_expires_at=sa.bindparam("access_expires"))
+)
 
 CLOCK_SKEW = 60
 """A cutoff is kept this long after the last token it can affect has expired."""
@@ -182,26 +202,25 @@ def revoke_code_issue(db: Session, cache: TokenState, code: AuthorizationCode) -
         revoke_access_token(db, cache, code.access_token_jti, _aware(code.access_token_expires_at).timestamp())
 
 
-def claim_code(db: Session, code_hash: str, client_id: str) -> AuthorizationCode | None:
+def claim_code(db: Session, code_hash: str, client_id: str) -> sa.Row[Any] | None:
     """Atomically mark an unexpired, unused code of ``client_id`` whose user exists and is
     not disabled as used and return it, in one statement (``UPDATE … RETURNING``); None
     when it was not claimable (a disabled user's code stays unused: the exchange fails
     as for an unknown code). Of two concurrent claims one gets the row; the other waits
-    for its commit and then finds nothing to claim."""
-    now = utcnow()
-    return db.scalars(
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.code_hash == code_hash,
-            AuthorizationCode.client_id == client_id,
-            AuthorizationCode.used_at.is_(None),
-            AuthorizationCode.expires_at > now,
-            sa.exists().where(USERS.c.id == AuthorizationCode.user_id, USERS.c.disabled.is_(False)),
-        )
-        .values(used_at=now)
-        .returning(AuthorizationCode)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    for its commit and then finds nothing to claim.
+
+    A Core statement returning a plain row (its columns by name), as
+    :func:`claim_live_refresh_token`."""
+    return db.execute(CLAIM_CODE, {"hash": code_hash, "client": client_id, "now": utcnow()}).one_or_none()
+
+
+def record_code_issue(db: Session, code_id: int, *, family_id: str | None, jti: str,
+                      access_expires: dt.datetime) -> None:
+    """Remember on a claimed code what its exchange issued (the refresh-token family, if
+    any, and the access token), so a replay of the code can revoke them
+    (:func:`revoke_code_issue`)."""
+    db.execute(RECORD_CODE_ISSUE, {"code_id": code_id, "family": family_id, "jti": jti,
+                                   "access_expires": access_expires})
 
 
 def claim_live_refresh_token(db: Session, token_hash: str, client_id: str) -> sa.Row[Any] | None:

@@ -99,3 +99,37 @@ def test_an_admin_reset_after_asking_is_seen(ctx: Any, make_user: Any) -> None:
         assert factors.has_mfa(db, user.id)
         assert accounts.reset_mfa(db, accounts.get_user(db, user.id), actor="admin")
         assert not factors.has_mfa(db, user.id)
+
+
+def test_loading_the_user_answers_it_without_another_statement(ctx: Any, make_user: Any) -> None:
+    """The pages' user loads (by id, by username, by e-mail address) read the answer in the
+    same statement (``accounts.mfa.USER_HAS_MFA``): right for a TOTP factor, a passkey and
+    none, and no EXISTS query after."""
+    plain, totp_user, passkey_user = make_user("plain"), make_user("totp"), make_user("passkey")
+    enrol(ctx, totp_user.id)
+    device = Authenticator(RP.origin)
+    with transaction(ctx.sessions) as db:
+        options, challenge = passkeys.registration_options(db, RP, accounts.get_user(db, passkey_user.id))
+        passkeys.finish_registration(db, RP, accounts.get_user(db, passkey_user.id), challenge,
+                                     device.create(json.loads(options)), "Laptop")
+    seen = _counting(ctx.engine)
+    for load in (lambda db, u: accounts.get_user(db, u.id, with_roles=False),
+                 lambda db, u: accounts.find_by_login(db, u.username, with_roles=False),
+                 lambda db, u: accounts.find_by_login(db, u.email, with_roles=False)):
+        for user, expected in ((plain, False), (totp_user, True), (passkey_user, True)):
+            with transaction(ctx.sessions) as db:
+                assert load(db, user).id == user.id
+                before = len(seen)
+                assert factors.has_mfa(db, user.id) is expected
+                assert seen[before:] == []
+
+
+def test_a_factor_confirmed_after_the_user_loaded_is_seen(ctx: Any, make_user: Any) -> None:
+    user = make_user()
+    if time.time() % 30 > 29:
+        time.sleep(1.1)
+    with transaction(ctx.sessions) as db:
+        assert accounts.get_user(db, user.id, with_roles=False) is not None  # answers "no factor"
+        secret = factors.start_enrolment(db, ctx.box, user.id)
+        assert factors.confirm_enrolment(db, ctx.box, user.id, totp_code(secret)) is not None
+        assert factors.has_mfa(db, user.id)
