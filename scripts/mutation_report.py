@@ -57,6 +57,7 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "revoke_user_families",
         "revoke_code_issue",
         "claim_code",
+        "record_code_issue",
         "claim_live_refresh_token",
         "release_refresh_token",
     ],
