@@ -17,8 +17,9 @@ import smtplib
 import ssl
 import time
 from email.charset import QP, Charset
+from email.errors import MessageError
 from email.header import Header
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from pathlib import Path
@@ -56,11 +57,18 @@ def send(settings: Settings, to: str, subject: str, body: str, *, html: str | No
 
 
 def build(sender: str, to: str, subject: str, body: str, *, html: str | None = None) -> Message:
-    """The message, built with :mod:`email.mime` (the ``compat32`` API): a third of the
-    CPU of ``EmailMessage`` and its header registry for an equivalent message
-    (docs/performance.md); a non-ASCII subject is an RFC 2047 encoded word."""
-    if any("\r" in value or "\n" in value for value in (sender, to, subject)):
+    """The message. Between ASCII addresses it is built with :mod:`email.mime` (the
+    ``compat32`` API): a third of the CPU of ``EmailMessage`` and its header registry for
+    an equivalent message (docs/performance.md), a non-ASCII subject an RFC 2047 encoded
+    word. A non-ASCII address or sender name takes ``EmailMessage``, which encodes only
+    the name and lets ``smtplib`` use SMTPUTF8 (RFC 6531) for the address.
+
+    Raises ``ValueError`` when a header value holds a line break of any kind
+    (``str.splitlines``'s, as ``EmailMessage`` refuses): no value can add a header."""
+    if any(value.splitlines() not in ([], [value]) for value in (sender, to, subject)):
         raise ValueError("a mail header value holds a line break")
+    if not (sender.isascii() and to.isascii()):
+        return _international(sender, to, subject, body, html)
     message = _text(body, "plain")
     if html is not None:
         message, text = MIMEMultipart("alternative"), message
@@ -69,6 +77,17 @@ def build(sender: str, to: str, subject: str, body: str, *, html: str | None = N
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
+    return message
+
+
+def _international(sender: str, to: str, subject: str, body: str, html: str | None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     return message
 
 
@@ -83,7 +102,7 @@ def deliver(settings: Settings, to: str, subject: str, body: str, *, html: str |
     try:
         send(settings, to, subject, body, html=html)
         return True
-    except (OSError, smtplib.SMTPException, ValueError) as exc:
+    except (OSError, smtplib.SMTPException, ValueError, MessageError) as exc:
         log.error("mail_failed", to=mask_email(to), subject=subject, error=type(exc).__name__)
         return False
 

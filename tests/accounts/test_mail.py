@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
+import socket
 import stat
 
 import pytest
@@ -89,12 +90,56 @@ def test_a_multilingual_letter_reads_back_as_written(tmp_path):
 
 
 @pytest.mark.parametrize("field", ["to", "subject"])
-def test_a_header_with_a_line_break_is_refused(tmp_path, field):
-    """Header injection: a line break in a header value would start a header of its own."""
+@pytest.mark.parametrize("brk", ["\r\n", "\n", "\x0c", "\x0b", "\u2028"])
+def test_a_header_with_a_line_break_is_refused(tmp_path, field, brk):
+    """Header injection: a line break of any kind in a header value would start a header
+    of its own (or break the header block)."""
     settings = Settings(data_dir=tmp_path)
     values = {"to": "bob@example.com", "subject": "Subject"}
-    values[field] += "\r\nBcc: eve@example.com"
+    values[field] += brk + "Bcc: eve@example.com"
     with pytest.raises(ValueError):
         mail.send(settings, values["to"], values["subject"], "body\n")
     assert mail.deliver(settings, values["to"], values["subject"], "body\n") is False
     assert not (tmp_path / "outbox").exists()
+
+
+def test_a_sender_name_beyond_ascii_encodes_the_name_only(tmp_path):
+    settings = Settings(data_dir=tmp_path, mail_from="Bücherei Zürich <noreply@example.de>")
+    mail.send(settings, "bob@example.com", "Subject", "body\n")
+    [path] = (tmp_path / "outbox").glob("*.eml")
+    raw = path.read_bytes()
+    assert b"<noreply@example.de>" in raw  # the address readable to the receiving server
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["From"].addresses[0].addr_spec == "noreply@example.de"
+    assert message["From"].addresses[0].display_name == "Bücherei Zürich"
+
+
+class _Inbox:
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+def test_an_address_beyond_ascii_goes_out_with_smtputf8(tmp_path):
+    """RFC 6531: a real SMTP server that offers SMTPUTF8 gets the address as it is."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = _Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        settings = Settings(data_dir=tmp_path, smtp_url=Secret(f"smtp://127.0.0.1:{port}"))
+        assert mail.deliver(settings, "jürgen@exämple.de", "Grüße", "Grüße\n", html="<p>Grüße</p>\n")
+    finally:
+        controller.stop()
+    [envelope] = handler.envelopes
+    assert envelope.rcpt_tos == ["jürgen@exämple.de"] and "SMTPUTF8" in envelope.mail_options
+    message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert message["To"] == "jürgen@exämple.de" and message["Subject"] == "Grüße"
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Grüße\n"  # SMTP: CRLF
