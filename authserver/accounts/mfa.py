@@ -31,16 +31,16 @@ def confirmed_factor(db: Session, user_id: str) -> TotpFactor | None:
     return factor if factor is not None and factor.confirmed_at is not None else None
 
 
-_USER_ID: BindParameter[str] = bindparam("user_id")
-#: built once (a statement built per call costs more than its round trip: docs/performance.md)
-HAS_MFA = select(or_(
-    exists().where(TotpFactor.user_id == _USER_ID, TotpFactor.confirmed_at.is_not(None)),
-    exists().where(Passkey.user_id == _USER_ID)))
-#: the same question as a column of a query of users (correlated with its ``User``), so
-#: loading the user answers it too: :func:`remember_mfa` keeps the answer
+#: whether a user has a second factor (a confirmed TOTP factor or a passkey), as a column
+#: of a query of users (correlated with its ``User``): loading the user answers it too,
+#: and :func:`remember_mfa` keeps the answer. The one definition of a second factor.
 USER_HAS_MFA: Label[bool] = or_(
     exists().where(TotpFactor.user_id == User.id, TotpFactor.confirmed_at.is_not(None)),
     exists().where(Passkey.user_id == User.id)).label("has_mfa")
+_USER_ID: BindParameter[str] = bindparam("user_id")
+#: the same question alone, built once (a statement built per call costs more than its
+#: round trip: docs/performance.md); no row, so ``None``, for an unknown user
+HAS_MFA = select(USER_HAS_MFA).where(User.id == _USER_ID)
 #: ``Session.info`` key of :func:`has_mfa`'s answers, per user, for this session's request
 _HAS_MFA = "has_mfa"
 

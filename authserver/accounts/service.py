@@ -113,10 +113,10 @@ def find_by_login(db: Session, login: str, *, with_roles: bool = True) -> User |
     if not login or len(login) > 320:
         return None
     # stored normalised (lowercase), so the unique indexes serve this lookup
+    by_email = "@" in login
     if not with_roles:
-        return _user_and_mfa(db, USER_BY_EMAIL if "@" in login else USER_BY_USERNAME, login)
-    column = User.email if "@" in login else User.username
-    return db.scalar(select(User).where(column == login))
+        return _user_and_mfa(db, USER_BY_EMAIL if by_email else USER_BY_USERNAME, login)
+    return db.scalar(select(User).where((User.email if by_email else User.username) == login))
 
 
 def _user_without_roles(where: sa.ColumnElement[bool]) -> sa.Select[User, bool]:
