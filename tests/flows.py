@@ -71,6 +71,13 @@ def follow(client: Any, response: Any, *, username: str = "alice", password: str
     raise AssertionError("too many steps")
 
 
+def login_rid(response: Any) -> str:
+    """The ``rid`` of the login form that ``/authorize`` shows itself when the request
+    needs a login (no redirect to ``/login``); fails when the answer is anything else."""
+    assert response.status_code == 200 and 'action="/login"' in response.text, response.status_code
+    return form_value(response.text, "rid")
+
+
 def get_code(client: Any, client_id: str, **extra: Any) -> tuple[str, str, dict[str, str]]:
     """Run the browser flow; returns ``(code, verifier, params)``."""
     verifier, challenge = pkce()

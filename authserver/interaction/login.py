@@ -9,32 +9,47 @@ text with the same status after the same Argon2 work (NIST SP 800-63B §5.2.2).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from authserver.accounts import service as accounts
 from authserver.audit import service as audit
 from authserver.i18n import N_
 from authserver.oauth import authorization
 from authserver.passkeys import service as passkeys
+from authserver.sessions import service as sessions
 from authserver.web.pages import EXPIRED, Page, Redirect, Render, Result, form_page
+
+if TYPE_CHECKING:
+    from authserver.context import Context
+    from authserver.sessions.models import BrowserSession
 
 FAILED = N_("Invalid username or password.")
 
 
-def _form(page: Page, error: str | None = None, login: str | None = None) -> Result:
-    rid = page.rid
-    params = authorization.pending_params(page.session, rid) if rid else []
+def values(ctx: Context, session: BrowserSession, rid: str, *, error: str | None = None,
+           login: str | None = None) -> dict[str, object] | None:
+    """The login form's values for pending request ``rid`` (none: no pending request);
+    ``None`` when that request has expired. The authorization endpoint shows the same
+    form itself (``endpoints/authorize.py``)."""
+    params = authorization.pending_params(session, rid) if rid else []
     if params is None:
-        return EXPIRED
+        return None
     data = dict(params)
-    client = authorization.cached_client(page.ctx, data.get("client_id", "")) if data else None
-    return Render("login.html", {
+    client = authorization.cached_client(ctx, data.get("client_id", "")) if data else None
+    return {
         "rid": rid,
-        "csrf_token": page.csrf_token(),
+        "csrf_token": sessions.csrf_token(session),
         "login": login if login is not None else data.get("login_hint", ""),
         "client_name": client.client_name if client else None,
         "error": error,
-        "signup_enabled": page.ctx.settings.signup_enabled,
-        "passkeys_available": passkeys.RelyingParty.for_issuer(page.ctx.settings.issuer) is not None,
-    })
+        "signup_enabled": ctx.settings.signup_enabled,
+        "passkeys_available": passkeys.RelyingParty.for_issuer(ctx.settings.issuer) is not None,
+    }
+
+
+def _form(page: Page, error: str | None = None, login: str | None = None) -> Result:
+    found = values(page.ctx, page.session, page.rid, error=error, login=login)
+    return EXPIRED if found is None else Render("login.html", found)
 
 
 @form_page()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ISSUER
-from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, get_code, pkce, query
+from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, get_code, login_rid, pkce, query
 
 
 def _assert_error_redirect(response, params, error, status=302):
@@ -177,9 +177,7 @@ def test_consent_post_without_csrf_token_is_refused(client, make_user, make_clie
 def test_login_post_without_csrf_token_is_refused(client, make_user, make_client):
     make_user()
     cid, _ = make_client()
-    response = client.get("/authorize", params=auth_params(cid, pkce()[1]))
-    rid = query(response.headers["location"])["rid"]
-    client.get(response.headers["location"])
+    rid = login_rid(client.get("/authorize", params=auth_params(cid, pkce()[1])))
     response = client.post("/login", data={"rid": rid, "username": "alice",
                                            "password": "correct horse battery staple"})
     assert response.status_code == 400 and "location" not in response.headers
@@ -189,3 +187,25 @@ def test_client_id_with_a_nul_byte_is_an_unknown_client(client):
     """Postgres text refuses NUL: the lookup must not reach it (found by test_fuzz)."""
     response = client.get("/authorize", params={"client_id": "\x00", "response_type": "code"})
     assert response.status_code == 400 and "location" not in response.headers
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_login_form_is_shown_by_authorize_itself(client, make_user, make_client, method):
+    """A request that needs a login gets the login form in the answer to ``/authorize``
+    (GET or POST, OIDC Core §3.1.2.1), not a 303 to ``/login``: a page like the others
+    (not cached, not framed), in the request's ``ui_locales`` (sent in the body too), whose
+    form posts to ``/login`` for the pending request."""
+    make_user()
+    cid, _ = make_client(skip_consent=True)
+    params = auth_params(cid, pkce()[1], login_hint="alice", ui_locales="de")
+    page = (client.get("/authorize", params=params) if method == "GET"
+            else client.post("/authorize", data=params))
+    rid = login_rid(page)
+    assert '<html lang="de"' in page.text and 'value="alice"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer"  # the URL holds the request's parameters
+    assert f'name="next" value="/login?rid={rid}"' in page.text  # the switcher keeps this request
+    r = client.post("/login", data={"csrf_token": form_value(page.text, "csrf_token"), "rid": rid,
+                                     "username": "alice", "password": "correct horse battery staple"})
+    assert r.status_code == 303 and query(r.headers["location"])["state"] == params["state"]

@@ -11,7 +11,7 @@ from authserver.db import transaction
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from tests.account_flows import login
-from tests.flows import auth_params, follow, form_value, pkce, query
+from tests.flows import auth_params, follow, form_value, login_rid, pkce, query
 
 
 def _rows(ctx) -> int:
@@ -30,13 +30,12 @@ def test_cookieless_authorize_requests_store_nothing(client, ctx, make_client):
         client.cookies.clear()
         r = client.get("/authorize", params=auth_params(cid, challenge, state="s" * 1500,
                                                          login_hint="alice@example.com"))
-        assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
+        login_rid(r)  # the login form, shown at once
         assert f"Max-Age={sessions.ANONYMOUS_TTL};" in r.headers["set-cookie"]
         # the pending request is in the cookie, sealed: not readable, not over the cap
         value = _cookie(client, ctx)
         assert "alice" not in value and len(value) <= sessions.MAX_ANONYMOUS_COOKIE
-        page = client.get(r.headers["location"])  # the login page stores nothing either
-        assert page.status_code == 200 and 'value="alice@example.com"' in page.text
+        assert 'value="alice@example.com"' in r.text
     assert _rows(ctx) == 0
 
 
@@ -66,8 +65,8 @@ def test_two_tabs_pending_at_once_both_finish(client, ctx, make_user, make_clien
     cid, _ = make_client(skip_consent=True)
     _verifier, challenge = pkce()
     first, second = auth_params(cid, challenge), auth_params(cid, challenge)
-    rid1 = query(client.get("/authorize", params=first).headers["location"])["rid"]
-    rid2 = query(client.get("/authorize", params=second).headers["location"])["rid"]
+    rid1 = login_rid(client.get("/authorize", params=first))
+    rid2 = login_rid(client.get("/authorize", params=second))
     # the login continues the first request itself; the second is resumed afterwards
     r = login(client, rid=rid1)
     assert r.status_code == 303 and query(r.headers["location"])["state"] == first["state"]
@@ -78,8 +77,8 @@ def test_two_tabs_pending_at_once_both_finish(client, ctx, make_user, make_clien
 def test_older_pending_requests_give_way_when_the_cookie_is_full(client, ctx, make_client):
     cid, _ = make_client()
     _verifier, challenge = pkce()
-    rids = [query(client.get("/authorize", params=auth_params(cid, challenge, state="x" * 1000))
-                  .headers["location"])["rid"] for _ in range(4)]
+    rids = [login_rid(client.get("/authorize", params=auth_params(cid, challenge, state="x" * 1000)))
+            for _ in range(4)]
     assert len(_cookie(client, ctx)) <= sessions.MAX_ANONYMOUS_COOKIE
     assert client.get(f"/login?rid={rids[-1]}").status_code == 200
     assert "expired" in client.get(f"/login?rid={rids[0]}").text
@@ -89,9 +88,9 @@ def test_older_pending_requests_give_way_when_the_cookie_is_full(client, ctx, ma
 def test_a_forged_or_foreign_cookie_is_no_session(client, ctx, make_client):
     cid, _ = make_client()
     _verifier, challenge = pkce()
-    rid = query(client.get("/authorize", params=auth_params(cid, challenge)).headers["location"])["rid"]
+    page = client.get("/authorize", params=auth_params(cid, challenge))
+    rid, csrf = login_rid(page), form_value(page.text, "csrf_token")
     value = _cookie(client, ctx)
-    csrf = form_value(client.get(f"/login?rid={rid}").text, "csrf_token")
     tampered = value[:-8] + ("AAAAAAAA" if not value.endswith("AAAAAAAA") else "BBBBBBBB")
     client.cookies.clear()
     client.cookies.set(sessions.cookie_name(ctx.settings), tampered)

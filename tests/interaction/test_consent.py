@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from authserver.consents.models import Consent
 from authserver.db import transaction
 from tests.account_flows import enrol, login, totp_code
-from tests.flows import REDIRECT_URI, auth_params, form_value, pkce, query
+from tests.flows import REDIRECT_URI, auth_params, form_value, login_rid, pkce, query
 
 
 def _consents(ctx) -> int:
@@ -23,8 +23,7 @@ def test_password_alone_cannot_open_or_answer_consent(client, ctx, make_user, ma
     cid, _ = make_client(require_mfa=why == "client_requires")
     _verifier, challenge = pkce()
     extra = {"acr_values": "urn:authserver:acr:mfa"} if why == "acr_values" else {}
-    r = client.get("/authorize", params=auth_params(cid, challenge, **extra))
-    rid = query(r.headers["location"])["rid"]
+    rid = login_rid(client.get("/authorize", params=auth_params(cid, challenge, **extra)))
     assert login(client, rid=rid).status_code == 303  # the password only
     csrf = form_value(client.get(f"/login?rid={rid}").text, "csrf_token")  # this session's token
     mfa = f"/login/mfa?rid={rid}"
@@ -49,7 +48,7 @@ def test_consent_without_mfa_needs_only_the_password(client, ctx, make_user, mak
     make_user()
     cid, _ = make_client()
     _verifier, challenge = pkce()
-    rid = query(client.get("/authorize", params=auth_params(cid, challenge)).headers["location"])["rid"]
+    rid = login_rid(client.get("/authorize", params=auth_params(cid, challenge)))
     assert login(client, rid=rid).status_code == 303
     page = client.get(f"/consent?rid={rid}")
     assert page.status_code == 200

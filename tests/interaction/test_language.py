@@ -8,7 +8,7 @@ import re
 import pytest
 
 from authserver.oauth.tokens import user_claims
-from tests.flows import auth_params, form_value, pkce
+from tests.flows import auth_params, form_value, login_rid, pkce
 
 
 @pytest.fixture
@@ -54,11 +54,13 @@ def test_ui_locales_of_the_sign_in_request_then_the_users_choice(client, make_cl
     client_id, _ = make_client()
     _verifier, challenge = pkce()
     client.cookies.set("lang", "fr")
-    r = client.get("/authorize", params=auth_params(client_id, challenge, ui_locales="es de-CH"))
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
-    login = r.headers["location"]
-    page = client.get(login, headers={"Accept-Language": "fr"})
+    page = client.get("/authorize", params=auth_params(client_id, challenge, ui_locales="es de-CH"),
+                      headers={"Accept-Language": "fr"})
+    login = f"/login?rid={login_rid(page)}"  # the login form, shown by /authorize itself
     assert lang(page.text) == "de" and "Anmelden" in page.text  # ui_locales wins over cookie and header
+    # its switcher comes back to this request's login page, not to /authorize (a new request)
+    assert f'name="next" value="{login}"' in page.text
+    assert lang(client.get(login, headers={"Accept-Language": "fr"}).text) == "de"
     # a failed sign-in (a POST) keeps the request's language, and the switcher keeps the request
     failed = client.post("/login", data={"csrf_token": form_value(page.text, "csrf_token"),
                                          "rid": form_value(page.text, "rid"), "username": "x", "password": "y"})
@@ -69,7 +71,7 @@ def test_ui_locales_of_the_sign_in_request_then_the_users_choice(client, make_cl
     assert lang(client.get(login).text) == "fr"
     # a new request from the application starts from its ui_locales again
     r = client.get("/authorize", params=auth_params(client_id, challenge, ui_locales="de"))
-    assert lang(client.get(r.headers["location"]).text) == "de"
+    assert lang(r.text) == "de" and login_rid(r) not in login
 
 
 def test_ui_locales_on_the_authorization_endpoints_own_error_page(client):

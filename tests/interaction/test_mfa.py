@@ -10,15 +10,13 @@ from authserver.accounts.models import BackupCode, TotpFactor
 from authserver.audit.models import AuditEvent
 from authserver.db import transaction
 from tests.account_flows import enrol, login, totp_code
-from tests.flows import REDIRECT_URI, auth_params, exchange, form_value, pkce, query
+from tests.flows import REDIRECT_URI, auth_params, exchange, form_value, login_rid, pkce, query
 
 
 def _authorize_to_mfa(client, cid, **extra):
     verifier, challenge = pkce()
     params = auth_params(cid, challenge, **extra)
-    r = client.get("/authorize", params=params)
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
-    rid = query(r.headers["location"])["rid"]
+    rid = login_rid(client.get("/authorize", params=params))
     r = login(client, rid=rid)  # the login POST itself says where the request goes next
     assert r.status_code == 303
     return r, rid, verifier, params

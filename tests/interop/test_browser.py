@@ -151,7 +151,7 @@ def rp(live: Live) -> Iterator[RelyingParty]:
 
 
 def sign_in(page: Any, live: Live, username: str, shot: str | None = None) -> None:
-    page.wait_for_url(f"{live.url}/login?*")
+    page.wait_for_url(f"{live.url}/authorize?*")  # the login form, shown by /authorize itself
     if shot:
         page.screenshot(path=str(SHOTS / shot), full_page=True)
     page.fill("#username", username)

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from authserver.app import create_app
 from authserver.context import Context
 from tests.conftest import ISSUER, PASSWORD, Clock
-from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, get_code, pkce, query
+from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, get_code, login_rid, pkce, query
 
 LOGOUT_URI = "https://rp.example.com/bye"
 
@@ -204,8 +204,8 @@ def test_optional_parameters_never_error(client: TestClient, rp: tuple[str, str]
 
 def test_login_hint_prefills_login_form(client: TestClient, rp: tuple[str, str]) -> None:
     r = authorize(client, rp[0], login_hint="alice@example.com")
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
-    html = client.get(r.headers["location"]).text
+    login_rid(r)  # the login form, shown by /authorize itself
+    html = r.text
     field = re.search(r'<input id="username"[^>]*>', html)
     assert field and 'value="alice@example.com"' in field.group(0)
 
@@ -213,8 +213,7 @@ def test_login_hint_prefills_login_form(client: TestClient, rp: tuple[str, str])
 def test_prompt_login_reauthenticates(client: TestClient, rp: tuple[str, str], clock: Clock) -> None:
     first = claims_of(flow(client, *rp)["id_token"])
     clock.advance(5)
-    r = authorize(client, rp[0], prompt="login")
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?")
+    login_rid(authorize(client, rp[0], prompt="login"))
     body = flow(client, *rp, prompt="login")
     assert claims_of(body["id_token"])["auth_time"] == first["auth_time"] + 5
 
@@ -228,8 +227,7 @@ def test_max_age(client: TestClient, rp: tuple[str, str], clock: Clock) -> None:
     body = flow(client, *rp, max_age="3600")
     assert claims_of(body["id_token"])["auth_time"] == first["auth_time"]
     # one second older than max_age allows: log in again
-    r = authorize(client, rp[0], max_age="4")
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?")
+    login_rid(authorize(client, rp[0], max_age="4"))
     body = flow(client, *rp, max_age="4")
     assert claims_of(body["id_token"])["auth_time"] == first["auth_time"] + 5
 

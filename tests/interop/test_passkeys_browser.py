@@ -111,7 +111,7 @@ def test_register_use_as_second_factor_sign_in_without_password_and_remove(
     context.clear_cookies()
     page.add_init_script("PublicKeyCredential.isConditionalMediationAvailable = undefined;")
     page.goto(f"{rp.base}/start")
-    page.wait_for_url(f"{live.url}/login?*")
+    page.wait_for_url(f"{live.url}/authorize?*")  # the login form, shown by /authorize itself
     page.screenshot(path=str(SHOTS / "passkey-login.png"), full_page=True)
     page.click("[data-passkey=login] [data-passkey-start]")
     page.wait_for_url(f"{rp.base}/cb?*")

@@ -12,6 +12,7 @@ from tests.flows import (
     exchange,
     follow,
     get_code,
+    login_rid,
     pkce,
     query,
     tokens,
@@ -24,9 +25,14 @@ def _authorize(client, cid, **extra):
     return params, client.get("/authorize", params=params)
 
 
-def _goes_to(response, path):
+def _goes_to(response, path) -> str:
+    """``path``'s page comes next (a 303 there; the login form ``/authorize`` shows itself);
+    returns the pending request's ``rid``."""
+    if path == "/login" and response.request.url.path == "/authorize":
+        return login_rid(response)
     assert response.status_code == 303, response.text[:300]
     assert response.headers["location"].startswith(path + "?rid=")
+    return query(response.headers["location"])["rid"]
 
 
 def _code_redirect(response, params):
@@ -211,8 +217,7 @@ def test_prompt_login_cannot_be_skipped_by_resuming_without_logging_in(client, c
     get_code(client, cid)
     _age_session(ctx, -10)  # auth_time in the same second as (or after) the new request
     params, response = _authorize(client, cid, prompt="login")
-    _goes_to(response, "/login")
-    rid = response.headers["location"].split("rid=")[1]
+    rid = _goes_to(response, "/login")
     resumed = client.get(f"/authorize/resume?rid={rid}")
     _goes_to(resumed, "/login")
     _code_redirect(follow(client, resumed), params)

@@ -20,7 +20,7 @@ from authserver.db import transaction
 from authserver.passkeys.models import Passkey
 from authserver.settings import RateLimit
 from tests.account_flows import enrol, login, totp_code
-from tests.flows import REDIRECT_URI, auth_params, exchange, form_value, pkce, query
+from tests.flows import REDIRECT_URI, auth_params, exchange, form_value, login_rid, pkce, query
 from tests.passkeys.authenticator import Authenticator
 
 ISSUER = "http://localhost:8000"
@@ -73,9 +73,7 @@ def _user_with_passkey(client, make_user, device: Authenticator) -> Any:
 
 def _code_flow(client, cid, **extra) -> tuple[str, str, dict[str, str]]:
     verifier, challenge = pkce()
-    r = client.get("/authorize", params=auth_params(cid, challenge, **extra))
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
-    return query(r.headers["location"])["rid"], verifier, {}
+    return login_rid(client.get("/authorize", params=auth_params(cid, challenge, **extra))), verifier, {}
 
 
 def _finish(client, location: str) -> str:

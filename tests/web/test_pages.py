@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from authserver.web.pages import CSRF_FAILED, SIGN_IN_EXPIRED
 from tests.account_flows import csrf, login
 from tests.conftest import ISSUER, PASSWORD
-from tests.flows import auth_params, form_value, pkce, query
+from tests.flows import auth_params, form_value, login_rid, pkce
 
 NEW_PASSWORD = "a much longer new passphrase"
 
@@ -71,8 +71,7 @@ def test_logout_confirmation_needs_the_csrf_token(app, client, make_user):
 
 def _pending_rid(client, make_client) -> str:
     cid, _ = make_client()
-    location = client.get("/authorize", params=auth_params(cid, pkce()[1])).headers["location"]
-    return query(location)["rid"]
+    return login_rid(client.get("/authorize", params=auth_params(cid, pkce()[1])))
 
 
 @pytest.mark.parametrize(("method", "path"), [

@@ -13,7 +13,7 @@ from authserver.logging import configure_logging
 from authserver.security.totp import normalize_backup_code
 from tests.account_flows import enrol, login, outbox_codes, totp_code
 from tests.conftest import PASSWORD
-from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, pkce, query
+from tests.flows import REDIRECT_URI, auth_params, exchange, follow, form_value, login_rid, pkce, query
 
 NEW_PASSWORD = "another long passphrase here"
 SIGNUP_PASSWORD = "signup passphrase for bob"
@@ -39,8 +39,7 @@ def _run_flows(client, ctx, settings, make_user, make_client) -> list[str]:
     secrets_seen.append("wrong password typed")
 
     verifier, challenge = pkce()
-    r = client.get("/authorize", params=auth_params(cid, challenge))
-    rid = query(r.headers["location"])["rid"]
+    rid = login_rid(client.get("/authorize", params=auth_params(cid, challenge)))
     r = login(client, rid=rid)
     secrets_seen.append(client.cookies.get("authserver_session"))
     assert _mfa(client, rid, "999999").status_code == 200
