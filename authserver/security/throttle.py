@@ -78,8 +78,9 @@ class CounterStore(Protocol):
         """Lock ``key`` for ``seconds`` from now (replacing any current lock)."""
         ...
 
-    def locked_for(self, key: str) -> int:
-        """Remaining whole seconds of the lock on ``key`` (rounded up); 0 when not locked."""
+    def locked_for(self, *keys: str) -> int:
+        """Remaining whole seconds (rounded up) of the longest lock on ``keys``; 0 when
+        none is locked. One round trip for all of them."""
         ...
 
     def unlock(self, key: str) -> None:
@@ -172,16 +173,19 @@ class MemoryStore:
         with self._mutex:
             self._locks[key] = self._clock() + seconds
 
-    def locked_for(self, key: str) -> int:
+    def locked_for(self, *keys: str) -> int:
+        longest = 0
         with self._mutex:
-            until = self._locks.get(key)
-            if until is None:
-                return 0
-            remaining = until - self._clock()
-            if remaining <= 0:
-                del self._locks[key]
-                return 0
-            return math.ceil(remaining)
+            for key in keys:
+                until = self._locks.get(key)
+                if until is None:
+                    continue
+                remaining = until - self._clock()
+                if remaining <= 0:
+                    del self._locks[key]
+                    continue
+                longest = max(longest, math.ceil(remaining))
+        return longest
 
     def unlock(self, key: str) -> None:
         with self._mutex:
@@ -224,6 +228,16 @@ _COUNT_EVENTS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1]) * 1000000), '+inf')
+"""
+
+# PTTL: -2 for a missing key, -1 for one without expiry (locks are never set so)
+_LONGEST_LOCK = """
+local longest = 0
+for _, key in ipairs(KEYS) do
+  local remaining = redis.call('PTTL', key)
+  if remaining > longest then longest = remaining end
+end
+return longest
 """
 
 _HIT = """
@@ -277,6 +291,7 @@ class RedisStore:
         self._add_event = client.register_script(_ADD_EVENT)
         self._count_events = client.register_script(_COUNT_EVENTS)
         self._hit = client.register_script(_HIT)
+        self._longest_lock = client.register_script(_LONGEST_LOCK)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -293,8 +308,11 @@ class RedisStore:
     def lock(self, key: str, seconds: int) -> None:
         self.client.set(self._k(key), b"1", ex=seconds)
 
-    def locked_for(self, key: str) -> int:
-        remaining_ms = int(self.client.pttl(self._k(key)))  # -2 missing, -1 no expiry (never set so)
+    def locked_for(self, *keys: str) -> int:
+        if len(keys) == 1:
+            remaining_ms = int(self.client.pttl(self._k(keys[0])))
+        else:  # the login's IP and account locks: one round trip
+            remaining_ms = int(self._longest_lock(keys=[self._k(key) for key in keys]))
         return math.ceil(remaining_ms / 1000) if remaining_ms > 0 else 0
 
     def unlock(self, key: str) -> None:
@@ -407,8 +425,8 @@ class FallbackStore:
     def lock(self, key: str, seconds: int) -> None:
         self._call("lock", key, seconds)
 
-    def locked_for(self, key: str) -> int:
-        return int(self._call("locked_for", key))
+    def locked_for(self, *keys: str) -> int:
+        return int(self._call("locked_for", *keys))
 
     def unlock(self, key: str) -> None:
         self._call("unlock", key)
@@ -466,10 +484,10 @@ class Lockout:
 
     def check(self, account_key: str | None, ip: str) -> int:
         """Seconds until an attempt for this account from this IP is allowed (0 = allowed)."""
-        wait = self.store.locked_for(self._keys("ip", ip)[1])
+        locks = [self._keys("ip", ip)[1]]
         if account_key is not None:
-            wait = max(wait, self.store.locked_for(self._keys("acct", account_key)[1]))
-        return wait
+            locks.append(self._keys("acct", account_key)[1])
+        return self.store.locked_for(*locks)
 
     def register_failure(self, account_key: str | None, ip: str) -> int:
         """Count one failed attempt; return the lock seconds now in force (0 if none)."""

@@ -426,3 +426,24 @@ def test_fallback_uses_redis_when_up(redis_store: RedisStore) -> None:
     store.add_failure("k", 60)
     assert redis_store.failures("k", 60) == 1
     assert store.degraded is False
+
+
+def test_locked_for_several_keys_is_the_longest_lock(store: CounterStore) -> None:
+    """The login asks for its IP's and its account's lock at once (one round trip)."""
+    assert store.locked_for("ip", "acct") == 0
+    store.lock("ip", 10)
+    assert 9 <= store.locked_for("ip", "acct") <= 10
+    store.lock("acct", 60)
+    assert 59 <= store.locked_for("ip", "acct") <= 60 and 59 <= store.locked_for("acct", "ip") <= 60
+    store.unlock("acct")
+    assert 9 <= store.locked_for("acct", "ip") <= 10
+
+
+def test_an_expired_lock_does_not_hide_a_live_one() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    store.lock("ip", 1)
+    store.lock("acct", 60)
+    clock.now += 2
+    assert store.locked_for("ip", "acct") == 58
+    assert store.locked_for("ip") == 0
