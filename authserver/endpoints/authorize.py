@@ -30,16 +30,19 @@ def respond(request: Request, outcome: authorization.Outcome, form: dict[str, ob
 
 
 def login_form(request: Request, ctx: Context, outcome: authorization.Outcome) -> dict[str, object] | None:
-    """The login form, when the request needs a login: shown right here rather than after a
-    303 to ``/login`` (one request less per sign-in, one round trip less for a user far
+    """The login form, when a GET request needs a login: shown right here rather than after
+    a 303 to ``/login`` (one request less per sign-in, one round trip less for a user far
     away); it posts to ``/login`` like the form there, which shows it again after a
-    failure. Its language is the pending request's, as on the pages, and the language
-    switcher comes back to ``/login`` with the pending request (a GET of this URL
-    would start another one)."""
-    if outcome.interaction != "login" or outcome.session is None or outcome.rid is None:
+    failure. Its language is the request's ``ui_locales`` (read from the query string, as
+    for every page of this endpoint), and the language switcher comes back to ``/login``
+    with the pending request (a GET of this URL would start another one).
+
+    A POST keeps its 303 (a reload must not resubmit it), and so does a pushed request:
+    its ``request_uri`` is spent, so reloading this URL would only find it used, while
+    ``/login?rid=…`` can be reloaded (RFC 9126 §4)."""
+    if (outcome.interaction != "login" or outcome.session is None or outcome.rid is None
+            or outcome.pushed or request.method != "GET"):
         return None
-    request.state.ui_locales, request.state.chosen_locale = authorization.pending_language(
-        outcome.session, outcome.rid)
     form = login.values(ctx, outcome.session, outcome.rid)
     if form is not None:
         form["language_next"] = with_rid("/login", outcome.rid)

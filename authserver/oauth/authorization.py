@@ -87,9 +87,11 @@ class Outcome:
     status: int = 302
     cookie: str | None = None  # a new session cookie value to set
     #: an interaction the request needs (``login``, ``mfa``, ``consent``): ``location`` is
-    #: its page, ``rid`` the pending request and ``session`` the browser session holding it
+    #: its page, ``rid`` the pending request (``pushed`` through ``/par``) and ``session``
+    #: the browser session holding it
     interaction: str | None = None
     rid: str | None = None
+    pushed: bool = False
     session: BrowserSession | None = field(default=None, repr=False)
 
 
@@ -533,7 +535,7 @@ def _interact(ctx: Context, request: FrozenRequest, session: BrowserSession | No
             return Outcome(error="invalid_request", status=400, error_description=REQUEST_TOO_LARGE)
     path = {"login": "/login", "mfa": "/login/mfa", "consent": "/consent"}[kind]
     return Outcome(location=f"{path}?rid={rid}", status=303, cookie=cookie, interaction=kind, rid=rid,
-                   session=session)
+                   pushed=is_pushed, session=session)
 
 
 def seal_anonymous(ctx: Context, session: BrowserSession, *, keep: str | None = None) -> str | None:

@@ -283,6 +283,7 @@ class RedisStore:
 
     Each mutating operation is a single command or Lua script, so concurrent
     workers never lose an update. Redis errors propagate (see :class:`FallbackStore`).
+    One Redis server, not a cluster: :meth:`locked_for` reads keys of any slot in one script.
     """
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:

@@ -189,17 +189,14 @@ def test_client_id_with_a_nul_byte_is_an_unknown_client(client):
     assert response.status_code == 400 and "location" not in response.headers
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_the_login_form_is_shown_by_authorize_itself(client, make_user, make_client, method):
-    """A request that needs a login gets the login form in the answer to ``/authorize``
-    (GET or POST, OIDC Core §3.1.2.1), not a 303 to ``/login``: a page like the others
-    (not cached, not framed), in the request's ``ui_locales`` (sent in the body too), whose
-    form posts to ``/login`` for the pending request."""
+def test_the_login_form_is_shown_by_authorize_itself(client, make_user, make_client):
+    """A GET that needs a login gets the login form in the answer to ``/authorize``, not a
+    303 to ``/login``: a page like the others (not cached, not framed), in the request's
+    ``ui_locales``, whose form posts to ``/login`` for the pending request."""
     make_user()
     cid, _ = make_client(skip_consent=True)
     params = auth_params(cid, pkce()[1], login_hint="alice", ui_locales="de")
-    page = (client.get("/authorize", params=params) if method == "GET"
-            else client.post("/authorize", data=params))
+    page = client.get("/authorize", params=params)
     rid = login_rid(page)
     assert '<html lang="de"' in page.text and 'value="alice"' in page.text
     assert page.headers["cache-control"] == "no-store"
@@ -209,3 +206,22 @@ def test_the_login_form_is_shown_by_authorize_itself(client, make_user, make_cli
     r = client.post("/login", data={"csrf_token": form_value(page.text, "csrf_token"), "rid": rid,
                                      "username": "alice", "password": "correct horse battery staple"})
     assert r.status_code == 303 and query(r.headers["location"])["state"] == params["state"]
+
+
+@pytest.mark.parametrize("how", ["POST", "pushed"])
+def test_a_post_or_a_pushed_request_goes_to_a_login_page_that_can_be_reloaded(client, make_user, make_client,
+                                                                               how):
+    """A POST to ``/authorize`` keeps its 303 (a reload must not resubmit it), and so does a
+    pushed request (RFC 9126 §4): its ``request_uri`` is spent, so only ``/login?rid=…``
+    can be reloaded; reloading it shows the same form."""
+    make_user()
+    cid, secret = make_client(skip_consent=True)
+    params = auth_params(cid, pkce()[1])
+    if how == "POST":
+        r = client.post("/authorize", data=params)
+    else:
+        pushed = client.post("/par", data=params, auth=(cid, secret)).json()["request_uri"]
+        r = client.get("/authorize", params={"client_id": cid, "request_uri": pushed})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?rid=")
+    assert login_rid(client.get(r.headers["location"])) == login_rid(client.get(r.headers["location"]))
+    assert query(follow(client, client.get(r.headers["location"])).headers["location"])["state"] == params["state"]
