@@ -310,11 +310,8 @@ class RedisStore:
         self.client.set(self._k(key), b"1", ex=seconds)
 
     def locked_for(self, *keys: str) -> int:
-        if len(keys) == 1:
-            remaining_ms = int(self.client.pttl(self._k(keys[0])))
-        else:  # the login's IP and account locks: one round trip
-            remaining_ms = int(self._longest_lock(keys=[self._k(key) for key in keys]))
-        return math.ceil(remaining_ms / 1000) if remaining_ms > 0 else 0
+        # the script answers 0 when no key holds a lock
+        return math.ceil(int(self._longest_lock(keys=[self._k(key) for key in keys])) / 1000)
 
     def unlock(self, key: str) -> None:
         self.client.delete(self._k(key))
