@@ -150,6 +150,9 @@ class Context:
         if self.settings.theme_dir is not None and (self.settings.theme_dir / "templates").is_dir():
             directories.insert(0, str(self.settings.theme_dir / "templates"))
         templates = Jinja2Templates(directory=directories)
+        # read once per process (a theme's change needs a restart: docs/branding.md), not
+        # checked against the file's time on every page
+        templates.env.auto_reload = False
         templates.env.globals["issuer"] = self.settings.issuer
         templates.env.globals["brand"] = self.brand
         templates.env.filters["device_label"] = branding.device_label

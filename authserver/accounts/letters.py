@@ -52,7 +52,7 @@ def _environment() -> Environment:
 
     environment = Environment(loader=FileSystemLoader(str(resource_dir("templates") / "mail")),
                               autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-                              keep_trailing_newline=True)
+                              keep_trailing_newline=True, auto_reload=False)
     i18n.install(environment)
     return environment
 

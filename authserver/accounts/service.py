@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.util.typing import TupleAny
 
 from authserver.accounts import mfa as factors
 from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
@@ -31,6 +32,7 @@ from authserver.roles.errors import RoleError
 from authserver.roles.service import check_roles
 from authserver.security.passwords import PasswordHasher, validate_password
 from authserver.security.throttle import Lockout
+from authserver.sessions import devices
 from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from authserver.tokens.cache import TokenState
@@ -119,25 +121,31 @@ def find_by_login(db: Session, login: str, *, with_roles: bool = True) -> User |
     return db.scalar(select(User).where((User.email if by_email else User.username) == login))
 
 
-def _user_without_roles(where: sa.ColumnElement[bool]) -> sa.Select[User, bool]:
-    """The user without roles, and :data:`factors.USER_HAS_MFA` in the same statement."""
-    return select(User, factors.USER_HAS_MFA).where(where).options(lazyload(User.roles))
+def _user_without_roles(where: sa.ColumnElement[bool], *also: sa.Label[bool]) -> sa.Select[*TupleAny]:
+    """The user without roles, and :data:`factors.USER_HAS_MFA` (and ``also``) in the same
+    statement."""
+    return select(User, factors.USER_HAS_MFA).add_columns(*also).where(where).options(lazyload(User.roles))
 
 
-#: built once (a statement built per call costs more than its round trip: docs/performance.md)
+#: built once (a statement built per call costs more than its round trip: docs/performance.md);
+#: the login's two also read whether the user has a device yet (for the new-device letter)
 USER_WITHOUT_ROLES = _user_without_roles(User.id == sa.bindparam("key"))
-USER_BY_EMAIL = _user_without_roles(User.email == sa.bindparam("key"))
-USER_BY_USERNAME = _user_without_roles(User.username == sa.bindparam("key"))
+USER_BY_EMAIL = _user_without_roles(User.email == sa.bindparam("key"), devices.USER_HAS_DEVICE)
+USER_BY_USERNAME = _user_without_roles(User.username == sa.bindparam("key"), devices.USER_HAS_DEVICE)
 
 
-def _user_and_mfa(db: Session, statement: sa.Select[User, bool], key: str) -> User | None:
+def _user_and_mfa(db: Session, statement: sa.Select[*TupleAny], key: str) -> User | None:
     """The user ``statement`` finds by ``key``; whether it has a second factor is kept for
-    this request's :func:`factors.has_mfa`."""
+    this request's :func:`factors.has_mfa`, and whether it has a device yet, when read,
+    for :func:`devices.had_other_devices`."""
     row = db.execute(statement, {"key": key}).one_or_none()
     if row is None:
         return None
-    user, has_mfa = row
+    user: User = row[0]
+    has_mfa, *has_device = row[1:]
     factors.remember_mfa(db, user.id, has_mfa)
+    if has_device:
+        devices.remember_had_device(db, user.id, has_device[0])
     return user
 
 

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Delete, and_, delete, func, or_, select
+from sqlalchemy import Delete, Label, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from authserver.accounts.models import User
@@ -96,8 +96,28 @@ def stored_name(name: str | None) -> Text | str:
     return name
 
 
+#: whether the user has a device yet (ended ones count), read in the same statement as the
+#: user's row by the login's lookup (``accounts.service.find_by_login``), before the
+#: sign-in makes its device: one statement less per login (docs/performance.md)
+USER_HAS_DEVICE: Label[bool] = exists().where(Device.user_id == User.id).label("has_device")
+#: ``Session.info`` key of those answers, per user, for this session's request
+_HAD_DEVICE = "had_device"
+
+
+def remember_had_device(db: Session, user_id: str, answer: bool) -> None:
+    """Keep ``answer`` (:data:`USER_HAS_DEVICE`, read before this request made a device)
+    for :func:`had_other_devices`."""
+    db.info.setdefault(_HAD_DEVICE, {})[user_id] = bool(answer)
+
+
 def had_other_devices(db: Session, user_id: str, device_id: str) -> bool:
-    """Whether the user ever completed a sign-in on another device (ended ones count)."""
+    """Whether the user ever completed a sign-in on another device than ``device_id``,
+    the one this sign-in just made (ended ones count). The answer the login's lookup
+    kept (:func:`remember_had_device`) is this one, as every device it saw is another;
+    it is taken once. Without it (the MFA and passkey pages) one query asks."""
+    kept = db.info.get(_HAD_DEVICE, {}).pop(user_id, None)
+    if kept is not None:
+        return bool(kept)
     return db.scalar(select(Device.id).where(Device.user_id == user_id, Device.id != device_id).limit(1)) is not None
 
 

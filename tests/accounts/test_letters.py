@@ -154,6 +154,32 @@ def test_new_device_notice(client, ctx, app, inbox, make_user):
     assert f'href="{ISSUER}/account"' in html and f"{ISSUER}/account" in text
 
 
+def test_new_device_notice_after_the_second_factor(client, ctx, app, inbox, make_user):
+    """The sign-in completes on the MFA page, which asks itself whether the account has
+    another device (the login's lookup answered that only for the login POST)."""
+    from tests.account_flows import enrol, totp_code
+
+    box, _port = inbox
+    user = make_user(username="c.d", email="cd@example.com")
+    secret, _codes = enrol(ctx, user.id)
+    box.take()  # the letter of the enrolment
+
+    def sign_in(browser: Any, step: int) -> None:
+        assert login(browser, username="c.d").headers["location"] == "/account"
+        assert browser.get("/account").headers["location"] == "/login/mfa"
+        page = browser.get("/login/mfa")
+        r = browser.post("/login/mfa", data={"csrf_token": form_value(page.text, "csrf_token"), "rid": "",
+                                             "code": totp_code(secret, step)})
+        assert r.headers["location"] == "/account"
+
+    sign_in(client, 0)
+    assert box.take() == []  # the account's first device
+    with TestClient(app, base_url=ISSUER, follow_redirects=False) as other:
+        sign_in(other, 1)
+    subject, _text, _html = one(box, "cd@example.com")
+    assert subject == "New sign-in to your account"
+
+
 def test_mfa_turned_on_and_off(client, ctx, inbox, make_user):
     box, _port = inbox
     user = make_user()
