@@ -34,9 +34,10 @@ EVENTS = frozenset({
 })
 
 #: built once, on the table (no unit of work: an ORM ``add`` and its flush cost more than
-#: the statement, docs/performance.md); ``created_at`` takes the model's default
+#: the statement, docs/performance.md); ``created_at`` takes the model's default; inline:
+#: no implicit ``RETURNING id``, which nothing reads
 AUDIT_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
-INSERT_EVENT = insert(AUDIT_EVENTS)
+INSERT_EVENT = insert(AUDIT_EVENTS).inline()
 
 
 def record(

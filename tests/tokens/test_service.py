@@ -141,7 +141,8 @@ def test_claim_live_refresh_token_once_and_only_a_live_one_of_its_client(ctx, ma
         live = _live_token(db, user.id, cid)
         assert service.claim_live_refresh_token(db, live, other) is None  # another client's
         row = service.claim_live_refresh_token(db, live, cid)
-        assert row is not None and row.token_hash == live and row.user_id == user.id and row.amr == ["pwd"]
+        claimed_id = db.scalar(sa.select(RefreshToken.id).where(RefreshToken.token_hash == live))
+        assert row is not None and row.id == claimed_id and row.user_id == user.id and row.amr == ["pwd"]
         assert row.rotated_at is not None and row.rotated_at.tzinfo is not None
         assert row.family_expires_at.tzinfo is not None
         assert service.claim_live_refresh_token(db, live, cid) is None  # once only
