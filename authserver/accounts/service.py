@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
-from sqlalchemy.util.typing import TupleAny
 
 from authserver.accounts import mfa as factors
 from authserver.accounts.errors import AccountError, UnknownSession, UnknownUser
@@ -39,6 +38,8 @@ from authserver.tokens.cache import TokenState
 from authserver.tokens.service import invalidate_subject, revoke_user_code_tokens
 
 if TYPE_CHECKING:
+    from sqlalchemy.util.typing import TupleAny  # SQLAlchemy 2.1's name, for annotations only
+
     from authserver.context import Context
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")

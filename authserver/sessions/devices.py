@@ -114,7 +114,12 @@ def had_other_devices(db: Session, user_id: str, device_id: str) -> bool:
     """Whether the user ever completed a sign-in on another device than ``device_id``,
     the one this sign-in just made (ended ones count). The answer the login's lookup
     kept (:func:`remember_had_device`) is this one, as every device it saw is another;
-    it is taken once. Without it (the MFA and passkey pages) one query asks."""
+    it is taken once. Without it (the MFA and passkey pages) one query asks.
+
+    The kept answer was read before the password check and before the device limit's
+    lock on the user, so the first two sign-ins of an account, overlapping on
+    Postgres, may both see no device and neither send the letter (without a device
+    limit the query had the same window). A letter is a notice, not a check."""
     kept = db.info.get(_HAD_DEVICE, {}).pop(user_id, None)
     if kept is not None:
         return bool(kept)

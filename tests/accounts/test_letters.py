@@ -15,6 +15,7 @@ from typing import Any
 
 import pyotp
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from starlette.testclient import TestClient
 
@@ -142,10 +143,14 @@ def test_new_device_notice(client, ctx, app, inbox, make_user):
     assert box.take() == []  # the account's first device
     login(client, username="a.b")  # the same browser again: not a new device
     assert box.take() == []
+    statements: list[str] = []
+    sa.event.listen(ctx.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with TestClient(app, base_url=ISSUER, follow_redirects=False) as other:
         other.headers.update({"Accept-Language": "fr",
                               "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"})
         assert login(other, username="a.b").status_code == 303
+    # the login's lookup answered "another device?" (devices.USER_HAS_DEVICE): no query of its own
+    assert statements and not [s for s in statements if s.lstrip().startswith("SELECT devices.id")]
     subject, text, html = one(box, "ab@example.com")
     # in the owner's language (German, from their earlier sign-ins), not the new browser's
     assert subject == "Neue Anmeldung bei Ihrem Konto"
