@@ -97,11 +97,16 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "check_presented",
     ],
     # requests to client-chosen addresses (jwks_uri, backchannel_logout_uri): no private
-    # destination unless allowed, and the request pinned to the checked address
+    # destination unless allowed, the request pinned to the checked address, and TLS
+    # naming the host (through a proxy's tunnel too)
     "authserver/security/outbound.py": [
         "is_public",
         "resolve",
+        "Destination.client",
         "Destination.request",
+        "_HostTLS.naming",
+        "_HostTLS.wrap_socket",
+        "_HostTLS.wrap_bio",
     ],
     # WebAuthn: the relying party, the challenge, the owner, the user handle, user
     # verification and the signature counter

@@ -187,7 +187,7 @@ def post(uri: str, logout_token: str, timeout: float, *, allow_private: bool) ->
     except outbound.ForbiddenDestination as refused:
         return f"not sent: {refused}"
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+        with destination.client(timeout) as http:
             response = http.send(destination.request(http, "POST", data={"logout_token": logout_token},
                                                      headers={"Cache-Control": "no-store"}))
     except httpx.HTTPError as exc:

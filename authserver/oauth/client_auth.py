@@ -128,7 +128,7 @@ class ClientKeys:
         return keys
 
     def _get(self, destination: outbound.Destination) -> bytes:
-        with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as http, \
+        with destination.client(self.timeout) as http, \
                 closing(http.send(destination.request(http, "GET", headers={"Accept": "application/json"}),
                                   stream=True)) as response:
             if response.status_code != 200:

@@ -12,15 +12,25 @@ machine), :func:`resolve` refuses a host any of whose addresses is not a public 
 and the request goes to the address that was checked, not to a second DNS answer
 (DNS rebinding): the URL names the address, the ``Host`` header and TLS's server name
 (SNI, and so the certificate check) name the host.
+
+Both requests honour the environment's proxy settings (``HTTPS_PROXY``, ``HTTP_PROXY``,
+``NO_PROXY``) and its CA bundle (``SSL_CERT_FILE``, ``SSL_CERT_DIR``; else certifi's, as
+httpx). Through a proxy the tunnel (``CONNECT``, RFC 9110 §9.3.6) is asked for the checked
+address, so the proxy does not resolve the name again, and TLS inside it still names
+the host: :class:`_HostTLS`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import certifi
 import httpx
 
 NOT_A_URL = "the URI must be an http(s) URL with a host and no credentials"
@@ -39,12 +49,48 @@ class Destination:
     host: str
     pinned: str
 
+    def client(self, timeout: float) -> httpx.Client:
+        """An HTTP client for this destination: no redirects followed (a redirect could
+        lead anywhere), the environment's proxy and CA settings, TLS naming the host."""
+        return httpx.Client(timeout=timeout, follow_redirects=False, verify=_HostTLS.naming(self.host))
+
     def request(self, http: httpx.Client, method: str, *, headers: dict[str, str],
                 data: dict[str, str] | None = None) -> httpx.Request:
-        parts = urlsplit(self.uri)
-        extensions = {"sni_hostname": self.host} if parts.scheme == "https" else {}
-        return http.build_request(method, self.pinned, headers={**headers, "Host": parts.netloc}, data=data,
-                                  extensions=extensions)
+        """The request to the pinned address, naming the host in ``Host``."""
+        return http.build_request(method, self.pinned, headers={**headers, "Host": urlsplit(self.uri).netloc},
+                                  data=data)
+
+
+class _HostTLS(ssl.SSLContext):
+    """A client TLS context whose every handshake names one host (SNI and the certificate
+    check), whatever the connection's address. The pinned URL names the address, which
+    httpcore passes as the server name; its ``sni_hostname`` request extension would
+    change that on a direct connection, but not inside a proxy's tunnel."""
+
+    host = ""
+
+    @classmethod
+    def naming(cls, host: str) -> _HostTLS:
+        """Verifying as httpx's default context does: ``SSL_CERT_FILE``, else
+        ``SSL_CERT_DIR``, else certifi's bundle."""
+        context = cls(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED by default
+        if os.environ.get("SSL_CERT_FILE"):
+            context.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            context.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            context.load_verify_locations(cafile=certifi.where())
+        context.host = host
+        return context
+
+    # the server name comes by keyword, as httpcore and asyncio pass it (given by
+    # position as well, it would be a TypeError, never a silent second name)
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        return super().wrap_socket(*args, **{**kwargs, "server_hostname": self.host})
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        """TLS inside TLS: the tunnel through an ``https://`` proxy."""
+        return super().wrap_bio(*args, **{**kwargs, "server_hostname": self.host})
 
 
 def is_public(address: str) -> bool:

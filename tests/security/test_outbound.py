@@ -4,12 +4,20 @@ allowed; an allowed one is reached at the address that was checked, naming the h
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.server
+import json
+import select
 import socket
 import ssl
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import certifi
 import httpx
 import pytest
 from authlib.oauth2.rfc6749.errors import InvalidClientError
@@ -23,7 +31,7 @@ from authserver.clients.models import Client
 from authserver.oauth.client_auth import ClientKeys
 from authserver.security import outbound
 from authserver.settings import Settings
-from tests.oauth.test_private_key_jwt import JwksServer, Signer
+from tests.oauth.test_private_key_jwt import JwksServer, Signer, jwks
 
 
 @pytest.mark.parametrize(("address", "public"), [
@@ -155,7 +163,8 @@ def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return key_file, cert_file
 
 
-def test_over_tls_the_certificate_is_checked_against_the_host_not_the_address(tmp_path, jwks_server):
+def test_over_tls_the_certificate_is_checked_against_the_host_not_the_address(tmp_path, jwks_server,
+                                                                            monkeypatch):
     """The pinned URL names 127.0.0.1, the certificate only the host: the handshake
     succeeds because TLS names the host (SNI and the hostname check)."""
     host = "jwks.rebound.invalid"
@@ -166,13 +175,14 @@ def test_over_tls_the_certificate_is_checked_against_the_host_not_the_address(tm
     port = jwks_server.httpd.server_address[1]
     destination = outbound.Destination(uri=f"https://{host}:{port}/jwks.json", host=host,
                                        pinned=f"https://127.0.0.1:{port}/jwks.json")
-    client_tls = ssl.create_default_context(cafile=str(cert_file))
-    with httpx.Client(verify=client_tls, timeout=5) as http:
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    with destination.client(5) as http:
         response = http.send(destination.request(http, "GET", headers={}))
         assert response.status_code == 200
         assert jwks_server.host == f"{host}:{port}"
-        with pytest.raises(httpx.ConnectError, match="certificate"):  # the address alone does not match
-            http.get(destination.pinned)
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(cert_file)), timeout=5) as http, \
+            pytest.raises(httpx.ConnectError, match="certificate"):  # the address alone does not match
+        http.get(destination.pinned)
 
 
 @pytest.fixture
@@ -191,7 +201,9 @@ def test_a_logout_token_is_not_posted_to_a_private_address(listener):
     assert error is not None and error.startswith("not sent:") and len(error) <= 200
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody connected
-    assert post(f"http://127.0.0.1:{port}/logout", "a.logout.token", 0.5, allow_private=True) is not None
+    started = time.monotonic()
+    assert post(f"http://127.0.0.1:{port}/logout", "a.logout.token", 0.5, allow_private=True) == "ReadTimeout"
+    assert time.monotonic() - started < 4  # the timeout given, not httpx's default of 5 s
     conn, _ = listener.accept()  # allowed: the POST reached the port (and timed out unanswered)
     conn.close()
 
@@ -203,3 +215,219 @@ def test_the_setting_and_the_development_default():
     env = {"AUTHSERVER_ISSUER": "https://id.example.com", "AUTHSERVER_OUTBOUND_ALLOW_PRIVATE": "true",
            "AUTHSERVER_SECRET_KEY": "k" * 48}
     assert Settings.from_env(env).private_destinations_allowed
+
+
+# -- through a forward proxy (HTTPS_PROXY) -----------------------------------------------
+
+
+class TlsSite:
+    """An https site on a loopback port whose certificate names ``host`` only (not the
+    address), recording the TLS server name (SNI) of each handshake and each request's
+    method, ``Host`` and body; a GET answers ``body``."""
+
+    def __init__(self, tmp_path: Path, host: str, body: bytes = b"") -> None:
+        key_file, self.ca = _certificate(tmp_path, host)
+        self.server_names: list[str | None] = []
+        self.requests: list[tuple[str, str | None, bytes]] = []
+        self.location: str | None = None  # when set, every answer is a 307 redirect there
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(self.ca, key_file)
+        tls.sni_callback = lambda _sock, name, _context: self.server_names.append(name)  # type: ignore[assignment]
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.requests.append(("POST", self.headers.get("Host"), self.rfile.read(length)))
+                self._answer(b"")
+
+            def do_GET(self) -> None:
+                outer.requests.append(("GET", self.headers.get("Host"), b""))
+                self._answer(body)
+
+            def _answer(self, content: bytes) -> None:
+                self.send_response(200 if outer.location is None else 307)
+                if outer.location is not None:
+                    self.send_header("Location", outer.location)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TunnelProxy:
+    """A forward proxy that opens tunnels (``CONNECT``, RFC 9110 §9.3.6): it records the
+    target each client asks for and tunnels every one to the loopback port ``upstream``,
+    as if that target's address were the site's. Any other method gets 501."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.targets: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # a client that gives up mid-tunnel
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            method, target = head.split(b"\r\n", 1)[0].decode().split(" ")[:2]
+            self.targets.append(f"{method} {target}")
+            if method != "CONNECT":
+                conn.sendall(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
+                return
+            with socket.create_connection(("127.0.0.1", self.upstream)) as upstream:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                while True:
+                    ready, _, _ = select.select([conn, upstream], [], [], 10)
+                    if not ready:
+                        return
+                    for side in ready:
+                        data = side.recv(65536)
+                        if not data:
+                            return
+                        (upstream if side is conn else conn).sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+#: the address the test's DNS gives the relying party's host: a public one, so it is
+#: pinned (the proxy tunnels it to the loopback site)
+PUBLIC = "93.184.215.14"
+RP_HOST = "rp.rebound.invalid"
+
+
+@pytest.fixture
+def behind_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TlsSite, TunnelProxy]]:
+    """The relying party's https site, reached only through a forward proxy named by
+    ``HTTPS_PROXY``; the host resolves to :data:`PUBLIC`, and the site's own CA is the
+    trusted one (``SSL_CERT_FILE``)."""
+    signer = Signer()
+    site = TlsSite(tmp_path, RP_HOST, body=json.dumps(jwks(signer)).encode())
+    site.signer = signer  # type: ignore[attr-defined]
+    proxy = TunnelProxy(site.port)
+    resolve = socket.getaddrinfo
+
+    def dns(host: object, *args: object, **kwargs: object) -> object:
+        if host == RP_HOST:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 0))]
+        return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(site.ca))
+    yield site, proxy
+    proxy.close()
+    site.close()
+
+
+def test_a_logout_token_goes_through_the_proxy_to_the_checked_address_naming_the_host(behind_a_proxy):
+    """The proxy is asked for a tunnel to the address that was checked, not to the name
+    (which it would resolve again), and TLS inside the tunnel names the host, so the
+    certificate is checked against the host (OIDC Back-Channel Logout 1.0 §2.5 over TLS)."""
+    site, proxy = behind_a_proxy
+    assert post(f"https://{RP_HOST}/logout", "a.logout.token", 5, allow_private=False) is None
+    assert proxy.targets == [f"CONNECT {PUBLIC}:443"]
+    assert site.server_names == [RP_HOST]
+    assert site.requests == [("POST", RP_HOST, b"logout_token=a.logout.token")]
+
+
+def test_a_jwks_uri_is_fetched_through_the_proxy_the_same_way(behind_a_proxy):
+    site, proxy = behind_a_proxy
+    keys = ClientKeys(allow_http=False, allow_private=False)
+    assert keys.keys(Client(jwks_uri=f"https://{RP_HOST}/jwks.json"), kid=None)[0]["kid"] == site.signer.kid
+    assert proxy.targets == [f"CONNECT {PUBLIC}:443"]
+    assert site.server_names == [RP_HOST]
+    assert site.requests == [("GET", RP_HOST, b"")]
+
+
+def test_a_redirect_is_not_followed(behind_a_proxy, listener):
+    """A checked site could otherwise send the request on to an address that was never
+    checked (here a loopback port): the answer is the redirect itself, a failure."""
+    site, _proxy = behind_a_proxy
+    site.location = f"http://127.0.0.1:{listener.getsockname()[1]}/internal"
+    assert post(f"https://{RP_HOST}/logout", "a.logout.token", 5, allow_private=False) == "HTTP 307"
+    keys = ClientKeys(allow_http=False, allow_private=False)
+    with pytest.raises(InvalidClientError):
+        keys.keys(Client(jwks_uri=f"https://{RP_HOST}/jwks.json"), kid=None)
+    assert [method for method, _host, _body in site.requests] == ["POST", "GET"]
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nothing went on to the redirect's address
+
+
+def test_a_private_address_is_refused_before_the_proxy_is_asked(behind_a_proxy, monkeypatch):
+    """The check is ours, whatever the proxy could reach: nothing is sent to it."""
+    site, proxy = behind_a_proxy
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda *_a, **_k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 0))])
+    error = post(f"https://{RP_HOST}/logout", "a.logout.token", 5, allow_private=False)
+    assert error is not None and error.startswith("not sent:")
+    assert proxy.targets == [] and site.requests == []
+
+
+def test_tls_names_the_host_whatever_address_it_is_handed():
+    """httpcore hands the pinned address over as the server name (inside a proxy's
+    tunnel it ignores ``sni_hostname``): the context names the host instead, on a socket
+    and for TLS inside TLS (the tunnel through an https proxy)."""
+    context = outbound._HostTLS.naming(RP_HOST)
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    with socket.socket() as raw, context.wrap_socket(raw, server_hostname=PUBLIC,
+                                                     do_handshake_on_connect=False) as wrapped:
+        assert wrapped.server_hostname == RP_HOST
+    inner = context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=PUBLIC)
+    assert inner.server_hostname == RP_HOST and not inner.server_side
+
+
+def test_the_trusted_authorities_are_the_environments_else_certifis(tmp_path, monkeypatch):
+    """As httpx's default: ``SSL_CERT_FILE``, else ``SSL_CERT_DIR``, else certifi's bundle."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    bundled = ssl.create_default_context(cafile=certifi.where()).get_ca_certs()
+    assert outbound._HostTLS.naming(RP_HOST).get_ca_certs() == bundled
+    site = TlsSite(tmp_path, RP_HOST, body=b"{}")
+    try:
+        destination = outbound.Destination(uri=f"https://{RP_HOST}:{site.port}/x", host=RP_HOST,
+                                           pinned=f"https://127.0.0.1:{site.port}/x")
+        with destination.client(5) as http, pytest.raises(httpx.ConnectError, match="certificate"):
+            http.send(destination.request(http, "GET", headers={}))  # the site's CA is not certifi's
+        directory = tmp_path / "authorities"
+        directory.mkdir()
+        subject_hash = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(site.ca)],
+                                      capture_output=True, text=True, check=True).stdout.strip()
+        (directory / f"{subject_hash}.0").write_bytes(site.ca.read_bytes())
+        monkeypatch.setenv("SSL_CERT_DIR", str(directory))
+        with destination.client(5) as http:
+            assert http.send(destination.request(http, "GET", headers={})).status_code == 200
+        monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # the file wins over the directory
+        with destination.client(5) as http, pytest.raises(httpx.ConnectError, match="certificate"):
+            http.send(destination.request(http, "GET", headers={}))
+        assert site.server_names == [RP_HOST] * 3
+    finally:
+        site.close()
