@@ -102,6 +102,8 @@ SECURITY_CHECKS: dict[str, list[str]] = {
     "authserver/security/outbound.py": [
         "is_public",
         "resolve",
+        "proxy_for",
+        "_is_loopback",
         "Destination.client",
         "Destination.request",
         "_HostTLS.naming",

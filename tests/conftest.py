@@ -67,6 +67,19 @@ def write_key_files(directory: Path, activates_at: int | None = None) -> str:
     return kid
 
 
+#: what names an egress proxy to the server's outbound requests (security/outbound.py)
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
+                   "https_proxy", "http_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def no_ambient_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests whose server reaches a site on this machine: no proxy of the machine's
+    environment in between (a test that wants one sets it)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One key file, imported into each test's empty table by ``ensure_key`` (cheaper

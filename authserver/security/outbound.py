@@ -13,9 +13,9 @@ and the request goes to the address that was checked, not to a second DNS answer
 (DNS rebinding): the URL names the address, the ``Host`` header and TLS's server name
 (SNI, and so the certificate check) name the host.
 
-Both requests honour the environment's proxy settings (``HTTPS_PROXY``, ``HTTP_PROXY``,
-``NO_PROXY``) and its CA bundle (``SSL_CERT_FILE``, ``SSL_CERT_DIR``; else certifi's, as
-httpx). Through a proxy the tunnel (``CONNECT``, RFC 9110 §9.3.6) is asked for the checked
+Both requests go through the egress proxy the environment names (:func:`proxy_for`) and
+trust its CA bundle (``SSL_CERT_FILE``, ``SSL_CERT_DIR``; else certifi's, as httpx).
+Through a proxy the tunnel (``CONNECT``, RFC 9110 §9.3.6) is asked for the checked
 address, so the proxy does not resolve the name again, and TLS inside it still names
 the host: :class:`_HostTLS`.
 """
@@ -26,6 +26,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -48,17 +49,25 @@ class Destination:
     uri: str
     host: str
     pinned: str
+    proxy: str | None = None  # the egress proxy to go through (:func:`proxy_for`)
 
     def client(self, timeout: float) -> httpx.Client:
         """An HTTP client for this destination: no redirects followed (a redirect could
-        lead anywhere), the environment's proxy and CA settings, TLS naming the host."""
-        return httpx.Client(timeout=timeout, follow_redirects=False, verify=_HostTLS.naming(self.host))
+        lead anywhere), through :attr:`proxy`, TLS naming the host (without the trailing
+        dot a fully qualified name may have: RFC 6066 §3). Nothing else is taken from
+        the environment (``trust_env``): the proxy was chosen for the host's name."""
+        return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, proxy=self.proxy,
+                            verify=_HostTLS.naming(self.host.rstrip(".")))
 
     def request(self, http: httpx.Client, method: str, *, headers: dict[str, str],
                 data: dict[str, str] | None = None) -> httpx.Request:
         """The request to the pinned address, naming the host in ``Host``."""
         return http.build_request(method, self.pinned, headers={**headers, "Host": urlsplit(self.uri).netloc},
                                   data=data)
+
+
+#: what ``ssl.create_default_context`` sets (Python 3.13 adds strict X.509 checks)
+_DEFAULT_VERIFY_FLAGS = ssl.create_default_context().verify_flags
 
 
 class _HostTLS(ssl.SSLContext):
@@ -72,8 +81,9 @@ class _HostTLS(ssl.SSLContext):
     @classmethod
     def naming(cls, host: str) -> _HostTLS:
         """Verifying as httpx's default context does: ``SSL_CERT_FILE``, else
-        ``SSL_CERT_DIR``, else certifi's bundle."""
+        ``SSL_CERT_DIR``, else certifi's bundle; with this Python's default verify flags."""
         context = cls(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED by default
+        context.verify_flags = _DEFAULT_VERIFY_FLAGS
         if os.environ.get("SSL_CERT_FILE"):
             context.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
         elif os.environ.get("SSL_CERT_DIR"):
@@ -91,6 +101,41 @@ class _HostTLS(ssl.SSLContext):
     def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
         """TLS inside TLS: the tunnel through an ``https://`` proxy."""
         return super().wrap_bio(*args, **{**kwargs, "server_hostname": self.host})
+
+
+def proxy_for(scheme: str, host: str) -> str | None:
+    """The egress proxy for a request to ``host`` over ``scheme``, from the environment
+    as curl and Python's ``urllib`` read it: ``https_proxy`` or ``http_proxy`` (either
+    case), else ``all_proxy``, and none for a host ``no_proxy`` lists (matched against
+    the name, since the request itself names the checked address) or a loopback host
+    (``localhost``, a loopback address), which an egress proxy would resolve as its own.
+    A value without a scheme is an http proxy, as for curl.
+
+    Raises :class:`ForbiddenDestination` when the proxy is not an ``http://`` or
+    ``https://`` URL (a SOCKS proxy is not supported): no request then, rather than one
+    around the proxy."""
+    if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme) or proxies.get("all")
+    # urllib's no_proxy matching (what requests uses too; not in typeshed's stubs)
+    if not url or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+        return None
+    url = url if "://" in url else f"http://{url}"
+    try:
+        valid = urlsplit(url).scheme in ("http", "https") and bool(urlsplit(url).hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ForbiddenDestination("the server's proxy setting is not an http:// or https:// URL")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_public(address: str) -> bool:
@@ -116,8 +161,9 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
         raise ForbiddenDestination(NOT_A_URL) from None
     if not host or parts.scheme not in ("http", "https") or "@" in parts.netloc:
         raise ForbiddenDestination(NOT_A_URL)
+    proxy = proxy_for(parts.scheme, host)
     if allow_private:
-        return Destination(uri, host, uri)
+        return Destination(uri, host, uri, proxy)
     try:
         addresses = list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, None)))
     except (OSError, UnicodeError, ValueError):
@@ -126,6 +172,13 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
         raise ForbiddenDestination(
             "the URI's host is a private, loopback or link-local address; "
             "set OUTBOUND_ALLOW_PRIVATE to send requests there")
-    literal = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+    chosen = addresses[0]
+    if proxy is not None and ":" in chosen:
+        # httpcore writes an IPv6 tunnel target without brackets (CONNECT 2001:db8::1:443),
+        # which no proxy can read: an IPv4 answer is taken when there is one
+        chosen = next((a for a in addresses if ":" not in a), "")
+        if not chosen:
+            raise ForbiddenDestination("the URI's host has only IPv6 addresses, which the proxy cannot be asked for")
+    literal = f"[{chosen}]" if ":" in chosen else chosen
     netloc = f"{literal}:{port}" if port else literal
-    return Destination(uri, host, urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+    return Destination(uri, host, urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")), proxy)

@@ -27,6 +27,9 @@ from tests.device_flow.test_device_cli import start_live
 from tests.flows import exchange, get_code, unverified
 from tests.interop.conftest import Live, free_port
 
+# the server reaches sites on this machine: no proxy of the environment in between
+pytestmark = pytest.mark.usefixtures("no_ambient_proxy")
+
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 

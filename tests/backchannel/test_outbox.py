@@ -18,6 +18,9 @@ from authserver.sessions import service as sessions
 from authserver.sessions.models import BrowserSession
 from tests.flows import exchange, get_code, unverified
 
+# the server reaches sites on this machine: no proxy of the environment in between
+pytestmark = pytest.mark.usefixtures("no_ambient_proxy")
+
 
 def rows(ctx) -> list[LogoutDelivery]:
     with transaction(ctx.sessions) as db:

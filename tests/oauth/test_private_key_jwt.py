@@ -24,6 +24,9 @@ from authserver.db import transaction
 from authserver.oauth.client_auth import ClientKeys
 from tests.conftest import ISSUER
 
+# the server reaches sites on this machine: no proxy of the environment in between
+pytestmark = pytest.mark.usefixtures("no_ambient_proxy")
+
 TOKEN_URL = f"{ISSUER}/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -33,6 +33,9 @@ from authserver.security import outbound
 from authserver.settings import Settings
 from tests.oauth.test_private_key_jwt import JwksServer, Signer, jwks
 
+# the server reaches sites on this machine: no proxy of the environment in between
+pytestmark = pytest.mark.usefixtures("no_ambient_proxy")
+
 
 @pytest.mark.parametrize(("address", "public"), [
     ("8.8.8.8", True),
@@ -236,6 +239,13 @@ class TlsSite:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def setup(self) -> None:
+                # the handshake here, in the request's thread and with a time limit, not in
+                # accept() on the server's thread, where a silent peer would stop it
+                self.request.settimeout(5)
+                self.request.do_handshake()
+                super().setup()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 outer.requests.append(("POST", self.headers.get("Host"), self.rfile.read(length)))
@@ -258,7 +268,7 @@ class TlsSite:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -313,6 +323,8 @@ class TunnelProxy:
                         (upstream if side is conn else conn).sendall(data)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the serving thread
         self.sock.close()
 
 
@@ -323,10 +335,12 @@ RP_HOST = "rp.rebound.invalid"
 
 
 @pytest.fixture
-def behind_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TlsSite, TunnelProxy]]:
+def behind_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   no_ambient_proxy: None) -> Iterator[tuple[TlsSite, TunnelProxy]]:
     """The relying party's https site, reached only through a forward proxy named by
-    ``HTTPS_PROXY``; the host resolves to :data:`PUBLIC`, and the site's own CA is the
-    trusted one (``SSL_CERT_FILE``)."""
+    ``HTTPS_PROXY``; the host (with or without the trailing dot of a fully qualified
+    name) resolves to :data:`PUBLIC`, and the site's own CA is the trusted one
+    (``SSL_CERT_FILE``)."""
     signer = Signer()
     site = TlsSite(tmp_path, RP_HOST, body=json.dumps(jwks(signer)).encode())
     site.signer = signer  # type: ignore[attr-defined]
@@ -334,13 +348,12 @@ def behind_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     resolve = socket.getaddrinfo
 
     def dns(host: object, *args: object, **kwargs: object) -> object:
-        if host == RP_HOST:
+        if host in (RP_HOST, f"{RP_HOST}."):
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 0))]
         return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", dns)
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "SSL_CERT_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("SSL_CERT_FILE", str(site.ca))
     yield site, proxy
@@ -389,7 +402,66 @@ def test_a_private_address_is_refused_before_the_proxy_is_asked(behind_a_proxy, 
                         lambda *_a, **_k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", 0))])
     error = post(f"https://{RP_HOST}/logout", "a.logout.token", 5, allow_private=False)
     assert error is not None and error.startswith("not sent:")
+    with pytest.raises(InvalidClientError, match="private, loopback or link-local"):
+        ClientKeys(allow_http=False, allow_private=False).keys(Client(jwks_uri=f"https://{RP_HOST}/k"), kid=None)
     assert proxy.targets == [] and site.requests == []
+
+
+def test_a_fully_qualified_name_with_its_dot_is_named_without_it(behind_a_proxy):
+    """RFC 6066 §3: the TLS server name has no trailing dot (the certificate names the
+    host without it); ``Host`` keeps the name as the URI wrote it."""
+    site, proxy = behind_a_proxy
+    assert post(f"https://{RP_HOST}./logout", "a.logout.token", 5, allow_private=False) is None
+    assert proxy.targets == [f"CONNECT {PUBLIC}:443"]
+    assert site.server_names == [RP_HOST]
+    assert site.requests == [("POST", f"{RP_HOST}.", b"logout_token=a.logout.token")]
+
+
+def test_which_proxy_a_request_takes(monkeypatch, no_ambient_proxy):
+    """As curl and urllib read the environment: the scheme's proxy, else ``all_proxy``;
+    ``no_proxy`` matched against the name; never for a loopback host."""
+    assert outbound.proxy_for("https", RP_HOST) is None
+    monkeypatch.setenv("ALL_PROXY", "http://all.proxy:3128")
+    assert outbound.proxy_for("https", RP_HOST) == "http://all.proxy:3128"
+    monkeypatch.setenv("https_proxy", "proxy.example:8080")  # no scheme: an http proxy
+    monkeypatch.setenv("HTTP_PROXY", "https://plain.proxy:8443")
+    assert outbound.proxy_for("https", RP_HOST) == "http://proxy.example:8080"
+    assert outbound.proxy_for("http", RP_HOST) == "https://plain.proxy:8443"
+    for host in ("localhost", "app.localhost", "127.0.0.1", "::1"):
+        assert outbound.proxy_for("https", host) is None, host
+    for listed in (RP_HOST, ".invalid", "invalid", "other.example, rebound.invalid", "*"):
+        monkeypatch.setenv("NO_PROXY", listed)
+        assert outbound.proxy_for("https", RP_HOST) is None, listed
+    monkeypatch.setenv("NO_PROXY", "other.example,10.0.0.0/8")
+    assert outbound.proxy_for("https", RP_HOST) == "http://proxy.example:8080"
+
+
+def test_a_proxy_that_cannot_be_used_stops_the_request_with_a_reason(monkeypatch, no_ambient_proxy):
+    """A SOCKS or malformed proxy setting: no request (not one around the proxy), a
+    failed delivery or ``invalid_client`` saying why, never an error of the server."""
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda *_a, **_k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 0))])
+    for setting in ("socks5://127.0.0.1:1080", "http://", "http://[::1"):
+        monkeypatch.setenv("HTTPS_PROXY", setting)
+        error = post(f"https://{RP_HOST}/logout", "a.logout.token", 1, allow_private=False)
+        assert error == "not sent: the server's proxy setting is not an http:// or https:// URL", setting
+        with pytest.raises(InvalidClientError, match="proxy setting"):
+            ClientKeys(allow_http=False, allow_private=True).keys(Client(jwks_uri=f"https://{RP_HOST}/k"), kid=None)
+
+
+def test_through_a_proxy_an_ipv4_address_is_pinned_when_there_is_one(monkeypatch, no_ambient_proxy):
+    """httpcore writes an IPv6 tunnel target without brackets: through a proxy an IPv4
+    answer is pinned, and a host with only IPv6 answers is refused saying why."""
+    answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", 0, 0, 0)),
+               (socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_a, **_k: answers)
+    uri = f"https://{RP_HOST}/logout"
+    assert outbound.resolve(uri, allow_private=False).pinned == "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/logout"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert outbound.resolve(uri, allow_private=False).pinned == f"https://{PUBLIC}/logout"
+    del answers[1]
+    with pytest.raises(outbound.ForbiddenDestination, match="only IPv6"):
+        outbound.resolve(uri, allow_private=False)
 
 
 def test_tls_names_the_host_whatever_address_it_is_handed():
