@@ -22,6 +22,7 @@ the host: :class:`_HostTLS`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -57,7 +58,7 @@ class Destination:
         dot a fully qualified name may have: RFC 6066 §3). Nothing else is taken from
         the environment (``trust_env``): the proxy was chosen for the host's name."""
         return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, proxy=self.proxy,
-                            verify=_HostTLS.naming(self.host.rstrip(".")))
+                            verify=_HostTLS.naming(self.host.removesuffix(".")))
 
     def request(self, http: httpx.Client, method: str, *, headers: dict[str, str],
                 data: dict[str, str] | None = None) -> httpx.Request:
@@ -119,16 +120,14 @@ def proxy_for(scheme: str, host: str) -> str | None:
     proxies = urllib.request.getproxies_environment()
     url = proxies.get(scheme) or proxies.get("all")
     # urllib's no_proxy matching (what requests uses too; not in typeshed's stubs)
-    if not url or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+    if not url or urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
         return None
     url = url if "://" in url else f"http://{url}"
-    try:
-        valid = urlsplit(url).scheme in ("http", "https") and bool(urlsplit(url).hostname)
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ForbiddenDestination("the server's proxy setting is not an http:// or https:// URL")
-    return url
+    with contextlib.suppress(ValueError):  # a malformed URL (an unclosed IPv6 bracket)
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return url
+    raise ForbiddenDestination("the server's proxy setting is not an http:// or https:// URL")
 
 
 def _is_loopback(host: str) -> bool:
@@ -176,9 +175,10 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
     if proxy is not None and ":" in chosen:
         # httpcore writes an IPv6 tunnel target without brackets (CONNECT 2001:db8::1:443),
         # which no proxy can read: an IPv4 answer is taken when there is one
-        chosen = next((a for a in addresses if ":" not in a), "")
-        if not chosen:
+        ipv4 = [a for a in addresses if ":" not in a]
+        if not ipv4:
             raise ForbiddenDestination("the URI's host has only IPv6 addresses, which the proxy cannot be asked for")
+        chosen = ipv4[0]
     literal = f"[{chosen}]" if ":" in chosen else chosen
     netloc = f"{literal}:{port}" if port else literal
     return Destination(uri, host, urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")), proxy)

@@ -407,6 +407,31 @@ def test_a_private_address_is_refused_before_the_proxy_is_asked(behind_a_proxy, 
     assert proxy.targets == [] and site.requests == []
 
 
+def test_with_private_destinations_allowed_the_proxy_is_asked_for_the_name(behind_a_proxy):
+    """Nothing is resolved here then (``OUTBOUND_ALLOW_PRIVATE``, or a development
+    issuer): the request still goes through the proxy, which resolves the name."""
+    site, proxy = behind_a_proxy
+    assert post(f"https://{RP_HOST}/logout", "a.logout.token", 5, allow_private=True) is None
+    assert proxy.targets == [f"CONNECT {RP_HOST}:443"]
+    assert site.server_names == [RP_HOST]
+
+
+def test_a_loopback_destination_never_goes_through_the_proxy(tmp_path, monkeypatch, no_ambient_proxy):
+    """An egress proxy would reach its own loopback: ``localhost`` is always reached
+    directly, whatever the environment names (httpx's own reading of it included)."""
+    site = TlsSite(tmp_path, "localhost")
+    proxy = TunnelProxy(site.port)
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(site.ca))
+        assert post(f"https://localhost:{site.port}/logout", "a.logout.token", 5, allow_private=True) is None
+        assert proxy.targets == []
+        assert site.requests == [("POST", f"localhost:{site.port}", b"logout_token=a.logout.token")]
+    finally:
+        proxy.close()
+        site.close()
+
+
 def test_a_fully_qualified_name_with_its_dot_is_named_without_it(behind_a_proxy):
     """RFC 6066 §3: the TLS server name has no trailing dot (the certificate names the
     host without it); ``Host`` keeps the name as the URI wrote it."""
@@ -460,7 +485,7 @@ def test_through_a_proxy_an_ipv4_address_is_pinned_when_there_is_one(monkeypatch
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert outbound.resolve(uri, allow_private=False).pinned == f"https://{PUBLIC}/logout"
     del answers[1]
-    with pytest.raises(outbound.ForbiddenDestination, match="only IPv6"):
+    with pytest.raises(outbound.ForbiddenDestination, match=r"^the URI.s host has only IPv6 addresses, which"):
         outbound.resolve(uri, allow_private=False)
 
 
