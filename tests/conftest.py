@@ -69,7 +69,8 @@ def write_key_files(directory: Path, activates_at: int | None = None) -> str:
 
 #: what names an egress proxy to the server's outbound requests (security/outbound.py)
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
-                   "https_proxy", "http_proxy", "all_proxy", "no_proxy")
+                   "https_proxy", "http_proxy", "all_proxy", "no_proxy",
+                   "REQUEST_METHOD")  # set, urllib ignores HTTP_PROXY (a CGI request could set it)
 
 
 @pytest.fixture

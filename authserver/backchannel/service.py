@@ -190,7 +190,7 @@ def post(uri: str, logout_token: str, timeout: float, *, allow_private: bool) ->
         with destination.client(timeout) as http:
             response = http.send(destination.request(http, "POST", data={"logout_token": logout_token},
                                                      headers={"Cache-Control": "no-store"}))
-    except (httpx.HTTPError, ValueError) as exc:  # ValueError: a name TLS cannot send
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: a name TLS cannot send
         return type(exc).__name__
     if 200 <= response.status_code < 300:
         return None

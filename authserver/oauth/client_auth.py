@@ -121,7 +121,7 @@ class ClientKeys:
         try:
             body = self._get(destination)
             keys: list[dict[str, Any]] = clients.validate_jwks(json.loads(body))["keys"]
-        except (httpx.HTTPError, ValueError, ClientError, RecursionError):
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, ClientError, RecursionError):
             raise InvalidClientError(description="The client's jwks_uri did not return a usable JWK Set.") from None
         with self._lock:
             self._cache[uri] = (keys, self.clock())

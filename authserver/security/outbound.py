@@ -13,8 +13,10 @@ and the request goes to the address that was checked, not to a second DNS answer
 (DNS rebinding): the URL names the address, the ``Host`` header and TLS's server name
 (SNI, and so the certificate check) name the host.
 
-Both requests go through the egress proxy the environment names (:func:`proxy_for`) and
-trust its CA bundle (``SSL_CERT_FILE``, ``SSL_CERT_DIR``; else certifi's, as httpx).
+Both requests go through the egress proxy the environment names (:func:`proxy_for`).
+The site's certificate is checked against the environment's CA bundle
+(``SSL_CERT_FILE``, ``SSL_CERT_DIR``; else certifi's, as httpx); an ``https://``
+proxy's own, by httpcore's default context (OpenSSL's default paths and certifi's).
 Through a proxy the tunnel (``CONNECT``, RFC 9110 §9.3.6) is asked for the checked
 address, so the proxy does not resolve the name again, and TLS inside it still names
 the host: :class:`_HostTLS`.
@@ -36,6 +38,7 @@ import certifi
 import httpx
 
 NOT_A_URL = "the URI must be an http(s) URL with a host and no credentials"
+ONLY_IPV6 = "the URI's host has only IPv6 addresses, which the proxy cannot be asked for"
 
 
 class ForbiddenDestination(ValueError):
@@ -106,35 +109,49 @@ class _HostTLS(ssl.SSLContext):
 
 def proxy_for(scheme: str, host: str) -> str | None:
     """The egress proxy for a request to ``host`` over ``scheme``, from the environment
-    as curl and Python's ``urllib`` read it: ``https_proxy`` or ``http_proxy`` (either
-    case), else ``all_proxy``, and none for a host ``no_proxy`` lists (matched against
-    the name, since the request itself names the checked address) or a loopback host
-    (``localhost``, a loopback address), which an egress proxy would resolve as its own.
-    A value without a scheme is an http proxy, as for curl.
+    as Python's ``urllib`` and requests read it: ``https_proxy`` or ``http_proxy`` (the
+    lowercase name first), else ``all_proxy``, and none for a host ``no_proxy`` lists
+    (matched against the name, since the request itself names the checked address) or
+    a loopback host (:func:`_is_loopback`), which an egress proxy would take for its
+    own. A value without a scheme is an http proxy, as for requests.
 
-    Raises :class:`ForbiddenDestination` when the proxy is not an ``http://`` or
+    Raises :class:`ForbiddenDestination` when the proxy is not a usable ``http://`` or
     ``https://`` URL (a SOCKS proxy is not supported): no request then, rather than one
     around the proxy."""
-    if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+    name = host.removesuffix(".")  # a fully qualified name is the same host
+    if _is_loopback(name):
         return None
     proxies = urllib.request.getproxies_environment()
     url = proxies.get(scheme) or proxies.get("all")
     # urllib's no_proxy matching (what requests uses too; not in typeshed's stubs)
-    if not url or urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+    if not url or urllib.request.proxy_bypass_environment(name, proxies):  # type: ignore[attr-defined]
         return None
     url = url if "://" in url else f"http://{url}"
-    with contextlib.suppress(ValueError):  # a malformed URL (an unclosed IPv6 bracket)
-        parts = urlsplit(url)
-        if parts.scheme in ("http", "https") and parts.hostname:
+    # as httpx will read it: ValueError for an unknown scheme, InvalidURL for a port that
+    # is no number or a control character
+    with contextlib.suppress(ValueError, httpx.InvalidURL):
+        parsed = httpx.Proxy(url).url
+        if parsed.scheme in ("http", "https") and parsed.host:
             return url
     raise ForbiddenDestination("the server's proxy setting is not an http:// or https:// URL")
 
 
-def _is_loopback(host: str) -> bool:
+def _is_loopback(name: str) -> bool:
+    """``localhost`` (and its subdomains, RFC 6761 §6.3), or an address of this machine
+    as the resolver reads it: a loopback or unspecified one, also in a short IPv4 form
+    (``127.1``, ``0x7f000001``) or mapped into IPv6."""
+    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
+        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
 
 
 def is_public(address: str) -> bool:
@@ -162,6 +179,8 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
         raise ForbiddenDestination(NOT_A_URL)
     proxy = proxy_for(parts.scheme, host)
     if allow_private:
+        if proxy is not None and ":" in host:  # an IPv6 literal: see the tunnel target below
+            raise ForbiddenDestination(ONLY_IPV6)
         return Destination(uri, host, uri, proxy)
     try:
         addresses = list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, None)))
@@ -177,7 +196,7 @@ def resolve(uri: str, *, allow_private: bool) -> Destination:
         # which no proxy can read: an IPv4 answer is taken when there is one
         ipv4 = [a for a in addresses if ":" not in a]
         if not ipv4:
-            raise ForbiddenDestination("the URI's host has only IPv6 addresses, which the proxy cannot be asked for")
+            raise ForbiddenDestination(ONLY_IPV6)
         chosen = ipv4[0]
     literal = f"[{chosen}]" if ":" in chosen else chosen
     netloc = f"{literal}:{port}" if port else literal

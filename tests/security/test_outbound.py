@@ -384,13 +384,14 @@ def test_a_jwks_uri_is_fetched_through_the_proxy_the_same_way(behind_a_proxy):
 def test_a_redirect_is_not_followed(behind_a_proxy, listener):
     """A checked site could otherwise send the request on to an address that was never
     checked (here a loopback port): the answer is the redirect itself, a failure."""
-    site, _proxy = behind_a_proxy
+    site, proxy = behind_a_proxy
     site.location = f"http://127.0.0.1:{listener.getsockname()[1]}/internal"
     assert post(f"https://{RP_HOST}/logout", "a.logout.token", 5, allow_private=False) == "HTTP 307"
     keys = ClientKeys(allow_http=False, allow_private=False)
     with pytest.raises(InvalidClientError):
         keys.keys(Client(jwks_uri=f"https://{RP_HOST}/jwks.json"), kid=None)
     assert [method for method, _host, _body in site.requests] == ["POST", "GET"]
+    assert proxy.targets == [f"CONNECT {PUBLIC}:443"] * 2  # a followed redirect would ask a third time
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing went on to the redirect's address
 
@@ -452,11 +453,17 @@ def test_which_proxy_a_request_takes(monkeypatch, no_ambient_proxy):
     monkeypatch.setenv("HTTP_PROXY", "https://plain.proxy:8443")
     assert outbound.proxy_for("https", RP_HOST) == "http://proxy.example:8080"
     assert outbound.proxy_for("http", RP_HOST) == "https://plain.proxy:8443"
-    for host in ("localhost", "app.localhost", "127.0.0.1", "::1"):
+    monkeypatch.setenv("HTTPS_PROXY", "http://upper.proxy:1")  # the lowercase name wins
+    assert outbound.proxy_for("https", RP_HOST) == "http://proxy.example:8080"
+    for host in ("localhost", "localhost.", "App.Localhost", "127.0.0.1", "127.1", "0x7f000001", "::1",
+                 "::ffff:127.0.0.1", "0.0.0.0", "::"):
         assert outbound.proxy_for("https", host) is None, host
+    for host in ("10.0.0.7", "localhost.example", "8.8.8.8"):
+        assert outbound.proxy_for("https", host) == "http://proxy.example:8080", host
     for listed in (RP_HOST, ".invalid", "invalid", "other.example, rebound.invalid", "*"):
         monkeypatch.setenv("NO_PROXY", listed)
         assert outbound.proxy_for("https", RP_HOST) is None, listed
+        assert outbound.proxy_for("https", f"{RP_HOST}.") is None, listed  # the same host
     monkeypatch.setenv("NO_PROXY", "other.example,10.0.0.0/8")
     assert outbound.proxy_for("https", RP_HOST) == "http://proxy.example:8080"
 
@@ -466,7 +473,9 @@ def test_a_proxy_that_cannot_be_used_stops_the_request_with_a_reason(monkeypatch
     failed delivery or ``invalid_client`` saying why, never an error of the server."""
     monkeypatch.setattr(socket, "getaddrinfo",
                         lambda *_a, **_k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, 0))])
-    for setting in ("socks5://127.0.0.1:1080", "http://", "http://[::1"):
+    for setting in ("socks5://127.0.0.1:1080", "ftp://proxy:21", "http://", "http://[::1", "http://proxy:abc",
+                    "proxy:3128x",
+                    "http://pro\txy:3128"):
         monkeypatch.setenv("HTTPS_PROXY", setting)
         error = post(f"https://{RP_HOST}/logout", "a.logout.token", 1, allow_private=False)
         assert error == "not sent: the server's proxy setting is not an http:// or https:// URL", setting
@@ -487,6 +496,11 @@ def test_through_a_proxy_an_ipv4_address_is_pinned_when_there_is_one(monkeypatch
     del answers[1]
     with pytest.raises(outbound.ForbiddenDestination, match=r"^the URI.s host has only IPv6 addresses, which"):
         outbound.resolve(uri, allow_private=False)
+    literal = "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/logout"  # allowed, so not resolved: the same
+    with pytest.raises(outbound.ForbiddenDestination, match=r"^the URI.s host has only IPv6 addresses, which"):
+        outbound.resolve(literal, allow_private=True)
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert outbound.resolve(literal, allow_private=True).pinned == literal
 
 
 def test_tls_names_the_host_whatever_address_it_is_handed():
