@@ -104,6 +104,7 @@ SECURITY_CHECKS: dict[str, list[str]] = {
         "resolve",
         "proxy_for",
         "_is_loopback",
+        "_unmapped",
         "Destination.client",
         "Destination.request",
         "_HostTLS.naming",

@@ -140,27 +140,31 @@ def _is_loopback(name: str) -> bool:
     """``localhost`` (and its subdomains, RFC 6761 §6.3), or an address of this machine
     as the resolver reads it: a loopback or unspecified one, also in a short IPv4 form
     (``127.1``, ``0x7f000001``) or mapped into IPv6."""
-    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
+    lowered = name.lower()
+    if lowered == "localhost" or lowered.endswith(".localhost"):
         return True
     try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
+        ip = _unmapped(ipaddress.ip_address(name))
     except ValueError:
         try:
             ip = ipaddress.IPv4Address(socket.inet_aton(name))
         except OSError:
             return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     return ip.is_loopback or ip.is_unspecified
+
+
+def _unmapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) as its IPv4 address: judged as that."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def is_public(address: str) -> bool:
     """A globally routable unicast address: not loopback, private (RFC 1918, RFC 4193),
     link-local (the metadata services), shared (RFC 6598), documentation, multicast,
     reserved or unspecified; an IPv4-mapped IPv6 address is judged as its IPv4 one."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = _unmapped(ipaddress.ip_address(address))
     return ip.is_global and not ip.is_multicast
 
 
